@@ -1,0 +1,282 @@
+"""Pipeline configuration: typed dataclasses with defaults, loaded from TOML, validated.
+
+``load_config(path)`` reads ``conf/pipeline.toml`` (or any file of the same shape). Unknown
+sections or keys and values of the wrong type or range raise :class:`ConfigError` naming the
+key, so that a typo never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .des import MASK_BITS
+from .errors import ConfigError
+
+#: Bump when the feature computation changes in a way that must invalidate stored rows.
+FEATURE_VERSION = 1
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "conf" / "pipeline.toml"
+
+#: The exposure checker's menu (des-data.md), in its grouping order. Index = class id.
+DEFAULT_CLASSES = [
+    "Column mask", "Cosmic ray", "Cross-talk", "Edge-bleed", "Excessive mask",
+    "Dark rim", "Dark halo", "Quilted sky", "Wavy sky", "Anti-bleed",
+    "A/B jump", "Fringing", "Tape bump", "Tree rings", "Vertical jump",
+    "Ghost", "Bright spray", "Brush strokes", "Bright arc",
+    "Satellite", "Airplane",
+    "Guiding", "Shutter", "Readout", "Haze", "Vertical stripes",
+]
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    #: fnmatch patterns on the file's base name.
+    image_patterns: tuple[str, ...] = ("*_immasked.fits", "*_immasked.fits.fz", "*_immasked.fits.gz")
+    bkg_patterns: tuple[str, ...] = ("*_bkg.fits", "*_bkg.fits.fz", "*_bkg.fits.gz")
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    #: MSK bits whose pixels are left out of the bin means (names from des.MASK_BITS).
+    bits: tuple[str, ...] = ("BPM", "SATURATE", "BADAMP", "CRAY", "STAR", "TRAIL",
+                             "EDGEBLEED", "SSXTALK", "EDGE", "STREAK")
+    #: Pixels with WGT <= 0 carry no information: treat them as masked too.
+    zero_weight: bool = True
+
+    @property
+    def bitmask(self) -> int:
+        v = 0
+        for b in self.bits:
+            v |= MASK_BITS[b]
+        return v
+
+
+@dataclass(frozen=True)
+class BackgroundConfig:
+    #: What to do when a CCD has no *_bkg file: "estimate" (sep, SExtractor-style) or "quarantine".
+    missing: str = "estimate"
+    #: Is the SCI image already sky-subtracted? "auto" looks for the SKYSUB header key.
+    already_subtracted: str = "auto"
+    #: sep.Background box and filter sizes used when estimating.
+    estimate_box: int = 256
+    estimate_filter: int = 3
+
+
+@dataclass(frozen=True)
+class DownsampleConfig:
+    #: Block-mean factor: 8 turns 4096x2048 into 512x256.
+    factor: int = 8
+    #: Shapes the factor does not divide: "crop" drops the trailing rows/columns,
+    #: "pad" keeps them in partial edge bins (the padding counts as masked).
+    edge: str = "crop"
+
+
+@dataclass(frozen=True)
+class StretchConfig:
+    #: y = arcsinh(((I - m) / (M - m)) / softening); softening = 1 is the paper's transform.
+    softening: float = 1.0
+    #: m and M are these percentiles of the valid bins; (0, 100) = min and max, as in the paper.
+    percentiles: tuple[float, float] = (0.0, 100.0)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    #: dtype of the image channels in the store ("float16" halves the size; see README).
+    image_dtype: str = "float16"
+    #: Parquet row-group size for the petastorm dataset, in MB.
+    rowgroup_size_mb: int = 32
+    #: Hive partition columns of the feature and predictions tables.
+    partition_by: tuple[str, ...] = ("band", "nite")
+    #: CCDs per Spark task when processing (small = better balance, large = less overhead).
+    ccds_per_task: int = 2
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    #: Which FITS axis the checker's x runs along ("naxis2" = the 4096-pixel axis, see des-data.md).
+    x_axis: str = "naxis2"
+    flip_x: bool = False
+    flip_y: bool = False
+    #: Rule for the one primary class of a CCD with several: "most_reports" (ties by taxonomy
+    #: order), "priority" (first in taxonomy order), "first_report" (lowest qa_id).
+    primary_rule: str = "most_reports"
+    ok_names: tuple[str, ...] = ("OK",)
+    not_artifact_names: tuple[str, ...] = ("Other...", "Awesome!")
+
+
+@dataclass(frozen=True)
+class TaxonomyConfig:
+    classes: tuple[str, ...] = tuple(DEFAULT_CLASSES)
+    #: Other spellings seen in exports -> canonical class name.
+    aliases: dict = field(default_factory=lambda: {
+        "Cosmic Ray": "Cosmic ray", "Crosstalk": "Cross-talk", "Edge bleed": "Edge-bleed",
+        "AB jump": "A/B jump", "A-B jump": "A/B jump", "Tree Rings": "Tree rings",
+    })
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    downsample: DownsampleConfig = field(default_factory=DownsampleConfig)
+    stretch: StretchConfig = field(default_factory=StretchConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    taxonomy: TaxonomyConfig = field(default_factory=TaxonomyConfig)
+    #: Free-form sections owned by other jobs (simulate, train, ...), validated by them.
+    extra: dict = field(default_factory=dict)
+
+    # -- derived -----------------------------------------------------------------------------
+    def feature_dict(self) -> dict:
+        """The parts of the configuration that determine a feature row's pixels and labels."""
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        d["store"] = {"image_dtype": self.store.image_dtype}  # layout knobs do not change rows
+        d["feature_version"] = FEATURE_VERSION
+        return d
+
+    @property
+    def config_hash(self) -> str:
+        blob = json.dumps(self.feature_dict(), sort_keys=True, default=list).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def binned_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        f = self.downsample.factor
+        if self.downsample.edge == "crop":
+            return shape[0] // f, shape[1] // f
+        return -(-shape[0] // f), -(-shape[1] // f)
+
+
+_CHOICES = {
+    ("background", "missing"): {"estimate", "quarantine"},
+    ("background", "already_subtracted"): {"auto", "yes", "no"},
+    ("downsample", "edge"): {"crop", "pad"},
+    ("store", "image_dtype"): {"float16", "float32"},
+    ("labels", "x_axis"): {"naxis1", "naxis2"},
+    ("labels", "primary_rule"): {"most_reports", "priority", "first_report"},
+}
+
+
+def _coerce(value, typ, where: str):
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} = {value!r}: must be true or false")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} = {value!r}: must be an integer")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} = {value!r}: must be a number")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} = {value!r}: must be a string")
+        return value
+    if typ is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: must be a table")
+        return dict(value)
+    if origin is tuple:
+        args = typing.get_args(typ)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} = {value!r}: must be a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where} = {value!r}: must be a list of {len(args)} values")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    raise TypeError(f"unsupported config type {typ} at {where}")  # programming error
+
+
+def _build(cls, data: dict, section: str, source: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown} in [{section}]; known keys: {sorted(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{source}: [{section}] {k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _validate(cfg: PipelineConfig, source: str) -> None:
+    for (sec, key), allowed in _CHOICES.items():
+        v = getattr(getattr(cfg, sec), key)
+        if v not in allowed:
+            raise ConfigError(f"{source}: [{sec}] {key} = {v!r}: must be one of {sorted(allowed)}")
+    bad_bits = [b for b in cfg.mask.bits if b not in MASK_BITS]
+    if bad_bits:
+        raise ConfigError(f"{source}: [mask] bits: unknown bit name(s) {bad_bits}; known: {list(MASK_BITS)}")
+    if cfg.downsample.factor < 1:
+        raise ConfigError(f"{source}: [downsample] factor = {cfg.downsample.factor}: must be >= 1")
+    if not cfg.stretch.softening > 0:
+        raise ConfigError(f"{source}: [stretch] softening = {cfg.stretch.softening}: must be > 0")
+    lo, hi = cfg.stretch.percentiles
+    if not 0 <= lo < hi <= 100:
+        raise ConfigError(f"{source}: [stretch] percentiles = {[lo, hi]}: need 0 <= low < high <= 100")
+    if cfg.store.rowgroup_size_mb < 1:
+        raise ConfigError(f"{source}: [store] rowgroup_size_mb must be >= 1")
+    if cfg.store.ccds_per_task < 1:
+        raise ConfigError(f"{source}: [store] ccds_per_task must be >= 1")
+    bad_part = [p for p in cfg.store.partition_by if p not in ("band", "nite")]
+    if bad_part:
+        raise ConfigError(f"{source}: [store] partition_by: {bad_part} not supported (use band, nite)")
+    if cfg.background.estimate_box < 8 or cfg.background.estimate_filter < 1:
+        raise ConfigError(f"{source}: [background] estimate_box must be >= 8 and estimate_filter >= 1")
+    classes = cfg.taxonomy.classes
+    if len(set(classes)) != len(classes) or not classes:
+        raise ConfigError(f"{source}: [taxonomy] classes must be a non-empty list without repeats")
+    reserved = set(cfg.labels.ok_names) | set(cfg.labels.not_artifact_names)
+    clash = sorted(reserved & set(classes))
+    if clash:
+        raise ConfigError(f"{source}: [taxonomy] classes {clash} are also in [labels] ok_names/not_artifact_names")
+    bad_alias = {a: c for a, c in cfg.taxonomy.aliases.items() if c not in classes}
+    if bad_alias:
+        raise ConfigError(f"{source}: [taxonomy.aliases] point to unknown classes: {bad_alias}")
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(PipelineConfig) if f.name != "extra"}
+#: Sections other jobs own; kept as plain dicts in ``PipelineConfig.extra``.
+EXTRA_SECTIONS = {"simulate", "train", "infer", "report"}
+
+
+def config_from_dict(data: dict, source: str = "<dict>") -> PipelineConfig:
+    hints = typing.get_type_hints(PipelineConfig)
+    kwargs, extra = {}, {}
+    for sec, body in data.items():
+        if sec in EXTRA_SECTIONS:
+            extra[sec] = dict(body)
+            continue
+        if sec not in _SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{sec}]; known: {sorted(set(_SECTIONS) | EXTRA_SECTIONS)}")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: [{sec}] must be a table")
+        kwargs[sec] = _build(hints[sec], body, sec, source)
+    cfg = PipelineConfig(**kwargs, extra=extra)
+    _validate(cfg, source)
+    return cfg
+
+
+def load_config(path: str | Path | None = None) -> PipelineConfig:
+    """Load and validate a pipeline config; ``None`` means the shipped ``conf/pipeline.toml``
+    (or the built-in defaults when the package is used without its conf/ folder)."""
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.exists():
+            return PipelineConfig()
+        path = DEFAULT_CONFIG_PATH
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist (pass --config with a TOML file like conf/pipeline.toml)")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from e
+    return config_from_dict(data, str(p))
