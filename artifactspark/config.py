@@ -38,6 +38,9 @@ class InputConfig:
     #: fnmatch patterns on the file's base name.
     image_patterns: tuple[str, ...] = ("*_immasked.fits", "*_immasked.fits.fz", "*_immasked.fits.gz")
     bkg_patterns: tuple[str, ...] = ("*_bkg.fits", "*_bkg.fits.fz", "*_bkg.fits.gz")
+    #: Expected (rows, cols) of every CCD image; other shapes are quarantined (bad_shape).
+    #: DECam: 4096 x 2048. Tests use smaller CCDs to run fast.
+    ccd_shape: tuple[int, int] = (4096, 2048)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,12 @@ class PipelineConfig:
     extra: dict = field(default_factory=dict)
 
     # -- derived -----------------------------------------------------------------------------
+    def as_dict(self) -> dict:
+        """Everything but ``extra``, in the shape :func:`config_from_dict` reads back."""
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d
+
     def feature_dict(self) -> dict:
         """The parts of the configuration that determine a feature row's pixels and labels."""
         d = dataclasses.asdict(self)
@@ -146,7 +155,8 @@ class PipelineConfig:
         blob = json.dumps(self.feature_dict(), sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def binned_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+    def binned_shape(self, shape: tuple[int, int] | None = None) -> tuple[int, int]:
+        shape = shape or self.input.ccd_shape
         f = self.downsample.factor
         if self.downsample.edge == "crop":
             return shape[0] // f, shape[1] // f
@@ -226,6 +236,8 @@ def _validate(cfg: PipelineConfig, source: str) -> None:
         raise ConfigError(f"{source}: [store] rowgroup_size_mb must be >= 1")
     if cfg.store.ccds_per_task < 1:
         raise ConfigError(f"{source}: [store] ccds_per_task must be >= 1")
+    if min(cfg.input.ccd_shape) < cfg.downsample.factor:
+        raise ConfigError(f"{source}: [input] ccd_shape {list(cfg.input.ccd_shape)} is smaller than one bin")
     bad_part = [p for p in cfg.store.partition_by if p not in ("band", "nite")]
     if bad_part:
         raise ConfigError(f"{source}: [store] partition_by: {bad_part} not supported (use band, nite)")

@@ -121,13 +121,8 @@ def _read_json(uri: str):
         raise LabelError(f"label file {uri!r} is not valid JSON: {e}") from None
 
 
-def load_labels(uris, cfg: PipelineConfig) -> LabelSet:
-    """Load one or more exposure-checker exports into per-CCD labels.
-
-    Bad records (missing keys, unparsable expname, positions off the CCD) are counted in
-    ``rejected``; names outside the taxonomy are counted in ``unknown_classes``; nothing is
-    dropped silently.
-    """
+def read_records(uris) -> list:
+    """The report records of one or more exports, concatenated."""
     records = []
     for uri in ([uris] if isinstance(uris, str) else list(uris)):
         data = _read_json(uri)
@@ -136,7 +131,17 @@ def load_labels(uris, cfg: PipelineConfig) -> LabelSet:
         if not isinstance(data, list):
             raise LabelError(f"label file {uri!r}: expected a JSON list of report records")
         records.extend(data)
-    return aggregate_reports(records, cfg)
+    return records
+
+
+def load_labels(uris, cfg: PipelineConfig) -> LabelSet:
+    """Load one or more exposure-checker exports into per-CCD labels.
+
+    Bad records (missing keys, unparsable expname, positions off the CCD) are counted in
+    ``rejected``; names outside the taxonomy are counted in ``unknown_classes``; nothing is
+    dropped silently.
+    """
+    return aggregate_reports(read_records(uris), cfg)
 
 
 def aggregate_reports(records: list, cfg: PipelineConfig) -> LabelSet:
@@ -145,6 +150,7 @@ def aggregate_reports(records: list, cfg: PipelineConfig) -> LabelSet:
     aliases = dict(tax.aliases)
     ok, not_art = set(lc.ok_names), set(lc.not_artifact_names)
     f = cfg.downsample.factor
+    shape = tuple(cfg.input.ccd_shape)
     unknown, rejected, counts = collections.Counter(), collections.Counter(), collections.Counter()
     groups: dict = collections.defaultdict(list)
     for rec in records:
@@ -186,11 +192,11 @@ def aggregate_reports(records: list, cfg: PipelineConfig) -> LabelSet:
                 row = col = -1
             else:
                 try:
-                    row, col = report_to_pixel(float(x), float(y), lc)
+                    row, col = report_to_pixel(float(x), float(y), lc, shape)
                 except (TypeError, ValueError):
                     rejected["bad_position"] += 1
                     continue
-                if not (0 <= row < CCD_SHAPE[0] and 0 <= col < CCD_SHAPE[1]):
+                if not (0 <= row < shape[0] and 0 <= col < shape[1]):
                     rejected["position_off_ccd"] += 1
                     continue
             lab.report_class.append(cls)

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 from .errors import EnvironmentProblem
 
@@ -52,6 +53,9 @@ def get_spark(app_name: str = "artifactspark", master: str | None = None, conf: 
     if active is not None:
         return active
     check_java()
+    # Executors' Python must be the driver's (the venv with numpy, fitsio, petastorm, ...)
+    # unless the caller chose another one.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     under_submit = "spark.master" in _submit_conf()
     if master or not under_submit:

@@ -1,0 +1,45 @@
+"""What every job's ``main`` shares: logging, config, the SparkSession, the JSON summary, exit codes.
+
+Exit codes: 0 success; 2 bad arguments, config or input location; 3 environment problem
+(Java, Spark); 4 store problem; 1 anything else.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from .config import load_config
+from .errors import ArtifactSparkError, ConfigError, EnvironmentProblem, LabelError, StoreError
+from .logs import emit_summary, setup_logging
+
+log = logging.getLogger("artifactspark")
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ENV, EXIT_STORE = 0, 1, 2, 3, 4
+
+
+def run_job(app_name: str, args, job, spark_conf: dict | None = None) -> int:
+    """Run ``job(spark, cfg) -> summary dict`` with the shared set-up; return the exit code."""
+    setup_logging()
+    t0 = time.time()
+    try:
+        cfg = load_config(getattr(args, "config", None))
+        from .spark import get_spark
+        spark = get_spark(app_name, getattr(args, "master", None), spark_conf)
+        summary = job(spark, cfg)
+    except (ConfigError, LabelError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except EnvironmentProblem as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ENV
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_STORE
+    except ArtifactSparkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    if summary is not None:
+        summary.setdefault("seconds", round(time.time() - t0, 2))
+        emit_summary(summary)
+    return EXIT_OK

@@ -1,0 +1,85 @@
+"""Driver-side file-system operations on any Hadoop URI (file://, hdfs://, s3a://, ...).
+
+They go through the JVM's Hadoop FileSystem so that the store can live wherever Spark can
+write. Only metadata operations (list, rename, delete, small text files) happen here; bulk
+data always moves on the executors.
+"""
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+
+def to_uri(path: str) -> str:
+    """A local path becomes an absolute file:// URI; URIs pass through."""
+    if urlparse(path).scheme:
+        return path.rstrip("/") if len(path) > 8 else path
+    return "file://" + os.path.abspath(path)
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/")] + [p.strip("/") for p in parts])
+
+
+class HadoopFS:
+    def __init__(self, spark, uri: str):
+        self._jvm = spark._jvm
+        self._conf = spark._jsc.hadoopConfiguration()
+        self._fs = self._path(uri).getFileSystem(self._conf)
+
+    def _path(self, uri: str):
+        return self._jvm.org.apache.hadoop.fs.Path(uri)
+
+    def exists(self, uri: str) -> bool:
+        return bool(self._fs.exists(self._path(uri)))
+
+    def mkdirs(self, uri: str) -> None:
+        self._fs.mkdirs(self._path(uri))
+
+    def delete(self, uri: str, recursive: bool = True) -> None:
+        if self.exists(uri):
+            self._fs.delete(self._path(uri), recursive)
+
+    def rename(self, src: str, dst: str) -> None:
+        parent = self._path(dst).getParent()
+        if parent is not None and not self._fs.exists(parent):
+            self._fs.mkdirs(parent)
+        if not self._fs.rename(self._path(src), self._path(dst)):
+            raise OSError(f"rename {src} -> {dst} failed")
+
+    def list_dirs(self, uri: str) -> list[str]:
+        if not self.exists(uri):
+            return []
+        return [s.getPath().toString() for s in self._fs.listStatus(self._path(uri)) if s.isDirectory()]
+
+    def list_names(self, uri: str) -> list[str]:
+        if not self.exists(uri):
+            return []
+        return [s.getPath().getName() for s in self._fs.listStatus(self._path(uri))]
+
+    def read_text(self, uri: str) -> str | None:
+        if not self.exists(uri):
+            return None
+        stream = self._fs.open(self._path(uri))
+        try:
+            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            lines = []
+            line = reader.readLine()
+            while line is not None:
+                lines.append(line)
+                line = reader.readLine()
+            return "\n".join(lines)
+        finally:
+            stream.close()
+
+    def write_text_atomic(self, uri: str, text: str) -> None:
+        """Write to a temporary name beside ``uri``, then rename over it."""
+        tmp = uri + ".tmp"
+        out = self._fs.create(self._path(tmp), True)
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+        if self.exists(uri):
+            self._fs.delete(self._path(uri), False)
+        self.rename(tmp, uri)

@@ -1,0 +1,418 @@
+"""The preprocess pipeline: DES archive -> feature store (see README, "The preprocess job").
+
+Driver work is limited to listing (done by Spark itself, in parallel for large trees), small
+joins on file metadata, and the commit's renames. Pixels are only ever touched on executors,
+in :func:`process_unit`, which is also what the single-process baseline benchmark calls.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+import uuid
+
+import numpy as np
+
+from . import fs as fsmod
+from .config import PipelineConfig
+from .des import NAME_REGEX_JAVA, parse_name
+from .desfits import read_ccd
+from .errors import InputRejected, StoreError
+from .image import preprocess_planes
+from .labels import CCDLabel, aggregate_reports, read_records, unlabelled
+from .store import (FEATURES, HEADER_COLUMNS, MANIFEST, QUARANTINE, REPORTS, STAGING, Store,
+                    schema_for_config)
+
+log = logging.getLogger(__name__)
+
+#: Manifest columns (one row per input). ``fingerprint`` folds everything but the config hash
+#: that decides whether an input must be processed again.
+MANIFEST_COLUMNS = ["path", "size", "mtime", "bkg_path", "bkg_size", "bkg_mtime", "fingerprint",
+                    "config_hash", "label_digest", "status", "reason", "detail",
+                    "expnum", "ccdnum", "band", "nite", "run_id"]
+_NAME_GROUPS = ["expnum", "band", "ccdnum", "reqnum", "attnum", "kind", "comp"]
+
+
+def _glob_to_java_regex(pattern: str) -> str:
+    out = []
+    for ch in pattern:
+        out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
+    return "^" + "".join(out) + "$"
+
+
+# ------------------------------------------------------------------------------ discovery
+def discover(spark, roots: list[str], cfg: PipelineConfig):
+    """List inputs under ``roots`` and pair them into units (one per CCD file to process).
+
+    Returns a DataFrame with: path, size, mtime, bkg_path, bkg_size, bkg_mtime, expnum,
+    ccdnum, band, reqnum, attnum, static_reason, static_detail. ``static_reason`` is set for
+    inputs that are quarantined from their name alone: bad_name, orphan_bkg, duplicate_ccd,
+    superseded.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    uris = [fsmod.to_uri(r) for r in roots]
+    for u in uris:
+        if not fsmod.HadoopFS(spark, u).exists(u):
+            raise FileNotFoundError(f"input root {u} does not exist (check --input)")
+    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(uris)
+             .select("path", F.col("length").alias("size"),
+                     F.unix_millis("modificationTime").alias("mtime")))
+    name = F.element_at(F.split("path", "/"), -1)
+    is_img = F.lit(False)
+    for p in cfg.input.image_patterns:
+        is_img = is_img | name.rlike(_glob_to_java_regex(p))
+    is_bkg = F.lit(False)
+    for p in cfg.input.bkg_patterns:
+        is_bkg = is_bkg | name.rlike(_glob_to_java_regex(p))
+    rx = NAME_REGEX_JAVA.replace("?P<", "?<")
+    files = files.withColumn("name", name).withColumn("is_img", is_img).withColumn("is_bkg", is_bkg & ~is_img)
+    files = files.where("is_img OR is_bkg").withColumn("parsed", F.col("name").rlike(rx))
+    for i, g in enumerate(_NAME_GROUPS, start=1):
+        files = files.withColumn(g, F.when(F.col("parsed"), F.regexp_extract("name", rx, i)))
+    files = (files.withColumn("expnum", F.col("expnum").cast("long")).withColumn("ccdnum", F.col("ccdnum").cast("int"))
+             .withColumn("reqnum", F.col("reqnum").cast("int")).withColumn("attnum", F.col("attnum").cast("int"))
+             .withColumn("stem", F.regexp_replace("name", r"_(immasked|bkg)\.fits(\.fz|\.gz)?$", "")))
+    files = files.cache()
+
+    empty_bkg = dict(bkg_path=F.lit(None).cast("string"), bkg_size=F.lit(None).cast("long"),
+                     bkg_mtime=F.lit(None).cast("long"))
+    cols = ["path", "size", "mtime", "bkg_path", "bkg_size", "bkg_mtime", "expnum", "ccdnum", "band",
+            "reqnum", "attnum", "static_reason", "static_detail"]
+
+    bad = (files.where(~F.col("parsed")).withColumns(empty_bkg)
+           .withColumn("static_reason", F.lit("bad_name"))
+           .withColumn("static_detail", F.concat(F.lit("file name does not follow the DESDM convention: "), "name")))
+    imgs = files.where("parsed AND is_img")
+    bkgs = files.where("parsed AND is_bkg").select(
+        "stem", F.col("path").alias("bkg_path"), F.col("size").alias("bkg_size"), F.col("mtime").alias("bkg_mtime"))
+    # One background per stem (a stem with several, e.g. .fits and .fits.fz, takes the first by path).
+    bkgs = (bkgs.withColumn("_r", F.row_number().over(Window.partitionBy("stem").orderBy("bkg_path")))
+            .where("_r = 1").drop("_r"))
+    orphans = (files.where("parsed AND is_bkg").join(imgs.select("stem"), "stem", "left_anti").withColumns(empty_bkg)
+               .withColumn("static_reason", F.lit("orphan_bkg"))
+               .withColumn("static_detail", F.lit("background file without a matching *_immasked file")))
+    paired = imgs.join(bkgs, "stem", "left")
+    # Two files for the same CCD: the newest processing attempt wins; a tie quarantines all.
+    w = Window.partitionBy("expnum", "ccdnum")
+    ordered = w.orderBy(F.desc("reqnum"), F.desc("attnum"), "path")
+    paired = (paired.withColumn("_rank", F.rank().over(w.orderBy(F.desc("reqnum"), F.desc("attnum"))))
+              .withColumn("_top", F.sum(F.when(F.col("_rank") == 1, 1).otherwise(0)).over(w))
+              .withColumn("_winner", F.first("path").over(ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing))))
+    paired = paired.withColumn(
+        "static_reason",
+        F.when(F.col("_rank") > 1, "superseded").when(F.col("_top") > 1, "duplicate_ccd").otherwise(F.lit(None)))
+    paired = paired.withColumn(
+        "static_detail",
+        F.when(F.col("_rank") > 1, F.concat(F.lit("a newer processing attempt of this CCD exists: "), "_winner"))
+        .when(F.col("_top") > 1, F.concat(F.col("_top").cast("string"), F.lit(" files for the same CCD and attempt")))
+        .otherwise(F.lit(None)))
+    return paired.select(cols).unionByName(bad.select(cols)).unionByName(orphans.select(cols))
+
+
+# ------------------------------------------------------------------------------ per-CCD work
+def _nite_from_header(hdr: dict) -> int:
+    nite = hdr.get("NITE")
+    if nite not in (None, ""):
+        try:
+            return int(str(nite).strip())
+        except ValueError:
+            raise InputRejected("bad_header", f"NITE = {nite!r} is not YYYYMMDD") from None
+    date_obs = hdr.get("DATE-OBS")
+    if date_obs:
+        try:  # DES nights are named by the local (Chile) evening date: UTC minus ~14 h lands on it
+            t = dt.datetime.fromisoformat(str(date_obs).strip().rstrip("Z"))
+            return int((t - dt.timedelta(hours=14)).strftime("%Y%m%d"))
+        except ValueError:
+            pass
+    raise InputRejected("missing_header", "neither NITE nor a parsable DATE-OBS in the header")
+
+
+def _header_value(hdr: dict, key: str, typ):
+    v = hdr.get(key)
+    if v is None or v == "":
+        return None
+    try:
+        return typ(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def compute_features(unit: dict, cfg: PipelineConfig, label: CCDLabel | None) -> dict:
+    """Read one CCD and return its feature row as a dict of Python / numpy values.
+
+    Raises InputRejected for anything that must be quarantined.
+    """
+    from .des import HEADER_KEYS
+
+    name = parse_name(unit["path"])
+    ccd = read_ccd(unit["path"], unit.get("bkg_path"), read_wgt=True)
+    if ccd.sci.shape != tuple(cfg.input.ccd_shape):
+        raise InputRejected("bad_shape", f"image shape {ccd.sci.shape} is not the configured CCD shape {tuple(cfg.input.ccd_shape)}")
+    hdr = ccd.header
+    for key, expect in (("EXPNUM", name.expnum), ("CCDNUM", name.ccdnum)):
+        if key in hdr and _header_value(hdr, key, int) != expect:
+            raise InputRejected("header_mismatch", f"header {key} = {hdr[key]!r} but the file name says {expect}")
+    nite = _nite_from_header(hdr)
+    mode = cfg.background.already_subtracted
+    presub = mode == "yes" or (mode == "auto" and "SKYSUB" in hdr)
+    planes = preprocess_planes(ccd.sci, ccd.msk, ccd.bkg, ccd.wgt, cfg, bkg_already_subtracted=presub)
+    dtype = np.float16 if cfg.store.image_dtype == "float16" else np.float32
+    lab = label or unlabelled(name.expnum, name.ccdnum, len(cfg.taxonomy.classes))
+    row = {
+        "expnum": np.int64(name.expnum), "ccdnum": np.int16(name.ccdnum), "band": name.band,
+        "nite": np.int32(nite), "reqnum": np.int32(name.reqnum), "attnum": np.int32(name.attnum),
+        "image": planes["image"].astype(dtype), "mask_frac": planes["mask_frac"].astype(dtype),
+        "stretch_min": np.float32(planes["stretch_min"]), "stretch_max": np.float32(planes["stretch_max"]),
+        "masked_fraction": np.float32(planes["masked_fraction"]), "bkg_source": planes["bkg_source"],
+        "path": unit["path"], "bkg_path": unit.get("bkg_path"), "config_hash": cfg.config_hash,
+        "inspected": bool(lab.inspected), "label": np.int8(lab.label),
+        "multi_hot": np.asarray(lab.multi_hot, np.int8), "primary_class": np.int16(lab.primary_class),
+        "has_false_positive": bool(lab.has_false_positive), "n_reports": np.int16(lab.n_reports),
+    }
+    for col, t in (("report_class", np.int16), ("report_fp", np.bool_), ("report_x", np.int32),
+                   ("report_y", np.int32), ("report_row", np.int32), ("report_col", np.int32),
+                   ("report_brow", np.int32), ("report_bcol", np.int32)):
+        row[col] = np.asarray(getattr(lab, col), dtype=t)
+    for key, (col, typ) in HEADER_KEYS.items():
+        if col in HEADER_COLUMNS:
+            v = _header_value(hdr, key, typ)
+            row[col] = None if v is None else (HEADER_COLUMNS[col](v) if HEADER_COLUMNS[col] is not np.str_ else str(v))
+    if row["detpos"] is None:
+        from .des import detpos_for_ccdnum
+        row["detpos"] = detpos_for_ccdnum(name.ccdnum) if 1 <= name.ccdnum <= 62 else None
+    return row
+
+
+def process_unit(unit: dict, cfg: PipelineConfig, label: CCDLabel | None):
+    """One input -> ``(row_or_None, status, reason, detail)``; never raises for bad input."""
+    if unit.get("static_reason"):
+        return None, "quarantined", unit["static_reason"], unit.get("static_detail") or ""
+    try:
+        return compute_features(unit, cfg, label), "stored", None, None
+    except InputRejected as e:
+        return None, "quarantined", e.reason, e.detail
+    except MemoryError:
+        raise
+    except Exception as e:  # a reader bug must not kill a full-archive run: quarantine, loudly
+        log.exception("unexpected error on %s", unit.get("path"))
+        return None, "quarantined", "unexpected_error", f"{type(e).__name__}: {e}"[:2000]
+
+
+# ------------------------------------------------------------------------------ labels
+def _reports_to_df(spark, records: list):
+    import pandas as pd
+
+    cols = ["qa_id", "expname", "ccd", "band", "problem", "x", "y", "detail", "false_positive", "release"]
+    pdf = pd.DataFrame([{c: r.get(c) if isinstance(r, dict) else None for c in cols} for r in records], columns=cols)
+    for c in ("qa_id", "ccd", "x", "y"):
+        pdf[c] = pd.to_numeric(pdf[c], errors="coerce").astype("Int64")
+    for c in ("expname", "band", "problem", "detail", "release"):
+        pdf[c] = pdf[c].astype("string")
+    pdf["false_positive"] = pdf["false_positive"].astype("boolean")
+    from pyspark.sql import types as T
+    schema = T.StructType([T.StructField("qa_id", T.LongType()), T.StructField("expname", T.StringType()),
+                           T.StructField("ccd", T.LongType()), T.StructField("band", T.StringType()),
+                           T.StructField("problem", T.StringType()), T.StructField("x", T.LongType()),
+                           T.StructField("y", T.LongType()), T.StructField("detail", T.StringType()),
+                           T.StructField("false_positive", T.BooleanType()), T.StructField("release", T.StringType())])
+    rows = [tuple(None if (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else
+                  (int(v) if c in ("qa_id", "ccd", "x", "y") else bool(v) if c == "false_positive" else str(v))
+                  for c, v in zip(cols, rec)) for rec in pdf.itertuples(index=False, name=None)]
+    return spark.createDataFrame(rows, schema)
+
+
+def resolve_labels(spark, store: Store, label_paths, cfg: PipelineConfig):
+    """Labels for this run: the given exports, else the reports stored by an earlier run, else none.
+
+    Returns (LabelSet | None, reports DataFrame to stage | None).
+    """
+    if label_paths:
+        records = read_records(label_paths)
+        return aggregate_reports(records, cfg), _reports_to_df(spark, records)
+    old = store.read_table(REPORTS)
+    if old is None:
+        return None, None
+    records = [r.asDict() for r in old.collect()]
+    log.info("no --labels given: reusing the %d reports stored with the store", len(records))
+    return aggregate_reports(records, cfg), None
+
+
+# ------------------------------------------------------------------------------ progress
+class Progress:
+    """Logs 'n/total CCDs, rate, ETA' every ``every`` seconds from an accumulator."""
+
+    def __init__(self, acc, total: int, every: float = 10.0):
+        self.acc, self.total, self.every = acc, total, every
+        self._stop = threading.Event()
+        self._t0 = time.time()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _loop(self):
+        while not self._stop.wait(self.every):
+            n = self.acc.value
+            el = time.time() - self._t0
+            rate = n / el if el > 0 else 0.0
+            eta = (self.total - n) / rate if rate > 0 else float("nan")
+            log.info("preprocess: %d/%d CCDs done, %.2f CCD/s, ETA %.0f s", n, self.total, rate, eta)
+
+
+# ------------------------------------------------------------------------------ the job
+def run_preprocess(spark, inputs: list[str], output: str, cfg: PipelineConfig, label_paths=()) -> dict:
+    """Incremental, idempotent preprocess of ``inputs`` into the store at ``output``."""
+    from petastorm.unischema import dict_to_spark_row
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    t0 = time.time()
+    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    store = Store(spark, output)
+    store.recover()
+    meta = store.meta()
+    chash = cfg.config_hash
+    rebuild = meta is None or meta.get("config_hash") != chash or not store.has_features()
+    if meta is not None and meta.get("config_hash") != chash:
+        log.warning("store %s was built with config %s; this run's config is %s: rebuilding every row",
+                    store.uri, meta.get("config_hash"), chash)
+    schema = schema_for_config(cfg)
+    labels, reports_df = resolve_labels(spark, store, label_paths, cfg)
+    by_ccd = labels.by_ccd if labels else {}
+
+    units = discover(spark, inputs, cfg)
+    lab_rows = [(k[0], k[1], v.digest()) for k, v in by_ccd.items()]
+    lab_df = spark.createDataFrame(lab_rows, "l_expnum long, l_ccdnum int, label_digest string")
+    units = (units.join(lab_df, (units.expnum == lab_df.l_expnum) & (units.ccdnum == lab_df.l_ccdnum), "left")
+             .drop("l_expnum", "l_ccdnum").withColumn("label_digest", F.coalesce("label_digest", F.lit("unlabelled"))))
+    units = units.withColumn("fingerprint", F.concat_ws(
+        "|", "size", "mtime", F.coalesce("bkg_path", F.lit("")), F.coalesce(F.col("bkg_size").cast("string"), F.lit("")),
+        F.coalesce(F.col("bkg_mtime").cast("string"), F.lit("")), F.coalesce("static_reason", F.lit("")), "label_digest"))
+    units = units.cache()
+    n_inputs = units.count()
+
+    old_manifest = None if rebuild else store.read_table(MANIFEST)
+    if old_manifest is not None:
+        same = old_manifest.where(F.col("config_hash") == chash).select("path", F.col("fingerprint").alias("_ofp"))
+        unchanged = units.join(same, "path").where(F.col("fingerprint") == F.col("_ofp")).select("path")
+        changed = units.join(unchanged, "path", "left_anti")
+    else:
+        unchanged = spark.createDataFrame([], "path string")
+        changed = units
+    changed = changed.cache()
+    n_changed = changed.count()
+    n_skipped = n_inputs - n_changed
+    log.info("preprocess: %d inputs, %d new or changed, %d unchanged%s", n_inputs, n_changed, n_skipped,
+             " (full rebuild)" if rebuild else "")
+
+    summary = {"job": "preprocess", "run_id": run_id, "store": store.uri, "config_hash": chash,
+               "inputs": n_inputs, "stored": 0, "quarantined": 0, "skipped": n_skipped,
+               "rebuild": bool(rebuild), "labels": labels.summary() if labels else None}
+    if n_changed == 0 and reports_df is None:
+        summary["seconds"] = round(time.time() - t0, 2)
+        summary["quarantine_reasons"] = {}
+        return summary
+
+    stage = store.path(STAGING, run_id)
+    feat_schema = schema.as_spark_schema()
+    res_schema = T.StructType(
+        [T.StructField(f.name, f.dataType, True) for f in feat_schema.fields]
+        + [T.StructField(c, t, True) for c, t in (
+            ("size", T.LongType()), ("mtime", T.LongType()), ("bkg_size", T.LongType()), ("bkg_mtime", T.LongType()),
+            ("fingerprint", T.StringType()), ("label_digest", T.StringType()), ("status", T.StringType()),
+            ("reason", T.StringType()), ("detail", T.StringType()), ("run_id", T.StringType()))])
+    feat_names = [f.name for f in feat_schema.fields]
+    sc = spark.sparkContext
+    b_cfg = sc.broadcast(cfg)
+    b_labels = sc.broadcast(by_ccd)
+    acc = sc.accumulator(0)
+
+    def process_partition(rows):
+        c = b_cfg.value
+        labs = b_labels.value
+        for r in rows:
+            u = r.asDict()
+            lab = labs.get((u["expnum"], u["ccdnum"])) if u["expnum"] is not None else None
+            row, status, reason, detail = process_unit(u, c, lab)
+            acc.add(1)
+            if row is not None:
+                enc = dict_to_spark_row(schema, row).asDict()
+                vals = [enc[n] for n in feat_names]
+            else:
+                vals = [None] * len(feat_names)
+                d = dict(zip(feat_names, vals))
+                d.update(path=u["path"], bkg_path=u["bkg_path"], expnum=u["expnum"],
+                         ccdnum=u["ccdnum"], band=u["band"], config_hash=c.config_hash)
+                vals = [d[n] for n in feat_names]
+            yield tuple(vals) + (u["size"], u["mtime"], u["bkg_size"], u["bkg_mtime"], u["fingerprint"],
+                                 u["label_digest"], status, reason, detail, run_id)
+
+    n_tasks = max(1, -(-n_changed // cfg.store.ccds_per_task))
+    work = changed.repartition(n_tasks).rdd.mapPartitions(process_partition)
+    with Progress(acc, n_changed):
+        spark.createDataFrame(work, res_schema).write.mode("overwrite").parquet(fsmod.join(stage, "results"))
+    res = spark.read.parquet(fsmod.join(stage, "results"))
+
+    # ---- features: new rows, plus the untouched rows of every partition the run rewrites
+    part_cols = list(cfg.store.partition_by)
+    new_rows = res.where("status = 'stored'").select(feat_names)
+    changed_paths = changed.select("path")
+    partitions = None
+    if rebuild:
+        final = new_rows
+    else:
+        touched = new_rows.select(part_cols)
+        if old_manifest is not None:
+            touched = touched.unionByName(
+                old_manifest.join(changed_paths, "path").where("status = 'stored'").select(part_cols))
+        touched = touched.distinct()
+        partitions = ["/".join(f"{c}={getattr(r, c)}" for c in part_cols) for r in touched.collect()]
+        old = _read_features(spark, store, feat_schema)
+        keep = old.join(F.broadcast(touched), part_cols, "left_semi").join(changed_paths, "path", "left_anti")
+        final = new_rows.unionByName(keep.select(feat_names))
+    (final.repartition(*part_cols).write.mode("overwrite").partitionBy(*part_cols)
+     .option("parquet.block.size", cfg.store.rowgroup_size_mb * 1024 * 1024)
+     .parquet(fsmod.join(stage, FEATURES)))
+
+    # ---- manifest and quarantine: every input ever seen, latest status
+    new_manifest = res.select(MANIFEST_COLUMNS)
+    if old_manifest is not None:
+        new_manifest = old_manifest.join(changed_paths, "path", "left_anti").select(MANIFEST_COLUMNS).unionByName(new_manifest)
+    new_manifest = new_manifest.repartition(1).cache()
+    new_manifest.write.mode("overwrite").parquet(fsmod.join(stage, MANIFEST))
+    (new_manifest.where("status = 'quarantined'")
+     .select("path", "reason", "detail", "bkg_path", "expnum", "ccdnum", "band", "nite", "size", "mtime", "run_id", "config_hash")
+     .write.mode("overwrite").parquet(fsmod.join(stage, QUARANTINE)))
+    if reports_df is not None:
+        reports_df.repartition(1).write.mode("overwrite").parquet(fsmod.join(stage, REPORTS))
+
+    counts = {r["status"]: r["count"] for r in res.groupBy("status").count().collect()}
+    reasons = {r["reason"]: r["count"] for r in res.where("status = 'quarantined'").groupBy("reason").count().collect()}
+    store_meta = {"config_hash": chash, "config": cfg.as_dict(),
+                  "rowgroup_size_mb": cfg.store.rowgroup_size_mb, "last_run": run_id,
+                  "partition_by": part_cols, "image_shape": list(cfg.binned_shape()),
+                  "classes": list(cfg.taxonomy.classes)}
+    store.commit(run_id, partitions, store_meta, schema)
+    new_manifest.unpersist()
+    summary.update(stored=counts.get("stored", 0), quarantined=counts.get("quarantined", 0),
+                   quarantine_reasons=reasons, seconds=round(time.time() - t0, 2))
+    if summary["stored"] + summary["quarantined"] + summary["skipped"] != summary["inputs"]:
+        raise StoreError(f"row accounting failed: {summary} (inputs must equal stored + quarantined + skipped)")
+    return summary
+
+
+def _read_features(spark, store: Store, feat_schema):
+    """The live feature rows as a DataFrame with the Unischema's column types."""
+    from pyspark.sql import functions as F
+
+    df = spark.read.option("basePath", store.path(FEATURES)).parquet(store.path(FEATURES))
+    return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in feat_schema.fields])

@@ -1,0 +1,198 @@
+"""The feature store: one Petastorm dataset plus plain Parquet side tables, under one root.
+
+    STORE/
+      features/      Petastorm dataset, Hive-partitioned by band and nite (one row per CCD)
+      manifest/      Parquet: one row per input (path, size, mtime, config hash, status, ...)
+      quarantine/    Parquet: the manifest's quarantined inputs with their reason and detail
+      label_reports/ Parquet: the exposure-checker reports the labels were built from
+      _store.json    config hash, config, schema summary, last run
+      _staging/RUN/  a run's output before it is committed (deleted after commit)
+      _journal.json  present only while a commit is being applied (rolled forward on restart)
+
+The Unischema is declared once, in :func:`feature_schema`. Images are stored with Petastorm's
+``CompressedNdarrayCodec`` (``np.savez_compressed``); :func:`decode_ndarray` decodes such a
+cell without Petastorm, for pyarrow / DuckDB users.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import numpy as np
+
+from . import fs as fsmod
+from .errors import StoreError
+
+log = logging.getLogger(__name__)
+
+FEATURES, MANIFEST, QUARANTINE, REPORTS = "features", "manifest", "quarantine", "label_reports"
+STORE_META, JOURNAL, STAGING = "_store.json", "_journal.json", "_staging"
+SIDE_TABLES = (MANIFEST, QUARANTINE, REPORTS)
+
+#: Header-derived scalar columns: name -> numpy type (nullable: not every product has them).
+HEADER_COLUMNS = {
+    "detpos": np.str_, "filter": np.str_, "object": np.str_, "date_obs": np.str_,
+    "mjd_obs": np.float64, "exptime": np.float32, "airmass": np.float32, "fwhm": np.float32,
+    "skybrite": np.float32, "skysigma": np.float32, "gaina": np.float32, "gainb": np.float32,
+    "saturata": np.float32, "saturatb": np.float32,
+}
+
+
+def feature_schema(binned_shape, n_classes: int, image_dtype: str = "float16"):
+    """The store's Unischema (the one declaration of the feature row)."""
+    from petastorm.codecs import CompressedNdarrayCodec, NdarrayCodec, ScalarCodec
+    from petastorm.unischema import Unischema, UnischemaField
+    from pyspark.sql import types as T
+
+    spark_t = {np.int64: T.LongType(), np.int32: T.IntegerType(), np.int16: T.ShortType(),
+               np.int8: T.ByteType(), np.float64: T.DoubleType(), np.float32: T.FloatType(),
+               np.str_: T.StringType(), np.bool_: T.BooleanType()}
+
+    def scalar(name, t, nullable=False):
+        return UnischemaField(name, t, (), ScalarCodec(spark_t[t]), nullable)
+
+    def vector(name, t, shape=(None,)):
+        return UnischemaField(name, t, shape, NdarrayCodec(), False)
+
+    img_t = np.float16 if image_dtype == "float16" else np.float32
+    h, w = binned_shape
+    fields = [
+        scalar("expnum", np.int64), scalar("ccdnum", np.int16),
+        scalar("band", np.str_), scalar("nite", np.int32),
+        scalar("reqnum", np.int32), scalar("attnum", np.int32),
+        *[scalar(n, t, nullable=True) for n, t in HEADER_COLUMNS.items()],
+        UnischemaField("image", img_t, (h, w), CompressedNdarrayCodec(), False),
+        UnischemaField("mask_frac", img_t, (h, w), CompressedNdarrayCodec(), False),
+        scalar("stretch_min", np.float32), scalar("stretch_max", np.float32),
+        scalar("masked_fraction", np.float32), scalar("bkg_source", np.str_),
+        scalar("path", np.str_), scalar("bkg_path", np.str_, nullable=True),
+        scalar("config_hash", np.str_),
+        # labels (exposure checker)
+        scalar("inspected", np.bool_), scalar("label", np.int8),
+        vector("multi_hot", np.int8, (n_classes,)), scalar("primary_class", np.int16),
+        scalar("has_false_positive", np.bool_), scalar("n_reports", np.int16),
+        vector("report_class", np.int16), vector("report_fp", np.bool_),
+        vector("report_x", np.int32), vector("report_y", np.int32),
+        vector("report_row", np.int32), vector("report_col", np.int32),
+        vector("report_brow", np.int32), vector("report_bcol", np.int32),
+    ]
+    return Unischema("CCDFeatures", fields)
+
+
+def schema_for_config(cfg):
+    return feature_schema(cfg.binned_shape(), len(cfg.taxonomy.classes), cfg.store.image_dtype)
+
+
+def decode_ndarray(cell: bytes) -> np.ndarray:
+    """Decode an ``image`` / ``mask_frac`` cell read with pyarrow, DuckDB or Spark.
+
+    Petastorm's CompressedNdarrayCodec stores ``np.savez_compressed(arr=...)`` bytes; vector
+    columns (``multi_hot``, ``report_*``) use NdarrayCodec (``np.save`` bytes) and decode the same
+    way with :func:`decode_vector`.
+    """
+    with np.load(io.BytesIO(cell)) as z:
+        return z["arr"]
+
+
+def decode_vector(cell: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(cell))
+
+
+class Store:
+    """Paths and the commit protocol of one store root."""
+
+    def __init__(self, spark, uri: str):
+        self.spark = spark
+        self.uri = fsmod.to_uri(uri)
+        self.fs = fsmod.HadoopFS(spark, self.uri)
+
+    def path(self, *parts: str) -> str:
+        return fsmod.join(self.uri, *parts)
+
+    # -- metadata ----------------------------------------------------------------------------
+    def meta(self) -> dict | None:
+        text = self.fs.read_text(self.path(STORE_META))
+        return json.loads(text) if text else None
+
+    def has_features(self) -> bool:
+        return self.fs.exists(self.path(FEATURES, "_common_metadata"))
+
+    # -- recovery ----------------------------------------------------------------------------
+    def recover(self) -> str | None:
+        """Finish a commit a killed run left half-applied; drop staging of runs that never committed."""
+        text = self.fs.read_text(self.path(JOURNAL))
+        recovered = None
+        if text:
+            journal = json.loads(text)
+            log.warning("store %s: rolling forward the interrupted commit of run %s", self.uri, journal["run_id"])
+            self._apply(journal)
+            recovered = journal["run_id"]
+        for d in self.fs.list_dirs(self.path(STAGING)):
+            log.info("store %s: removing uncommitted staging %s", self.uri, d)
+            self.fs.delete(d)
+        return recovered
+
+    # -- commit ------------------------------------------------------------------------------
+    def commit(self, run_id: str, partitions: list[str] | None, meta: dict, schema) -> None:
+        """Publish a staged run.
+
+        ``partitions``: relative partition dirs ("band=r/nite=20131115") of features that the
+        run rewrote, or ``None`` when it rebuilt the whole feature dataset. The journal makes the
+        sequence of renames restartable: a run killed during it is completed by the next one.
+        """
+        journal = {"run_id": run_id, "partitions": partitions, "meta": meta,
+                   "schema": {"rowgroup_size_mb": meta["rowgroup_size_mb"]}}
+        self.fs.write_text_atomic(self.path(JOURNAL), json.dumps(journal))
+        self._schema = schema
+        self._apply(journal)
+
+    def _swap(self, staged: str, live: str, trash: str) -> None:
+        if not self.fs.exists(staged):
+            return  # already moved by an earlier attempt
+        if self.fs.exists(live):
+            self.fs.rename(live, trash)
+        self.fs.rename(staged, live)
+
+    def _apply(self, journal: dict) -> None:
+        run = journal["run_id"]
+        stage = self.path(STAGING, run)
+        trash = self.path(STAGING, run, "_trash")
+        parts = journal["partitions"]
+        if parts is None:
+            self._swap(fsmod.join(stage, FEATURES), self.path(FEATURES), fsmod.join(trash, FEATURES))
+        else:
+            for p in parts:
+                self._swap(fsmod.join(stage, FEATURES, p), self.path(FEATURES, p), fsmod.join(trash, FEATURES, p))
+        for t in SIDE_TABLES:
+            self._swap(fsmod.join(stage, t), self.path(t), fsmod.join(trash, t))
+        if self.fs.exists(self.path(FEATURES)):
+            self._write_petastorm_metadata(journal)
+        self.fs.write_text_atomic(self.path(STORE_META), json.dumps(journal["meta"], indent=1, sort_keys=True))
+        self.fs.delete(self.path(JOURNAL), recursive=False)
+        self.fs.delete(stage)
+
+    def _write_petastorm_metadata(self, journal: dict) -> None:
+        from petastorm.etl.dataset_metadata import materialize_dataset
+
+        from .config import config_from_dict
+
+        schema = getattr(self, "_schema", None)
+        if schema is None:  # recovering: rebuild the schema from the stored config
+            cfg = config_from_dict(journal["meta"]["config"], "store metadata")
+            schema = schema_for_config(cfg)
+        # Rewrites _common_metadata (the pickled Unischema and the row groups of every file).
+        with materialize_dataset(self.spark, self.path(FEATURES), schema, journal["schema"]["rowgroup_size_mb"]):
+            pass
+
+    # -- reading -----------------------------------------------------------------------------
+    def read_table(self, name: str):
+        """A side table as a DataFrame, or None when it does not exist yet."""
+        p = self.path(name)
+        if not self.fs.exists(p) or not [n for n in self.fs.list_names(p) if not n.startswith((".", "_"))]:
+            return None
+        return self.spark.read.parquet(p)
+
+    def check_readable(self) -> None:
+        if not self.has_features():
+            raise StoreError(f"{self.uri} holds no feature dataset yet: run jobs/preprocess.py with --output {self.uri} first")
