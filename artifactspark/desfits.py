@@ -151,16 +151,22 @@ def _hdr_records(header: dict) -> list[dict]:
 
 
 def write_ccd(immasked_path: str, bkg_path: str | None, sci, msk, wgt, bkg, header: dict,
-              compression: str = ".fz", dither_seed: int = 1) -> None:
+              compression: str = ".fz", dither_seed: int = 1, quantize_steps: dict | None = None) -> None:
     """Write a DESDM-like ``*_immasked`` (SCI/MSK/WGT) and ``*_bkg`` (SCI) pair with fitsio.
 
     compression: ".fz" (RICE_1 tiles, float planes quantised at q=16 with a fixed dither seed
     so that the same input gives the same bytes), "" (plain FITS) or ".gz" (whole file gzipped).
     ``header`` keys go to the primary HDU and to SCI, as DESDM products carry them.
+    ``quantize_steps`` ({"SCI": s, "WGT": s, "BKG": s}, optional) gives absolute quantisation
+    steps for float planes instead of q=16 relative to each tile's estimated noise: about 3x
+    faster (cfitsio skips its per-tile noise estimate) and the right choice for noise-free
+    planes such as the background model.
     """
     import fitsio
 
-    def write(path, planes):
+    steps = quantize_steps or {}
+
+    def write(path, planes, step_names):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         target = path[:-3] if compression == ".gz" else path
         if os.path.exists(target):
@@ -172,7 +178,12 @@ def write_ccd(immasked_path: str, bkg_path: str | None, sci, msk, wgt, bkg, head
                 if compression == ".fz":
                     kw = dict(compress="RICE", tile_dims=[1, arr.shape[1]])
                     if arr.dtype.kind == "f":
-                        kw.update(qlevel=RICE_QLEVEL, qmethod="SUBTRACTIVE_DITHER_2", dither_seed=dither_seed)
+                        step = steps.get(step_names[extname])
+                        if step:  # cfitsio: a negative level is an absolute step; smooth planes need no dither
+                            kw.update(qlevel=-float(step), dither_seed=dither_seed,
+                                      qmethod="SUBTRACTIVE_DITHER_1" if step_names[extname] == "SCI" else "NO_DITHER")
+                        else:
+                            kw.update(qlevel=RICE_QLEVEL, qmethod="SUBTRACTIVE_DITHER_2", dither_seed=dither_seed)
                 f.write(arr, extname=extname, header=_hdr_records(header) if extname == "SCI" else None, **kw)
         if compression == ".gz":
             import gzip
@@ -182,6 +193,6 @@ def write_ccd(immasked_path: str, bkg_path: str | None, sci, msk, wgt, bkg, head
             os.unlink(target)
 
     write(immasked_path, [("SCI", np.asarray(sci, np.float32)), ("MSK", np.asarray(msk, np.int32)),
-                          ("WGT", np.asarray(wgt, np.float32))])
+                          ("WGT", np.asarray(wgt, np.float32))], {"SCI": "SCI", "MSK": "MSK", "WGT": "WGT"})
     if bkg_path is not None:
-        write(bkg_path, [("SCI", np.asarray(bkg, np.float32))])
+        write(bkg_path, [("SCI", np.asarray(bkg, np.float32))], {"SCI": "BKG"})

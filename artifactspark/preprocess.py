@@ -58,6 +58,7 @@ def discover(spark, roots: list[str], cfg: PipelineConfig):
     for u in uris:
         if not fsmod.HadoopFS(spark, u).exists(u):
             raise FileNotFoundError(f"input root {u} does not exist (check --input)")
+        spark.catalog.refreshByPath(u)  # a long-lived session must not list from its file cache
     files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(uris)
              .select("path", F.col("length").alias("size"),
                      F.unix_millis("modificationTime").alias("mtime")))
@@ -76,7 +77,7 @@ def discover(spark, roots: list[str], cfg: PipelineConfig):
     files = (files.withColumn("expnum", F.col("expnum").cast("long")).withColumn("ccdnum", F.col("ccdnum").cast("int"))
              .withColumn("reqnum", F.col("reqnum").cast("int")).withColumn("attnum", F.col("attnum").cast("int"))
              .withColumn("stem", F.regexp_replace("name", r"_(immasked|bkg)\.fits(\.fz|\.gz)?$", "")))
-    files = files.cache()
+    files = files.persist()
 
     empty_bkg = dict(bkg_path=F.lit(None).cast("string"), bkg_size=F.lit(None).cast("long"),
                      bkg_mtime=F.lit(None).cast("long"))
@@ -271,6 +272,15 @@ class Progress:
 # ------------------------------------------------------------------------------ the job
 def run_preprocess(spark, inputs: list[str], output: str, cfg: PipelineConfig, label_paths=()) -> dict:
     """Incremental, idempotent preprocess of ``inputs`` into the store at ``output``."""
+    try:
+        return _run(spark, inputs, output, cfg, label_paths)
+    finally:
+        # Spark reuses cached data for an identical plan: a later run in this session must
+        # list and compare afresh, never see this run's cached listing.
+        spark.catalog.clearCache()
+
+
+def _run(spark, inputs, output, cfg, label_paths):
     from petastorm.unischema import dict_to_spark_row
     from pyspark.sql import functions as F
     from pyspark.sql import types as T

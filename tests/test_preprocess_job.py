@@ -1,0 +1,287 @@
+"""The preprocess job on local[2] against a small DES-format archive written with astropy,
+with every kind of bad input the job must quarantine (never lose, never die on)."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from artifactspark.config import config_from_dict, load_config
+from artifactspark.preprocess import run_preprocess
+from artifactspark.store import decode_ndarray, decode_vector
+from desarchive import SMALL_CONF, make_planes, report, write_pair, write_reports
+
+from conftest import ROOT
+
+E1, E2, E3 = 300001, 300002, 300003
+CLASSES = config_from_dict({}).taxonomy.classes
+
+
+def build_archive(root):
+    """Returns {path: expected status or quarantine reason}."""
+    exp = {}
+    for ccd, comp in ((1, ".fz"), (2, ""), (3, ".gz")):
+        exp[write_pair(root, E1, ccd, comp=comp)[0]] = "stored"
+    exp[write_pair(root, E1, 4, att=1)[0]] = "superseded"
+    exp[write_pair(root, E1, 4, att=2)[0]] = "stored"
+    exp[write_pair(root, E1, 5, comp=".fz")[0]] = "duplicate_ccd"
+    exp[write_pair(root, E1, 5, comp="")[0]] = "duplicate_ccd"
+    for ccd in (1, 2):
+        exp[write_pair(root, E2, ccd)[0]] = "stored"
+    exp[write_pair(root, E3, 1, band="g", nite="20131116", with_bkg=False)[0]] = "stored"
+    # truncated
+    p, _ = write_pair(root, E2, 3)
+    data = open(p, "rb").read()
+    open(p, "wb").write(data[: len(data) // 2])
+    exp[p] = "corrupt"
+    # not FITS
+    p, _ = write_pair(root, E2, 4)
+    open(p, "w").write("this is not a FITS file")
+    exp[p] = "not_fits"
+    exp[write_pair(root, E2, 5, sci_only_hdus=True)[0]] = "missing_hdu"
+    exp[write_pair(root, E2, 6, planes=make_planes(1, shape=(128, 128)))[0]] = "bad_shape"
+    sci, msk, wgt, bkg = make_planes(2)
+    exp[write_pair(root, E2, 7, planes=(np.full_like(sci, np.nan), msk, wgt, bkg), comp="")[0]] = "all_nan"
+    exp[write_pair(root, E2, 8, planes=(sci, np.full_like(msk, 16), wgt, bkg))[0]] = "all_masked"
+    from desarchive import header
+    exp[write_pair(root, E2, 11, hdr=header(E2, 12))[0]] = "header_mismatch"
+    _, orphan = write_pair(root, E2, 10)
+    os.unlink(orphan.replace("bkg", "immask").replace("_immask.", "_immasked."))
+    exp[orphan] = "orphan_bkg"
+    bad = os.path.join(root, "misc", "D300002_r_c09_immasked.fits.fz")
+    os.makedirs(os.path.dirname(bad))
+    shutil.copy(write_pair(root + "_tmp", E2, 9)[0], bad)
+    exp[bad] = "bad_name"
+    open(os.path.join(root, "misc", "README.txt"), "w").write("not an input: ignored")
+    return exp
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    d = tmp_path_factory.mktemp("arch")
+    root = str(d / "archive")
+    exp = build_archive(root)
+    labels = str(d / "labels.json")
+    write_reports(labels, [
+        report(1, E1, 1, "Satellite", 100, 50), report(2, E1, 1, "Satellite", 120, 60),
+        report(3, E1, 1, "Ghost", 10, 10), report(4, E1, 2, "OK"),
+        report(5, E1, 3, "Excessive mask", 5, 5, fp=True), report(6, E2, 1, "Unheard-of", 1, 1),
+    ])
+    conf = str(d / "small.toml")
+    open(conf, "w").write(SMALL_CONF)
+    return {"root": root, "expected": exp, "labels": labels, "conf": conf, "dir": d}
+
+
+def _uri(p):
+    return "file:" + os.path.abspath(p)  # the form Spark lists local files in
+
+
+def features(store):
+    import pyarrow.dataset as ds
+    return ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive").to_table().to_pylist()
+
+
+def table(store, name):
+    import pyarrow.dataset as ds
+    return ds.dataset(os.path.join(store, name), format="parquet").to_table().to_pylist()
+
+
+def snapshot(store):
+    """The store's logical content: feature rows (without nothing volatile) and manifest statuses."""
+    rows = sorted((r["expnum"], r["ccdnum"], r["band"], r["nite"], bytes(r["image"]), bytes(r["mask_frac"]), r["label"],
+                   r["path"]) for r in features(store))
+    man = sorted((r["path"], r["status"], r["reason"], r["fingerprint"]) for r in table(store, "manifest"))
+    return rows, man
+
+
+@pytest.fixture(scope="module")
+def first_run(spark, archive):
+    store = str(archive["dir"] / "store")
+    cfg = load_config(archive["conf"])
+    s = run_preprocess(spark, [archive["root"]], store, cfg, [archive["labels"]])
+    return store, s
+
+
+def test_accounting_and_quarantine(first_run, archive):
+    store, s = first_run
+    exp = archive["expected"]
+    n_stored = sum(v == "stored" for v in exp.values())
+    assert s["inputs"] == len(exp) == 19
+    assert (s["stored"], s["quarantined"], s["skipped"]) == (n_stored, len(exp) - n_stored, 0)
+    assert s["inputs"] == s["stored"] + s["quarantined"] + s["skipped"]
+    assert s["labels"]["unknown_classes"] == {"Unheard-of": 1}
+    q = {r["path"]: r for r in table(store, "quarantine")}
+    man = {r["path"]: r for r in table(store, "manifest")}
+    assert len(man) == len(exp)
+    for path, want in exp.items():
+        uri = _uri(path)
+        if want == "stored":
+            assert man[uri]["status"] == "stored", (path, man[uri])
+            assert uri not in q
+        elif want == "corrupt":
+            assert q[uri]["reason"] in ("corrupt_fits", "not_fits"), q[uri]
+        else:
+            assert q[uri]["reason"] == want, (path, q[uri])
+            assert q[uri]["detail"]
+    rows = features(store)
+    assert len(rows) == n_stored
+    assert len({(r["expnum"], r["ccdnum"]) for r in rows}) == n_stored  # one row per CCD
+
+
+def test_feature_values_match_independent_computation(first_run, archive):
+    """Stored image of a plain-FITS CCD vs astropy read + numpy masked arrays (no library code)."""
+    from astropy.io import fits
+    store, _ = first_run
+    cfg = load_config(archive["conf"])
+    path = [p for p, v in archive["expected"].items() if "c02" in p and f"D00{E1}" in p][0]
+    with fits.open(path) as h:
+        sci, msk, wgt = h["SCI"].data.astype(float), h["MSK"].data, h["WGT"].data
+    with fits.open(path.replace("immask", "bkg").replace("_bkged.", "_bkg.")) as h:
+        bkg = h["SCI"].data.astype(float)
+    bad = ((msk & cfg.mask.bitmask) != 0) | (wgt <= 0) | ~np.isfinite(sci)
+    f = cfg.downsample.factor
+    H, W = sci.shape[0] // f, sci.shape[1] // f
+    blocks = np.ma.masked_array(sci - bkg, bad).reshape(H, f, W, f).transpose(0, 2, 1, 3).reshape(H, W, f * f)
+    mean = blocks.mean(axis=2).filled(0.0)
+    frac = bad.reshape(H, f, W, f).mean(axis=(1, 3))
+    m, M = mean[frac < 1].min(), mean[frac < 1].max()
+    want = np.arcsinh((np.clip(mean, m, M) - m) / (M - m))
+    row = [r for r in features(store) if r["expnum"] == E1 and r["ccdnum"] == 2][0]
+    img = decode_ndarray(row["image"])
+    assert img.dtype == np.float16 and img.shape == (H, W)
+    np.testing.assert_allclose(img.astype(float), want, atol=2e-3)
+    np.testing.assert_allclose(decode_ndarray(row["mask_frac"]).astype(float), frac, atol=1e-3)
+    assert row["bkg_source"] == "file" and row["nite"] == 20131115 and row["band"] == "r"
+    assert row["exptime"] == 90.0 and row["detpos"] is None or row["detpos"] == "S2"
+
+
+def test_labels_and_metadata_in_rows(first_run):
+    store, _ = first_run
+    rows = {(r["expnum"], r["ccdnum"]): r for r in features(store)}
+    sat = rows[(E1, 1)]
+    mh = decode_vector(sat["multi_hot"])
+    assert sat["label"] == 1 and sat["inspected"] and mh.sum() == 2
+    assert CLASSES[sat["primary_class"]] == "Satellite"
+    assert list(decode_vector(sat["report_row"])) == [100, 120, 10]
+    assert list(decode_vector(sat["report_brow"])) == [100 // 8, 120 // 8, 10 // 8]
+    assert rows[(E1, 2)]["label"] == 0 and rows[(E1, 2)]["inspected"]
+    fp = rows[(E1, 3)]
+    assert fp["label"] == 0 and fp["has_false_positive"] and decode_vector(fp["multi_hot"]).sum() == 0
+    assert rows[(E2, 2)]["label"] == -1 and not rows[(E2, 2)]["inspected"]
+    g = rows[(E3, 1)]
+    assert g["bkg_source"] == "estimated" and g["band"] == "g" and g["nite"] == 20131116
+    for r in rows.values():
+        img = decode_ndarray(r["image"])
+        assert np.isfinite(img.astype(np.float32)).all()
+
+
+def test_rerun_is_a_noop_then_changes_are_incremental(spark, first_run, archive):
+    store, s1 = first_run
+    cfg = load_config(archive["conf"])
+    before = snapshot(store)
+    files_before = sorted(os.path.relpath(os.path.join(d, f), store) for d, _, fs in os.walk(store) for f in fs)
+    s2 = run_preprocess(spark, [archive["root"]], store, cfg)  # labels reused from the store
+    assert (s2["inputs"], s2["stored"], s2["quarantined"], s2["skipped"]) == (s1["inputs"], 0, 0, s1["inputs"])
+    assert snapshot(store) == before
+    files_after = sorted(os.path.relpath(os.path.join(d, f), store) for d, _, fs in os.walk(store) for f in fs)
+    assert files_after == files_before
+
+    # change one CCD's pixels: only it is processed again, its row replaced, nothing duplicated
+    write_pair(archive["root"], E2, 2, seed=999)
+    s3 = run_preprocess(spark, [archive["root"]], store, cfg)
+    assert (s3["stored"], s3["quarantined"], s3["skipped"]) == (1, 0, s1["inputs"] - 1)
+    after = snapshot(store)
+    assert len(after[0]) == len(before[0])
+    changed = [a for a, b in zip(after[0], before[0]) if a != b]
+    assert [(c[0], c[1]) for c in changed] == [(E2, 2)]
+    # the partition the change did not touch (band g) keeps its very files
+    g_files = sorted(f for f in files_before if "band=g" in f)
+    assert sorted(f for f in (os.path.relpath(os.path.join(d, f), store) for d, _, fs in os.walk(store) for f in fs)
+                  if "band=g" in f) == g_files
+
+    # a changed config rebuilds every row
+    cfg2 = config_from_dict({**_toml(archive["conf"]), "stretch": {"softening": 0.5}})
+    s4 = run_preprocess(spark, [archive["root"]], store, cfg2)
+    assert s4["rebuild"] and s4["stored"] == s1["stored"] and s4["skipped"] == 0
+    rows = features(store)
+    assert len(rows) == s1["stored"] and {r["config_hash"] for r in rows} == {cfg2.config_hash}
+    assert json.load(open(os.path.join(store, "_store.json")))["config_hash"] == cfg2.config_hash
+
+
+def _toml(path):
+    import tomllib
+    return tomllib.loads(open(path).read())
+
+
+def test_missing_input_root_is_a_clear_error(spark, tmp_path, small_cfg):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run_preprocess(spark, [str(tmp_path / "nowhere")], str(tmp_path / "s"), small_cfg[1])
+
+
+def test_interrupted_commit_is_rolled_forward(spark, archive, tmp_path, monkeypatch):
+    from artifactspark import store as store_mod
+    cfg = load_config(archive["conf"])
+    clean = str(tmp_path / "clean")
+    run_preprocess(spark, [archive["root"]], clean, cfg, [archive["labels"]])
+    broken = str(tmp_path / "broken")
+    calls = {"n": 0}
+    real = store_mod.Store._swap
+
+    def failing_swap(self, *a):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill during commit")
+        return real(self, *a)
+
+    monkeypatch.setattr(store_mod.Store, "_swap", failing_swap)
+    with pytest.raises(KeyboardInterrupt):
+        run_preprocess(spark, [archive["root"]], broken, cfg, [archive["labels"]])
+    monkeypatch.setattr(store_mod.Store, "_swap", real)
+    assert os.path.exists(os.path.join(broken, "_journal.json"))
+    s = run_preprocess(spark, [archive["root"]], broken, cfg, [archive["labels"]])
+    assert not os.path.exists(os.path.join(broken, "_journal.json"))
+    assert not os.listdir(os.path.join(broken, "_staging"))
+    assert s["stored"] == 0 and s["skipped"] == s["inputs"]
+    assert snapshot(broken) == snapshot(clean)
+
+
+@pytest.mark.timeout(600)
+def test_killed_run_leaves_nothing_visible_and_rerun_matches_clean(archive, tmp_path):
+    """SIGKILL the job while it processes; the next run gives exactly the clean store."""
+    store = str(tmp_path / "store")
+    cmd = [sys.executable, str(ROOT / "jobs" / "preprocess.py"), "--input", archive["root"], "--labels",
+           archive["labels"], "--output", store, "--config", archive["conf"], "--master", "local[1]"]
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    staging = os.path.join(store, "_staging")
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None:
+        if os.path.isdir(staging) and any(os.path.isdir(os.path.join(staging, d, "results")) for d in os.listdir(staging)):
+            break
+        time.sleep(0.05)
+    assert p.poll() is None, "the job ended before it could be killed"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not os.path.exists(os.path.join(store, "features"))  # nothing published
+    assert not os.path.exists(os.path.join(store, "manifest"))
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["stored"] == sum(v == "stored" for v in archive["expected"].values())
+    assert not os.listdir(os.path.join(store, "_staging"))
+    rows = features(store)
+    assert len(rows) == summary["stored"] and len({(r["expnum"], r["ccdnum"]) for r in rows}) == len(rows)
+
+
+def test_cli_bad_config_exit_code(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[downsample]\nfactor = -1\n")
+    out = subprocess.run([sys.executable, str(ROOT / "jobs" / "preprocess.py"), "--input", str(tmp_path),
+                          "--output", str(tmp_path / "s"), "--config", str(bad)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "[downsample] factor = -1" in out.stderr and "Traceback" not in out.stderr
