@@ -57,7 +57,9 @@ def get_spark(app_name: str = "artifactspark", master: str | None = None, conf: 
     # unless the caller chose another one.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
-    under_submit = "spark.master" in _submit_conf()
+    # spark-submit starts the JVM first and hands its gateway to this process: the master and
+    # the profile's settings are already in force there.
+    under_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     if master or not under_submit:
         builder = builder.master(master or os.environ.get("ARTIFACTSPARK_MASTER", "local[*]"))
     for k, v in {**BASE_CONF, **(conf or {})}.items():
@@ -68,9 +70,3 @@ def get_spark(app_name: str = "artifactspark", master: str | None = None, conf: 
              spark.sparkContext.master, spark.sparkContext.defaultParallelism)
     return spark
 
-
-def _submit_conf() -> dict:
-    """spark-submit passes its settings to the Python driver through PYSPARK_SUBMIT_ARGS / SparkConf."""
-    from pyspark import SparkConf
-
-    return dict(SparkConf().getAll())

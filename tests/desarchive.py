@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 from astropy.io import fits
 
+E1, E2, E3 = 300001, 300002, 300003
 SMALL_SHAPE = (256, 128)  # rows, cols; tests run with [input] ccd_shape = [256, 128]
 
 SMALL_CONF = """
@@ -92,3 +93,41 @@ def write_reports(path, reports):
 def report(qa_id, expnum, ccd, problem, x=None, y=None, fp=False, band="r"):
     return {"qa_id": qa_id, "expname": f"DECam_{expnum:08d}", "ccd": ccd, "band": band, "problem": problem,
             "x": x, "y": y, "detail": None, "false_positive": fp, "release": "TEST"}
+
+
+def build_archive(root):
+    """Returns {path: expected status or quarantine reason}."""
+    exp = {}
+    for ccd, comp in ((1, ".fz"), (2, ""), (3, ".gz")):
+        exp[write_pair(root, E1, ccd, comp=comp)[0]] = "stored"
+    exp[write_pair(root, E1, 4, att=1)[0]] = "superseded"
+    exp[write_pair(root, E1, 4, att=2)[0]] = "stored"
+    exp[write_pair(root, E1, 5, comp=".fz")[0]] = "duplicate_ccd"
+    exp[write_pair(root, E1, 5, comp="")[0]] = "duplicate_ccd"
+    for ccd in (1, 2):
+        exp[write_pair(root, E2, ccd)[0]] = "stored"
+    exp[write_pair(root, E3, 1, band="g", nite="20131116", with_bkg=False)[0]] = "stored"
+    # truncated
+    p, _ = write_pair(root, E2, 3)
+    data = open(p, "rb").read()
+    open(p, "wb").write(data[: len(data) // 2])
+    exp[p] = "corrupt"
+    # not FITS
+    p, _ = write_pair(root, E2, 4)
+    open(p, "w").write("this is not a FITS file")
+    exp[p] = "not_fits"
+    exp[write_pair(root, E2, 5, sci_only_hdus=True)[0]] = "missing_hdu"
+    exp[write_pair(root, E2, 6, planes=make_planes(1, shape=(128, 128)))[0]] = "bad_shape"
+    sci, msk, wgt, bkg = make_planes(2)
+    exp[write_pair(root, E2, 7, planes=(np.full_like(sci, np.nan), msk, wgt, bkg), comp="")[0]] = "all_nan"
+    exp[write_pair(root, E2, 8, planes=(sci, np.full_like(msk, 16), wgt, bkg))[0]] = "all_masked"
+    exp[write_pair(root, E2, 11, hdr=header(E2, 12))[0]] = "header_mismatch"
+    _, orphan = write_pair(root, E2, 10)
+    os.unlink(orphan.replace("bkg", "immask").replace("_immask.", "_immasked."))
+    exp[orphan] = "orphan_bkg"
+    bad = os.path.join(root, "misc", "D300002_r_c09_immasked.fits.fz")
+    os.makedirs(os.path.dirname(bad))
+    shutil.copy(write_pair(root + "_tmp", E2, 9)[0], bad)
+    exp[bad] = "bad_name"
+    open(os.path.join(root, "misc", "README.txt"), "w").write("not an input: ignored")
+    return exp

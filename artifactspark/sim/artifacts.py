@@ -373,7 +373,7 @@ def tree_rings(cv, amp, f):
     ang = cv.rng.uniform(0, 2 * math.pi)
     dist = float(cv.rng.uniform(0.6, 1.2) * h)
     r0, c0 = h / 2 + dist * math.cos(ang), w / 2 + dist * math.sin(ang)
-    period = float(cv.rng.uniform(40, 150) * h / 4096)
+    period = float(cv.rng.uniform(150, 500) * h / 4096)
     r, c = cv.grid()
     rad = np.hypot(r - np.float32(r0), c - np.float32(c0))
     pat = np.sin(2 * np.pi * rad / period * (1 + rad / (4 * dist))).astype(np.float32)
