@@ -140,3 +140,24 @@ def archive_relpath(name: DESName, nite: str) -> str:
     """Where DESDM nests a product under an archive root: <NITE>/D<EXPNUM>/p<att>/red/{immask,bkg}/<file>."""
     sub = "immask" if name.kind == "immasked" else "bkg"
     return f"{nite}/D{name.expnum:08d}/p{name.attnum:02d}/red/{sub}/{name.filename()}"
+
+
+def parse_ccd_list(text: str) -> list[int]:
+    """"1-10,31" -> [1, ..., 10, 31]; every CCDNUM must be a DECam science CCD (1..62)."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ValueError(f"CCD list {text!r}: {part!r} is not a number or a range like 1-10") from None
+    bad = [c for c in out if not 1 <= c <= 62]
+    if bad or not out:
+        raise ValueError(f"CCD list {text!r}: CCDNUMs must be within 1..62")
+    return out

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 
 _DONE = False
 
@@ -18,6 +19,10 @@ def setup_logging(level: str | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # petastorm 0.13 uses pyarrow's legacy dataset API (the reason for the pyarrow 14 pin) and
+    # warns about it on every open; the warnings are known and not actionable by a user.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"petastorm(\..*)?")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"petastorm(\..*)?")
     for noisy in ("py4j", "matplotlib", "petastorm", "tensorflow", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _DONE = True

@@ -9,32 +9,11 @@ Exit code 0 on success, 2 on bad arguments or config.
 """
 import argparse
 import sys
-from pathlib import Path
 
-try:
-    import _bootstrap  # noqa: F401
-except ImportError:
-    pass
-try:
-    import artifactspark  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import _bootstrap  # noqa: F401
 
 from artifactspark.cli import EXIT_USAGE, run_job  # noqa: E402
-
-
-def parse_ccds(text: str) -> list[int]:
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        else:
-            out.append(int(part))
-    return out
+from artifactspark.des import parse_ccd_list as parse_ccds  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
