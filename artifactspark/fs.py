@@ -52,6 +52,15 @@ class HadoopFS:
             return []
         return [s.getPath().toString() for s in self._fs.listStatus(self._path(uri)) if s.isDirectory()]
 
+    def list_partitions(self, uri: str, depth: int) -> list[str]:
+        """Relative Hive partition dirs ("band=r/nite=20131115") ``depth`` levels below ``uri``."""
+        level = [("", uri)]
+        for _ in range(depth):
+            level = [(f"{rel}/{d.rstrip('/').rsplit('/', 1)[-1]}".lstrip("/"), d)
+                     for rel, base in level for d in self.list_dirs(base)
+                     if "=" in d.rstrip("/").rsplit("/", 1)[-1]]
+        return sorted(rel for rel, _ in level)
+
     def list_names(self, uri: str) -> list[str]:
         if not self.exists(uri):
             return []

@@ -385,13 +385,16 @@ def _run(spark, inputs, output, cfg, label_paths):
             touched = touched.unionByName(
                 old_manifest.join(changed_paths, "path").where("status = 'stored'").select(part_cols))
         touched = touched.distinct()
-        partitions = ["/".join(f"{c}={getattr(r, c)}" for c in part_cols) for r in touched.collect()]
+        touched_dirs = {"/".join(f"{c}={getattr(r, c)}" for c in part_cols) for r in touched.collect()}
         old = _read_features(spark, store, feat_schema)
         keep = old.join(F.broadcast(touched), part_cols, "left_semi").join(changed_paths, "path", "left_anti")
         final = new_rows.unionByName(keep.select(feat_names))
     (final.repartition(*part_cols).write.mode("overwrite").partitionBy(*part_cols)
      .option("parquet.block.size", cfg.store.rowgroup_size_mb * 1024 * 1024)
      .parquet(fsmod.join(stage, FEATURES)))
+    if not rebuild:
+        written = set(store.fs.list_partitions(fsmod.join(stage, FEATURES), len(part_cols)))
+        partitions = {"write": sorted(written), "drop": sorted(touched_dirs - written)}
 
     # ---- manifest and quarantine: every input ever seen, latest status
     new_manifest = res.select(MANIFEST_COLUMNS)

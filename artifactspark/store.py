@@ -134,12 +134,13 @@ class Store:
         return recovered
 
     # -- commit ------------------------------------------------------------------------------
-    def commit(self, run_id: str, partitions: list[str] | None, meta: dict, schema) -> None:
+    def commit(self, run_id: str, partitions: dict | None, meta: dict, schema) -> None:
         """Publish a staged run.
 
-        ``partitions``: relative partition dirs ("band=r/nite=20131115") of features that the
-        run rewrote, or ``None`` when it rebuilt the whole feature dataset. The journal makes the
-        sequence of renames restartable: a run killed during it is completed by the next one.
+        ``partitions``: ``{"write": [...], "drop": [...]}`` relative partition dirs
+        ("band=r/nite=20131115") of features that the run rewrote or emptied, or ``None`` when it
+        rebuilt the whole feature dataset. The journal makes the sequence of renames
+        restartable: a run killed during it is completed by the next one.
         """
         journal = {"run_id": run_id, "partitions": partitions, "meta": meta,
                    "schema": {"rowgroup_size_mb": meta["rowgroup_size_mb"]}}
@@ -162,12 +163,22 @@ class Store:
         if parts is None:
             self._swap(fsmod.join(stage, FEATURES), self.path(FEATURES), fsmod.join(trash, FEATURES))
         else:
-            for p in parts:
+            for p in parts["write"]:
                 self._swap(fsmod.join(stage, FEATURES, p), self.path(FEATURES, p), fsmod.join(trash, FEATURES, p))
+            for p in parts["drop"]:  # every row of these partitions left (e.g. now quarantined)
+                if self.fs.exists(self.path(FEATURES, p)):
+                    self.fs.rename(self.path(FEATURES, p), fsmod.join(trash, FEATURES, p))
+                parent = p.rsplit("/", 1)[0] if "/" in p else ""
+                while parent and not self.fs.list_names(self.path(FEATURES, parent)):
+                    self.fs.delete(self.path(FEATURES, parent))  # an emptied band=X/ level
+                    parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
         for t in SIDE_TABLES:
             self._swap(fsmod.join(stage, t), self.path(t), fsmod.join(trash, t))
-        if self.fs.exists(self.path(FEATURES)):
+        n_parts = len(self.fs.list_partitions(self.path(FEATURES), len(journal["meta"]["partition_by"])))
+        if n_parts:
             self._write_petastorm_metadata(journal)
+        else:  # no CCD stored at all: keep no stale Petastorm metadata around
+            self.fs.delete(self.path(FEATURES, "_common_metadata"), recursive=False)
         self.fs.write_text_atomic(self.path(STORE_META), json.dumps(journal["meta"], indent=1, sort_keys=True))
         self.fs.delete(self.path(JOURNAL), recursive=False)
         self.fs.delete(stage)

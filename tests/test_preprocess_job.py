@@ -140,6 +140,47 @@ def test_labels_and_metadata_in_rows(first_run):
         assert np.isfinite(img.astype(np.float32)).all()
 
 
+def test_petastorm_sharded_read_into_tensorflow(first_run):
+    """make_reader with cur_shard/shard_count -> make_petastorm_dataset -> batches in TF."""
+    from petastorm import make_reader
+    store, s = first_run
+    url = "file://" + os.path.abspath(os.path.join(store, "features"))
+    seen = []
+    for shard in range(2):
+        with make_reader(url, schema_fields=["expnum", "ccdnum", "image", "label"], cur_shard=shard,
+                         shard_count=2, num_epochs=1, workers_count=1, shuffle_row_groups=False) as r:
+            seen.append({(int(x.expnum), int(x.ccdnum)) for x in r})
+    assert seen[0] and seen[1] and not (seen[0] & seen[1])
+    assert len(seen[0] | seen[1]) == s["stored"]
+    from artifactspark.tfdata import store_dataset
+    with store_dataset(url, ["image", "mask_frac", "label"], workers_count=1) as ds:
+        batches = list(ds.batch(4))
+    n = sum(int(b.image.shape[0]) for b in batches)
+    assert n == s["stored"]
+    b = batches[0]
+    assert tuple(b.image.shape[1:]) == (32, 16) and b.image.dtype.name == "float16"
+    assert set(int(v) for bb in batches for v in bb.label.numpy()) <= {-1, 0, 1}
+
+
+def test_data_engineer_reads_with_pyarrow_and_duckdb(first_run):
+    import duckdb
+    import pyarrow.dataset as ds
+    store, _ = first_run
+    d = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive")
+    g = d.to_table(filter=ds.field("band") == "g", columns=["expnum", "ccdnum", "nite", "image"])
+    assert g.num_rows == 1 and g["expnum"][0].as_py() == E3 and g["nite"][0].as_py() == 20131116
+    img = decode_ndarray(g["image"][0].as_py())
+    assert img.shape == (32, 16) and np.isfinite(img.astype(np.float32)).all()
+    glob = os.path.join(store, "features", "*", "*", "*.parquet")
+    rows = duckdb.sql(f"SELECT band, nite, count(*) AS n, sum(CASE WHEN label = 1 THEN 1 ELSE 0 END) AS flagged "
+                      f"FROM read_parquet('{glob}', hive_partitioning = true) "
+                      f"WHERE nite BETWEEN 20131115 AND 20131115 GROUP BY ALL ORDER BY band").fetchall()
+    assert rows == [("r", 20131115, 6, 1)]
+    q = duckdb.sql(f"SELECT reason, count(*) FROM read_parquet('{os.path.join(store, 'quarantine', '*.parquet')}') "
+                   "GROUP BY reason ORDER BY reason").fetchall()
+    assert dict(q)["orphan_bkg"] == 1 and sum(n for _, n in q) == 12
+
+
 def test_rerun_is_a_noop_then_changes_are_incremental(spark, first_run, archive):
     store, s1 = first_run
     cfg = load_config(archive["conf"])
@@ -164,7 +205,20 @@ def test_rerun_is_a_noop_then_changes_are_incremental(spark, first_run, archive)
     assert sorted(f for f in (os.path.relpath(os.path.join(d, f), store) for d, _, fs in os.walk(store) for f in fs)
                   if "band=g" in f) == g_files
 
-    # a changed config rebuilds every row
+    # the only CCD of partition band=g goes bad: its row and the emptied partition disappear
+    g_path = [p for p in archive["expected"] if f"D00{E3}" in p][0]
+    original = open(g_path, "rb").read()
+    open(g_path, "wb").write(b"SIMPLE  =  garbage")
+    try:
+        s35 = run_preprocess(spark, [archive["root"]], store, cfg)
+    finally:
+        open(g_path, "wb").write(original)  # the archive is shared with later tests
+    assert (s35["stored"], s35["quarantined"], s35["skipped"]) == (0, 1, s1["inputs"] - 1)
+    assert not os.path.exists(os.path.join(store, "features", "band=g"))
+    assert len(features(store)) == s1["stored"] - 1
+    assert _uri(g_path) in {r["path"] for r in table(store, "quarantine")}
+
+    # a changed config rebuilds every row (the band-g CCD is readable again)
     cfg2 = config_from_dict({**_toml(archive["conf"]), "stretch": {"softening": 0.5}})
     s4 = run_preprocess(spark, [archive["root"]], store, cfg2)
     assert s4["rebuild"] and s4["stored"] == s1["stored"] and s4["skipped"] == 0

@@ -1,0 +1,167 @@
+"""Preprocess throughput and memory: the Spark job versus a plain single-process loop.
+
+  .venv/bin/python benchmarks/bench_preprocess.py [--exposures 2] [--ccds 1-60] [--data benchmarks/data]
+
+One script run, same files for every measurement:
+  1. a full-size simulated archive (RICE-compressed 4096x2048 CCDs), generated once and cached;
+  2. the baseline: one Python process calling the same library function the executors call
+     (artifactspark.preprocess.process_unit: read SCI/MSK/WGT/bkg, subtract, mask, bin,
+     stretch) and encoding the row with the same Petastorm codecs, for every CCD;
+  3. the Spark job (run_preprocess: listing, processing, Petastorm write, manifest, commit)
+     into a fresh store on local[1] and on local[2]; the SparkSession is started before timing.
+Reports CCDs per second per core, the ratio of the Spark rate to the loop's rate, peak RSS of
+any one Python worker during the Spark run (= memory per concurrent task), and the encoded
+size of a row's image channels in float16 and float32. Prints one JSON line at the end.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def ensure_archive(data: str, exposures: int, ccds: str) -> str:
+    from artifactspark.config import load_config
+    from artifactspark.des import parse_ccd_list
+    from artifactspark.sim.archive import run_simulation
+    from artifactspark.spark import get_spark
+
+    root = os.path.join(data, f"archive-{exposures}x{ccds}")
+    if os.path.exists(os.path.join(root, "labels", "checker_export.json")):
+        return root
+    spark = get_spark("bench-simulate", master="local[2]")
+    run_simulation(spark, root, exposures, load_config(None), ccds=parse_ccd_list(ccds), seed=11)
+    spark.stop()
+    return root
+
+
+def list_units(root: str) -> list[dict]:
+    from artifactspark.des import parse_name
+    imgs, bkgs = {}, {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            if f.endswith("_immasked.fits.fz"):
+                imgs[parse_name(f).stem] = os.path.join(d, f)
+            elif f.endswith("_bkg.fits.fz"):
+                bkgs[parse_name(f).stem] = os.path.join(d, f)
+    return [{"path": p, "bkg_path": bkgs.get(s), "static_reason": None} for s, p in sorted(imgs.items())]
+
+
+def loop_baseline(units, cfg):
+    from petastorm.unischema import dict_to_spark_row
+
+    from artifactspark.preprocess import process_unit
+    from artifactspark.store import schema_for_config
+    schema = schema_for_config(cfg)
+    process_unit(units[0], cfg, None)  # warm-up: imports, page cache
+    t = time.perf_counter()
+    sizes = []
+    for u in units:
+        row, status, reason, _ = process_unit(u, cfg, None)
+        assert status == "stored", reason
+        enc = dict_to_spark_row(schema, row)
+        sizes.append(len(enc["image"]) + len(enc["mask_frac"]))
+    return time.perf_counter() - t, sizes
+
+
+def dtype_sizes(units, cfg, n=8):
+    """Encoded bytes of image + mask_frac per CCD for float16 and float32 (same CCDs)."""
+    from artifactspark.preprocess import process_unit
+    from artifactspark.store import feature_schema
+    schemas = {dt: feature_schema(cfg.binned_shape(), len(cfg.taxonomy.classes), dt) for dt in ("float16", "float32")}
+    out = {"float16": 0, "float32": 0}
+    err = 0.0
+    for u in units[:n]:
+        row, *_ = process_unit(u, cfg, None)
+        for dt in out:
+            for c in ("image", "mask_frac"):
+                f = schemas[dt].fields[c]
+                out[dt] += len(f.codec.encode(f, row[c].astype(dt)))
+        import numpy as np
+        f32 = row["image"].astype(np.float32)
+        err = max(err, float(np.abs(f32 - f32.astype(np.float16).astype(np.float32)).max()))
+    return {k: round(v / n / 1024, 1) for k, v in out.items()} | {"float16_max_abs_error": err}
+
+
+class RSSWatcher(threading.Thread):
+    """Peak RSS of any single pyspark Python worker process (polls every 50 ms)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        import psutil
+        me = psutil.Process()
+        while not self.stop.is_set():
+            for p in me.children(recursive=True):
+                try:
+                    if "python" in p.name():
+                        self.peak = max(self.peak, p.memory_info().rss)
+                except psutil.Error:
+                    pass
+            time.sleep(0.05)
+
+
+def spark_run(root, cfg, cores: int, data: str):
+    from artifactspark.preprocess import run_preprocess
+    from artifactspark.spark import get_spark
+    spark = get_spark(f"bench-preprocess-{cores}", master=f"local[{cores}]",
+                      conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": str(2 * cores)})
+    spark.range(4).count()  # JVM and a Python worker up before timing
+    store = os.path.join(data, f"store-{cores}")
+    shutil.rmtree(store, ignore_errors=True)
+    w = RSSWatcher()
+    w.start()
+    t = time.perf_counter()
+    summary = run_preprocess(spark, [root], store, cfg, [os.path.join(root, "labels", "checker_export.json")])
+    wall = time.perf_counter() - t
+    w.stop.set()
+    w.join()
+    spark.stop()
+    from pyspark import SparkContext
+    SparkContext._active_spark_context = None
+    return wall, summary, w.peak
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--exposures", type=int, default=2)
+    ap.add_argument("--ccds", default="1-60")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parent / "data"))
+    ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args()
+    from artifactspark.config import load_config
+    from artifactspark.logs import setup_logging
+    setup_logging("WARNING")
+    cfg = load_config(None)
+    root = ensure_archive(args.data, args.exposures, args.ccds)
+    units = list_units(root)
+    n = len(units)
+    loop_s, sizes = loop_baseline(units, cfg)
+    loop_rate = n / loop_s
+    res = {"ccds": n, "loop_seconds": round(loop_s, 1), "loop_ccd_per_s": round(loop_rate, 3),
+           "encoded_kib_per_ccd": round(sum(sizes) / n / 1024, 1)}
+    print(f"loop: {n} CCDs in {loop_s:.1f} s = {loop_rate:.3f} CCD/s on 1 core", flush=True)
+    for c in args.cores:
+        wall, summary, peak = spark_run(root, cfg, c, args.data)
+        assert summary["stored"] == n, summary
+        rate = n / wall / c
+        res[f"spark{c}_seconds"] = round(wall, 1)
+        res[f"spark{c}_ccd_per_s_per_core"] = round(rate, 3)
+        res[f"spark{c}_ratio_to_loop"] = round(rate / loop_rate, 3)
+        res[f"spark{c}_peak_worker_rss_mb"] = round(peak / 2**20)
+        print(f"spark local[{c}]: {wall:.1f} s = {rate:.3f} CCD/s/core, ratio {rate / loop_rate:.3f}, "
+              f"peak worker RSS {peak / 2**20:.0f} MB", flush=True)
+    res["store_kib_per_ccd"] = dtype_sizes(units, cfg)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
