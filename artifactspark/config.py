@@ -96,7 +96,7 @@ class StoreConfig:
     #: Hive partition columns of the feature and predictions tables.
     partition_by: tuple[str, ...] = ("band", "nite")
     #: CCDs per Spark task when processing (small = better balance, large = less overhead).
-    ccds_per_task: int = 2
+    ccds_per_task: int = 4
 
 
 @dataclass(frozen=True)

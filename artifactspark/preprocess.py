@@ -59,9 +59,8 @@ def discover(spark, roots: list[str], cfg: PipelineConfig):
         if not fsmod.HadoopFS(spark, u).exists(u):
             raise FileNotFoundError(f"input root {u} does not exist (check --input)")
         spark.catalog.refreshByPath(u)  # a long-lived session must not list from its file cache
-    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(uris)
-             .select("path", F.col("length").alias("size"),
-                     F.unix_millis("modificationTime").alias("mtime")))
+    # One projection for everything derived from the name (few plan nodes: the planner's time
+    # is a visible share of a small run).
     name = F.element_at(F.split("path", "/"), -1)
     is_img = F.lit(False)
     for p in cfg.input.image_patterns:
@@ -70,48 +69,48 @@ def discover(spark, roots: list[str], cfg: PipelineConfig):
     for p in cfg.input.bkg_patterns:
         is_bkg = is_bkg | name.rlike(_glob_to_java_regex(p))
     rx = NAME_REGEX_JAVA.replace("?P<", "?<")
-    files = files.withColumn("name", name).withColumn("is_img", is_img).withColumn("is_bkg", is_bkg & ~is_img)
-    files = files.where("is_img OR is_bkg").withColumn("parsed", F.col("name").rlike(rx))
-    for i, g in enumerate(_NAME_GROUPS, start=1):
-        files = files.withColumn(g, F.when(F.col("parsed"), F.regexp_extract("name", rx, i)))
-    files = (files.withColumn("expnum", F.col("expnum").cast("long")).withColumn("ccdnum", F.col("ccdnum").cast("int"))
-             .withColumn("reqnum", F.col("reqnum").cast("int")).withColumn("attnum", F.col("attnum").cast("int"))
-             .withColumn("stem", F.regexp_replace("name", r"_(immasked|bkg)\.fits(\.fz|\.gz)?$", "")))
-    files = files.persist()
+    parsed = name.rlike(rx)
+    group = {g: F.when(parsed, F.regexp_extract(name, rx, i)) for i, g in enumerate(_NAME_GROUPS, start=1)}
+    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(uris)
+             .select("path", F.col("length").alias("size"), F.unix_millis("modificationTime").alias("mtime"),
+                     name.alias("name"), is_img.alias("is_img"), (is_bkg & ~is_img).alias("is_bkg"),
+                     parsed.alias("parsed"), group["expnum"].cast("long").alias("expnum"),
+                     group["ccdnum"].cast("int").alias("ccdnum"), group["band"].alias("band"),
+                     group["reqnum"].cast("int").alias("reqnum"), group["attnum"].cast("int").alias("attnum"),
+                     F.regexp_replace(name, r"_(immasked|bkg)\.fits(\.fz|\.gz)?$", "").alias("stem"))
+             .where("is_img OR is_bkg"))
 
-    empty_bkg = dict(bkg_path=F.lit(None).cast("string"), bkg_size=F.lit(None).cast("long"),
-                     bkg_mtime=F.lit(None).cast("long"))
-    cols = ["path", "size", "mtime", "bkg_path", "bkg_size", "bkg_mtime", "expnum", "ccdnum", "band",
-            "reqnum", "attnum", "static_reason", "static_detail"]
-
-    bad = (files.where(~F.col("parsed")).withColumns(empty_bkg)
-           .withColumn("static_reason", F.lit("bad_name"))
-           .withColumn("static_detail", F.concat(F.lit("file name does not follow the DESDM convention: "), "name")))
+    no_bkg = [F.lit(None).cast("string").alias("bkg_path"), F.lit(None).cast("long").alias("bkg_size"),
+              F.lit(None).cast("long").alias("bkg_mtime")]
+    keys = ["expnum", "ccdnum", "band", "reqnum", "attnum"]
+    bad = files.where(~F.col("parsed")).select(
+        "path", "size", "mtime", *no_bkg, *keys, F.lit("bad_name").alias("static_reason"),
+        F.concat(F.lit("file name does not follow the DESDM convention: "), "name").alias("static_detail"))
     imgs = files.where("parsed AND is_img")
-    bkgs = files.where("parsed AND is_bkg").select(
-        "stem", F.col("path").alias("bkg_path"), F.col("size").alias("bkg_size"), F.col("mtime").alias("bkg_mtime"))
     # One background per stem (a stem with several, e.g. .fits and .fits.fz, takes the first by path).
-    bkgs = (bkgs.withColumn("_r", F.row_number().over(Window.partitionBy("stem").orderBy("bkg_path")))
-            .where("_r = 1").drop("_r"))
-    orphans = (files.where("parsed AND is_bkg").join(imgs.select("stem"), "stem", "left_anti").withColumns(empty_bkg)
-               .withColumn("static_reason", F.lit("orphan_bkg"))
-               .withColumn("static_detail", F.lit("background file without a matching *_immasked file")))
-    paired = imgs.join(bkgs, "stem", "left")
+    bkgs = (files.where("parsed AND is_bkg").groupBy("stem")
+            .agg(F.min(F.struct(F.col("path").alias("bkg_path"), F.col("size").alias("bkg_size"),
+                                F.col("mtime").alias("bkg_mtime"))).alias("b"))
+            .select("stem", "b.*"))
+    orphans = files.where("parsed AND is_bkg").join(imgs.select("stem"), "stem", "left_anti").select(
+        "path", "size", "mtime", *no_bkg, *keys, F.lit("orphan_bkg").alias("static_reason"),
+        F.lit("background file without a matching *_immasked file").alias("static_detail"))
     # Two files for the same CCD: the newest processing attempt wins; a tie quarantines all.
     w = Window.partitionBy("expnum", "ccdnum")
-    ordered = w.orderBy(F.desc("reqnum"), F.desc("attnum"), "path")
-    paired = (paired.withColumn("_rank", F.rank().over(w.orderBy(F.desc("reqnum"), F.desc("attnum"))))
-              .withColumn("_top", F.sum(F.when(F.col("_rank") == 1, 1).otherwise(0)).over(w))
-              .withColumn("_winner", F.first("path").over(ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing))))
-    paired = paired.withColumn(
-        "static_reason",
-        F.when(F.col("_rank") > 1, "superseded").when(F.col("_top") > 1, "duplicate_ccd").otherwise(F.lit(None)))
-    paired = paired.withColumn(
-        "static_detail",
+    newest = w.orderBy(F.desc("reqnum"), F.desc("attnum"))
+    rank = F.rank().over(newest)
+    paired = imgs.join(bkgs, "stem", "left").select(
+        "*", rank.alias("_rank"),
+        F.first("path").over(w.orderBy(F.desc("reqnum"), F.desc("attnum"), "path")
+                             .rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)).alias("_winner"))
+    top = F.count(F.when(F.col("_rank") == 1, 1)).over(w)
+    paired = paired.select("*", top.alias("_top")).select(
+        "path", "size", "mtime", "bkg_path", "bkg_size", "bkg_mtime", *keys,
+        F.when(F.col("_rank") > 1, "superseded").when(F.col("_top") > 1, "duplicate_ccd").alias("static_reason"),
         F.when(F.col("_rank") > 1, F.concat(F.lit("a newer processing attempt of this CCD exists: "), "_winner"))
         .when(F.col("_top") > 1, F.concat(F.col("_top").cast("string"), F.lit(" files for the same CCD and attempt")))
-        .otherwise(F.lit(None)))
-    return paired.select(cols).unionByName(bad.select(cols)).unionByName(orphans.select(cols))
+        .alias("static_detail"))
+    return paired.unionByName(bad).unionByName(orphans)
 
 
 # ------------------------------------------------------------------------------ per-CCD work
@@ -286,6 +285,7 @@ def _run(spark, inputs, output, cfg, label_paths):
     from pyspark.sql import types as T
 
     t0 = time.time()
+    timings = {}
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     store = Store(spark, output)
     store.recover()
@@ -301,26 +301,27 @@ def _run(spark, inputs, output, cfg, label_paths):
 
     units = discover(spark, inputs, cfg)
     lab_rows = [(k[0], k[1], v.digest()) for k, v in by_ccd.items()]
-    lab_df = spark.createDataFrame(lab_rows, "l_expnum long, l_ccdnum int, label_digest string")
-    units = (units.join(lab_df, (units.expnum == lab_df.l_expnum) & (units.ccdnum == lab_df.l_ccdnum), "left")
-             .drop("l_expnum", "l_ccdnum").withColumn("label_digest", F.coalesce("label_digest", F.lit("unlabelled"))))
-    units = units.withColumn("fingerprint", F.concat_ws(
-        "|", "size", "mtime", F.coalesce("bkg_path", F.lit("")), F.coalesce(F.col("bkg_size").cast("string"), F.lit("")),
-        F.coalesce(F.col("bkg_mtime").cast("string"), F.lit("")), F.coalesce("static_reason", F.lit("")), "label_digest"))
-    units = units.cache()
-    n_inputs = units.count()
-
+    lab_df = spark.createDataFrame(lab_rows, "expnum long, ccdnum int, _ld string")
+    label_digest = F.coalesce("_ld", F.lit("unlabelled"))
+    units = units.join(F.broadcast(lab_df), ["expnum", "ccdnum"], "left").select(
+        *[c for c in units.columns], label_digest.alias("label_digest"),
+        F.concat_ws("|", "size", "mtime", F.coalesce("bkg_path", F.lit("")),
+                    F.coalesce(F.col("bkg_size").cast("string"), F.lit("")),
+                    F.coalesce(F.col("bkg_mtime").cast("string"), F.lit("")),
+                    F.coalesce("static_reason", F.lit("")), label_digest).alias("fingerprint"))
     old_manifest = None if rebuild else store.read_table(MANIFEST)
     if old_manifest is not None:
         same = old_manifest.where(F.col("config_hash") == chash).select("path", F.col("fingerprint").alias("_ofp"))
-        unchanged = units.join(same, "path").where(F.col("fingerprint") == F.col("_ofp")).select("path")
-        changed = units.join(unchanged, "path", "left_anti")
+        units = units.join(same, "path", "left").withColumn(
+            "_changed", F.col("_ofp").isNull() | (F.col("_ofp") != F.col("fingerprint"))).drop("_ofp")
     else:
-        unchanged = spark.createDataFrame([], "path string")
-        changed = units
-    changed = changed.cache()
-    n_changed = changed.count()
+        units = units.withColumn("_changed", F.lit(True))
+    units = units.cache()
+    agg = units.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("_changed").cast("long")).alias("c")).first()
+    n_inputs, n_changed = int(agg["n"]), int(agg["c"] or 0)
+    changed = units.where("_changed").drop("_changed")
     n_skipped = n_inputs - n_changed
+    timings["discover"] = round(time.time() - t0, 2)
     log.info("preprocess: %d inputs, %d new or changed, %d unchanged%s", n_inputs, n_changed, n_skipped,
              " (full rebuild)" if rebuild else "")
 
@@ -345,6 +346,7 @@ def _run(spark, inputs, output, cfg, label_paths):
     b_cfg = sc.broadcast(cfg)
     b_labels = sc.broadcast(by_ccd)
     acc = sc.accumulator(0)
+    acc_secs = sc.accumulator(0.0)
 
     def process_partition(rows):
         c = b_cfg.value
@@ -352,8 +354,8 @@ def _run(spark, inputs, output, cfg, label_paths):
         for r in rows:
             u = r.asDict()
             lab = labs.get((u["expnum"], u["ccdnum"])) if u["expnum"] is not None else None
+            t = time.perf_counter()
             row, status, reason, detail = process_unit(u, c, lab)
-            acc.add(1)
             if row is not None:
                 enc = dict_to_spark_row(schema, row).asDict()
                 vals = [enc[n] for n in feat_names]
@@ -363,6 +365,8 @@ def _run(spark, inputs, output, cfg, label_paths):
                 d.update(path=u["path"], bkg_path=u["bkg_path"], expnum=u["expnum"],
                          ccdnum=u["ccdnum"], band=u["band"], config_hash=c.config_hash)
                 vals = [d[n] for n in feat_names]
+            acc_secs.add(time.perf_counter() - t)
+            acc.add(1)
             yield tuple(vals) + (u["size"], u["mtime"], u["bkg_size"], u["bkg_mtime"], u["fingerprint"],
                                  u["label_digest"], status, reason, detail, run_id)
 
@@ -370,6 +374,7 @@ def _run(spark, inputs, output, cfg, label_paths):
     work = changed.repartition(n_tasks).rdd.mapPartitions(process_partition)
     with Progress(acc, n_changed):
         spark.createDataFrame(work, res_schema).write.mode("overwrite").parquet(fsmod.join(stage, "results"))
+    timings["process"] = round(time.time() - t0 - sum(timings.values()), 2)
     res = spark.read.parquet(fsmod.join(stage, "results"))
 
     # ---- features: new rows, plus the untouched rows of every partition the run rewrites
@@ -408,16 +413,20 @@ def _run(spark, inputs, output, cfg, label_paths):
     if reports_df is not None:
         reports_df.repartition(1).write.mode("overwrite").parquet(fsmod.join(stage, REPORTS))
 
-    counts = {r["status"]: r["count"] for r in res.groupBy("status").count().collect()}
-    reasons = {r["reason"]: r["count"] for r in res.where("status = 'quarantined'").groupBy("reason").count().collect()}
+    timings["write"] = round(time.time() - t0 - sum(timings.values()), 2)
+    by_reason = res.groupBy("status", "reason").count().collect()
+    counts = {st: sum(r["count"] for r in by_reason if r["status"] == st) for st in ("stored", "quarantined")}
+    reasons = {r["reason"]: r["count"] for r in by_reason if r["status"] == "quarantined"}
     store_meta = {"config_hash": chash, "config": cfg.as_dict(),
                   "rowgroup_size_mb": cfg.store.rowgroup_size_mb, "last_run": run_id,
                   "partition_by": part_cols, "image_shape": list(cfg.binned_shape()),
                   "classes": list(cfg.taxonomy.classes)}
     store.commit(run_id, partitions, store_meta, schema)
+    timings["commit"] = round(time.time() - t0 - sum(timings.values()), 2)
     new_manifest.unpersist()
     summary.update(stored=counts.get("stored", 0), quarantined=counts.get("quarantined", 0),
-                   quarantine_reasons=reasons, seconds=round(time.time() - t0, 2))
+                   quarantine_reasons=reasons, seconds=round(time.time() - t0, 2),
+                   timings=timings, ccd_task_seconds=round(acc_secs.value, 2))
     if summary["stored"] + summary["quarantined"] + summary["skipped"] != summary["inputs"]:
         raise StoreError(f"row accounting failed: {summary} (inputs must equal stored + quarantined + skipped)")
     return summary

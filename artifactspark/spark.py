@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 BASE_CONF = {
     # Python workers are reused across tasks so that imports (numpy, fitsio, TF) happen once.
     "spark.python.worker.reuse": "true",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # pyspark 4.x needs pyarrow >= 18 for every Arrow path (mapInArrow, pandas UDFs, toPandas),
+    # but petastorm pins pyarrow 14: Arrow transfer stays off; Python <-> JVM data goes pickled.
+    "spark.sql.execution.arrow.pyspark.enabled": "false",
     # Image rows are ~0.5 MB each: keep Arrow batches small so no batch nears Arrow's 2 GB limit.
     "spark.sql.execution.arrow.maxRecordsPerBatch": "64",
     "spark.sql.parquet.compression.codec": "snappy",

@@ -69,6 +69,23 @@ def loop_baseline(units, cfg):
     return time.perf_counter() - t, sizes
 
 
+def _loop_chunk(args):
+    units, cfg_path = args
+    from artifactspark.config import load_config
+    return loop_baseline(units, load_config(cfg_path))[0]
+
+
+def loop_two_processes(units):
+    """The same loop split over 2 processes at once: how far this machine itself scales to 2 cores."""
+    import multiprocessing as mp
+    halves = [units[0::2], units[1::2]]
+    with mp.get_context("spawn").Pool(2) as pool:
+        pool.map(_loop_chunk, [(units[:2], None)] * 2)  # start-up and imports outside the timing
+        t = time.perf_counter()
+        pool.map(_loop_chunk, [(h, None) for h in halves])
+        return time.perf_counter() - t
+
+
 def dtype_sizes(units, cfg, n=8):
     """Encoded bytes of image + mask_frac per CCD for float16 and float32 (same CCDs)."""
     from artifactspark.preprocess import process_unit
@@ -149,6 +166,10 @@ def main():
     res = {"ccds": n, "loop_seconds": round(loop_s, 1), "loop_ccd_per_s": round(loop_rate, 3),
            "encoded_kib_per_ccd": round(sum(sizes) / n / 1024, 1)}
     print(f"loop: {n} CCDs in {loop_s:.1f} s = {loop_rate:.3f} CCD/s on 1 core", flush=True)
+    if 2 in args.cores:
+        two = loop_two_processes(units)
+        res["loop2_ccd_per_s_per_core"] = round(n / two / 2, 3)
+        print(f"loop in 2 processes: {two:.1f} s = {n / two / 2:.3f} CCD/s/core", flush=True)
     for c in args.cores:
         wall, summary, peak = spark_run(root, cfg, c, args.data)
         assert summary["stored"] == n, summary
@@ -157,8 +178,13 @@ def main():
         res[f"spark{c}_ccd_per_s_per_core"] = round(rate, 3)
         res[f"spark{c}_ratio_to_loop"] = round(rate / loop_rate, 3)
         res[f"spark{c}_peak_worker_rss_mb"] = round(peak / 2**20)
+        res[f"spark{c}_timings"] = summary["timings"]
+        res[f"spark{c}_ccd_task_seconds"] = summary["ccd_task_seconds"]
+        if c == 2 and "loop2_ccd_per_s_per_core" in res:
+            res["spark2_ratio_to_loop2"] = round(rate / res["loop2_ccd_per_s_per_core"], 3)
         print(f"spark local[{c}]: {wall:.1f} s = {rate:.3f} CCD/s/core, ratio {rate / loop_rate:.3f}, "
-              f"peak worker RSS {peak / 2**20:.0f} MB", flush=True)
+              f"peak worker RSS {peak / 2**20:.0f} MB, phases {summary['timings']}, "
+              f"time in CCD work {summary['ccd_task_seconds']} s", flush=True)
     res["store_kib_per_ccd"] = dtype_sizes(units, cfg)
     print(json.dumps(res))
 
