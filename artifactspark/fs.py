@@ -81,6 +81,22 @@ class HadoopFS:
         finally:
             stream.close()
 
+    def create_exclusive(self, uri: str, text: str) -> bool:
+        """Create ``uri`` with ``text`` unless it exists (atomic on HDFS and local file systems)."""
+        from py4j.protocol import Py4JJavaError
+
+        try:
+            out = self._fs.create(self._path(uri), False)
+        except Py4JJavaError as e:
+            if "FileAlreadyExists" in str(e.java_exception.getClass().getName()) or self.exists(uri):
+                return False
+            raise
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+        return True
+
     def write_text_atomic(self, uri: str, text: str) -> None:
         """Write to a temporary name beside ``uri``, then rename over it."""
         tmp = uri + ".tmp"

@@ -280,14 +280,19 @@ def run_preprocess(spark, inputs: list[str], output: str, cfg: PipelineConfig, l
 
 
 def _run(spark, inputs, output, cfg, label_paths):
+    t0 = time.time()
+    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    store = Store(spark, output)
+    with store.lock(run_id):
+        return _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths)
+
+
+def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
     from petastorm.unischema import dict_to_spark_row
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    t0 = time.time()
     timings = {}
-    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    store = Store(spark, output)
     store.recover()
     meta = store.meta()
     chash = cfg.config_hash

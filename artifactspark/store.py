@@ -8,6 +8,7 @@
       _store.json    config hash, config, schema summary, last run
       _staging/RUN/  a run's output before it is committed (deleted after commit)
       _journal.json  present only while a commit is being applied (rolled forward on restart)
+      _lock.json     present while a run writes to the store (one writer at a time)
 
 The Unischema is declared once, in :func:`feature_schema`. Images are stored with Petastorm's
 ``CompressedNdarrayCodec`` (``np.savez_compressed``); :func:`decode_ndarray` decodes such a
@@ -15,9 +16,13 @@ cell without Petastorm, for pyarrow / DuckDB users.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import os
+import socket
+import time
 
 import numpy as np
 
@@ -27,7 +32,7 @@ from .errors import StoreError
 log = logging.getLogger(__name__)
 
 FEATURES, MANIFEST, QUARANTINE, REPORTS = "features", "manifest", "quarantine", "label_reports"
-STORE_META, JOURNAL, STAGING = "_store.json", "_journal.json", "_staging"
+STORE_META, JOURNAL, STAGING, LOCK = "_store.json", "_journal.json", "_staging", "_lock.json"
 SIDE_TABLES = (MANIFEST, QUARANTINE, REPORTS)
 
 #: Header-derived scalar columns: name -> numpy type (nullable: not every product has them).
@@ -84,6 +89,16 @@ def schema_for_config(cfg):
     return feature_schema(cfg.binned_shape(), len(cfg.taxonomy.classes), cfg.store.image_dtype)
 
 
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def decode_ndarray(cell: bytes) -> np.ndarray:
     """Decode an ``image`` / ``mask_frac`` cell read with pyarrow, DuckDB or Spark.
 
@@ -117,6 +132,35 @@ class Store:
 
     def has_features(self) -> bool:
         return self.fs.exists(self.path(FEATURES, "_common_metadata"))
+
+    # -- one writer at a time ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, run_id: str):
+        """Hold ``_lock.json`` for the duration of a run.
+
+        A lock left by a killed run on this host (its pid no longer alive) is taken over; a live
+        one, or one from another host, stops this run with a message naming the holder.
+        """
+        me = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+        path = self.path(LOCK)
+        for _ in range(2):
+            if self.fs.create_exclusive(path, json.dumps(me)):
+                break
+            holder = json.loads(self.fs.read_text(path) or "{}")
+            if holder.get("host") == me["host"] and not _pid_alive(holder.get("pid")):
+                log.warning("store %s: taking over the lock of run %s (pid %s is gone)", self.uri,
+                            holder.get("run_id"), holder.get("pid"))
+                self.fs.delete(path, recursive=False)
+                continue
+            raise StoreError(
+                f"store {self.uri} is being written by run {holder.get('run_id')} (host {holder.get('host')}, "
+                f"pid {holder.get('pid')}); wait for it to finish. If no such run is alive, delete {path}")
+        else:
+            raise StoreError(f"could not take the lock {path}; another run is starting at the same time")
+        try:
+            yield
+        finally:
+            self.fs.delete(path, recursive=False)
 
     # -- recovery ----------------------------------------------------------------------------
     def recover(self) -> str | None:

@@ -18,13 +18,13 @@ import _bootstrap  # noqa: F401
 
 from artifactspark.cli import run_job
 
-SIZES = {"small": (3, "1-8"), "medium": (10, "1-62"), "large": (50, "1-62")}
+SIZES = {"tiny": (1, "1-4"), "small": (3, "1-8"), "medium": (10, "1-62"), "large": (50, "1-62")}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=sorted(SIZES), default="small",
-                   help="small: 3 exposures x 8 CCDs (~2 min on 2 cores); medium: 10 x 61; large: 50 x 61")
+                   help="tiny: 1 exposure x 4 CCDs (the test); small: 3 x 8 (~2 min on 2 cores); medium: 10 x 61; large: 50 x 61")
     p.add_argument("--out", default="out/demo", help="folder for the archive, the store and the plots")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--config", help="pipeline config TOML (default: conf/pipeline.toml)")

@@ -299,3 +299,23 @@ def test_cli_bad_config_exit_code(tmp_path):
                           "--output", str(tmp_path / "s"), "--config", str(bad)], capture_output=True, text=True)
     assert out.returncode == 2
     assert "[downsample] factor = -1" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_one_writer_at_a_time(spark, archive, tmp_path):
+    import socket
+    from artifactspark.errors import StoreError
+    cfg = load_config(archive["conf"])
+    store = tmp_path / "locked"
+    store.mkdir()
+    lock = store / "_lock.json"
+    for holder in ({"run_id": "r1", "host": "another-host", "pid": os.getpid()},
+                   {"run_id": "r2", "host": socket.gethostname(), "pid": os.getppid()}):
+        lock.write_text(json.dumps(holder))
+        with pytest.raises(StoreError, match=f"being written by run {holder['run_id']}"):
+            run_preprocess(spark, [archive["root"]], str(store), cfg)
+        assert lock.exists()  # somebody else's lock is left alone
+    # a lock whose process is gone (a killed run on this host) is taken over
+    lock.write_text(json.dumps({"run_id": "dead", "host": socket.gethostname(), "pid": 2 ** 22 + 12345}))
+    s = run_preprocess(spark, [archive["root"]], str(store), cfg)
+    assert s["stored"] == sum(v == "stored" for v in archive["expected"].values())
+    assert not lock.exists()

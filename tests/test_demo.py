@@ -1,0 +1,27 @@
+"""The README's main command, end to end on full-size CCDs (tiny size), run twice."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.timeout(900)
+def test_demo_runs_and_reruns_incrementally(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [sys.executable, str(ROOT / "jobs" / "demo.py"), "--size", "tiny", "--out", str(out), "--master", "local[2]"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=800)
+    assert first.returncode == 0, first.stderr[-3000:]
+    s1 = json.loads(first.stdout.strip().splitlines()[-1])
+    assert s1["preprocess"]["inputs"] == 4 and s1["preprocess"]["stored"] == 4
+    assert "[1/3] simulating" in first.stderr and "Where to look" in first.stderr
+    assert os.path.exists(out / "store" / "features" / "_common_metadata")
+    assert s1["gallery_pngs"] >= 1
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=800)
+    assert second.returncode == 0, second.stderr[-3000:]
+    s2 = json.loads(second.stdout.strip().splitlines()[-1])
+    assert "reusing it" in second.stderr
+    assert (s2["preprocess"]["stored"], s2["preprocess"]["skipped"]) == (0, 4)
