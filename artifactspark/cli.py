@@ -39,6 +39,12 @@ def run_job(app_name: str, args, job, spark_conf: dict | None = None) -> int:
     except ArtifactSparkError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAIL
+    except Exception as e:  # Spark/Java/IO failures: one line to stderr, the traceback in the log
+        log.error("%s failed", app_name, exc_info=True)
+        first = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
+        print(f"error: {type(e).__name__}: {first} (the log above has the traceback; "
+              "ARTIFACTSPARK_LOG=DEBUG gives more)", file=sys.stderr)
+        return EXIT_FAIL
     if summary is not None:
         summary.setdefault("seconds", round(time.time() - t0, 2))
         emit_summary(summary)

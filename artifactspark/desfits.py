@@ -49,8 +49,11 @@ def local_copy(uri: str):
     suffix = "".join(os.path.basename(path).partition(".fits")[1:])
     fd, tmp = tempfile.mkstemp(suffix=suffix or ".fits")
     try:
-        with os.fdopen(fd, "wb") as out, fs.open_input_stream(path) as src:
-            shutil.copyfileobj(src, out, 8 << 20)
+        try:
+            with os.fdopen(fd, "wb") as out, fs.open_input_stream(path) as src:
+                shutil.copyfileobj(src, out, 8 << 20)
+        except OSError as e:  # network or storage trouble: retried by the next run
+            raise InputRejected("read_error", f"{uri}: cannot fetch: {e}") from None
         yield tmp
     finally:
         os.unlink(tmp)

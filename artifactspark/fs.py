@@ -82,9 +82,21 @@ class HadoopFS:
             stream.close()
 
     def create_exclusive(self, uri: str, text: str) -> bool:
-        """Create ``uri`` with ``text`` unless it exists (atomic on HDFS and local file systems)."""
+        """Create ``uri`` with ``text`` unless it exists: O_EXCL locally, create(overwrite=false)
+        elsewhere (atomic on HDFS; object stores give no such guarantee)."""
         from py4j.protocol import Py4JJavaError
 
+        if urlparse(uri).scheme in ("", "file"):  # Hadoop's local create() is check-then-open
+            try:
+                fd = os.open(urlparse(uri).path or uri, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(urlparse(uri).path or uri), exist_ok=True)
+                return self.create_exclusive(uri, text)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            return True
         try:
             out = self._fs.create(self._path(uri), False)
         except Py4JJavaError as e:

@@ -4,7 +4,8 @@ A report is one volunteer click: ``{"qa_id", "expname", "ccd", "band", "problem"
 "detail", "false_positive", "release"}`` (des-data.md). Per CCD we derive:
 
 - ``inspected``: somebody looked at it (any report, "OK" included);
-- ``label``: 1 = artifact, 0 = inspected and clean, -1 = never inspected;
+- ``label``: 1 = artifact, 0 = inspected and clean, -1 = no usable label (never inspected,
+  or inspected with only reports whose class is unknown to the taxonomy);
 - ``multi_hot``: one entry per taxonomy class (reports with ``false_positive`` excluded);
 - ``primary_class``: one class index for the many-class problem, by a configurable rule
   (the paper drew one at random; we are deterministic), -1 when there is none;
@@ -17,6 +18,7 @@ Checker (x, y) <-> numpy (row, col) goes through :func:`report_to_pixel` /
 from __future__ import annotations
 
 import collections
+import math
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -137,9 +139,9 @@ def read_records(uris) -> list:
 def load_labels(uris, cfg: PipelineConfig) -> LabelSet:
     """Load one or more exposure-checker exports into per-CCD labels.
 
-    Bad records (missing keys, unparsable expname, positions off the CCD) are counted in
-    ``rejected``; names outside the taxonomy are counted in ``unknown_classes``; nothing is
-    dropped silently.
+    Bad records (missing keys, unparsable expname or CCD) are counted in ``rejected``; bad or
+    off-CCD positions are counted there too but the report keeps its class; names outside the
+    taxonomy are counted in ``unknown_classes``; nothing is dropped silently.
     """
     return aggregate_reports(read_records(uris), cfg)
 
@@ -151,6 +153,7 @@ def aggregate_reports(records: list, cfg: PipelineConfig) -> LabelSet:
     ok, not_art = set(lc.ok_names), set(lc.not_artifact_names)
     f = cfg.downsample.factor
     shape = tuple(cfg.input.ccd_shape)
+    bh, bw = cfg.binned_shape()
     unknown, rejected, counts = collections.Counter(), collections.Counter(), collections.Counter()
     groups: dict = collections.defaultdict(list)
     for rec in records:
@@ -174,6 +177,7 @@ def aggregate_reports(records: list, cfg: PipelineConfig) -> LabelSet:
         lab = CCDLabel(expnum=expnum, ccdnum=ccd, band=recs[0].get("band"), multi_hot=[0] * len(tax.classes))
         per_class = collections.Counter()
         first_seen = {}
+        unusable = 0
         for rec in recs:
             name = str(rec["problem"]).strip()
             name = aliases.get(name, name)
@@ -186,27 +190,28 @@ def aggregate_reports(records: list, cfg: PipelineConfig) -> LabelSet:
                 cls = -1
             else:
                 unknown[name] += 1
+                unusable += 1
                 continue
-            x, y = rec.get("x"), rec.get("y")
+            # A bad or off-CCD position loses the position, never the class (row = col = -1).
+            x, y = _coord(rec.get("x")), _coord(rec.get("y"))
+            row = col = -1
             if x is None or y is None:
-                row = col = -1
-            else:
-                try:
-                    row, col = report_to_pixel(float(x), float(y), lc, shape)
-                except (TypeError, ValueError):
+                if rec.get("x") is not None or rec.get("y") is not None:
                     rejected["bad_position"] += 1
-                    continue
-                if not (0 <= row < shape[0] and 0 <= col < shape[1]):
+            else:
+                r, c = report_to_pixel(x, y, lc, shape)
+                if 0 <= r < shape[0] and 0 <= c < shape[1]:
+                    row, col = r, c
+                else:
                     rejected["position_off_ccd"] += 1
-                    continue
             lab.report_class.append(cls)
             lab.report_fp.append(fp)
             lab.report_x.append(-1 if x is None else int(x))
             lab.report_y.append(-1 if y is None else int(y))
             lab.report_row.append(row)
             lab.report_col.append(col)
-            lab.report_brow.append(row // f if row >= 0 else -1)
-            lab.report_bcol.append(col // f if col >= 0 else -1)
+            lab.report_brow.append(row // f if 0 <= row and row // f < bh else -1)
+            lab.report_bcol.append(col // f if 0 <= col and col // f < bw else -1)
             if fp:
                 lab.has_false_positive = True
             elif cls >= 0:
@@ -215,12 +220,24 @@ def aggregate_reports(records: list, cfg: PipelineConfig) -> LabelSet:
                 counts[tax.classes[cls]] += 1
                 first_seen.setdefault(cls, len(first_seen))
         lab.n_reports = len(lab.report_class)
-        lab.label = 1 if per_class else 0
+        # Only unusable reports (unknown class names) and no artifact: we cannot call it clean.
+        lab.label = 1 if per_class else (-1 if unusable else 0)
         if per_class:
             lab.primary_class = _primary(per_class, first_seen, lc.primary_rule)
         by_ccd[(expnum, ccd)] = lab
     return LabelSet(by_ccd=by_ccd, n_records=len(records), unknown_classes=dict(unknown),
                     rejected=dict(rejected), counts=dict(counts))
+
+
+def _coord(v) -> float | None:
+    """A checker coordinate as a finite float, or None when absent or unusable."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def _primary(per_class: collections.Counter, first_seen: dict, rule: str) -> int:

@@ -7,6 +7,7 @@ in :func:`process_unit`, which is also what the single-process baseline benchmar
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import threading
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 MANIFEST_COLUMNS = ["path", "size", "mtime", "bkg_path", "bkg_size", "bkg_mtime", "fingerprint",
                     "config_hash", "label_digest", "status", "reason", "detail",
                     "expnum", "ccdnum", "band", "nite", "run_id"]
+#: Quarantine reasons that may pass without the input changing: retried on every run.
+RETRYABLE = ("unexpected_error", "read_error")
 _NAME_GROUPS = ["expnum", "band", "ccdnum", "reqnum", "attnum", "kind", "comp"]
 
 
@@ -156,6 +159,8 @@ def compute_features(unit: dict, cfg: PipelineConfig, label: CCDLabel | None) ->
     for key, expect in (("EXPNUM", name.expnum), ("CCDNUM", name.ccdnum)):
         if key in hdr and _header_value(hdr, key, int) != expect:
             raise InputRejected("header_mismatch", f"header {key} = {hdr[key]!r} but the file name says {expect}")
+    if hdr.get("BAND") not in (None, "") and str(hdr["BAND"]).strip() != name.band:
+        raise InputRejected("header_mismatch", f"header BAND = {hdr['BAND']!r} but the file name says {name.band!r}")
     nite = _nite_from_header(hdr)
     mode = cfg.background.already_subtracted
     presub = mode == "yes" or (mode == "auto" and "SKYSUB" in hdr)
@@ -204,24 +209,33 @@ def process_unit(unit: dict, cfg: PipelineConfig, label: CCDLabel | None):
 
 # ------------------------------------------------------------------------------ labels
 def _reports_to_df(spark, records: list):
-    import pandas as pd
-
-    cols = ["qa_id", "expname", "ccd", "band", "problem", "x", "y", "detail", "false_positive", "release"]
-    pdf = pd.DataFrame([{c: r.get(c) if isinstance(r, dict) else None for c in cols} for r in records], columns=cols)
-    for c in ("qa_id", "ccd", "x", "y"):
-        pdf[c] = pd.to_numeric(pdf[c], errors="coerce").astype("Int64")
-    for c in ("expname", "band", "problem", "detail", "release"):
-        pdf[c] = pdf[c].astype("string")
-    pdf["false_positive"] = pdf["false_positive"].astype("boolean")
+    """The reports as a Parquet-friendly table: the checker's fields for queries, plus each
+    record's raw JSON, from which a later run rebuilds exactly the same labels."""
     from pyspark.sql import types as T
+
+    def num(v, typ):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            return None
+        if not np.isfinite(f):
+            return None
+        return int(f) if typ is int and f.is_integer() else (f if typ is float else None)
+
+    rows = []
+    for r in records:
+        d = r if isinstance(r, dict) else {}
+        text = lambda k: None if d.get(k) is None else str(d.get(k))  # noqa: E731
+        rows.append((num(d.get("qa_id"), int), text("expname"), num(d.get("ccd"), int), text("band"),
+                     text("problem"), num(d.get("x"), float), num(d.get("y"), float), text("detail"),
+                     None if d.get("false_positive") is None else bool(d.get("false_positive")),
+                     text("release"), json.dumps(r, sort_keys=True, default=str)))
     schema = T.StructType([T.StructField("qa_id", T.LongType()), T.StructField("expname", T.StringType()),
                            T.StructField("ccd", T.LongType()), T.StructField("band", T.StringType()),
-                           T.StructField("problem", T.StringType()), T.StructField("x", T.LongType()),
-                           T.StructField("y", T.LongType()), T.StructField("detail", T.StringType()),
-                           T.StructField("false_positive", T.BooleanType()), T.StructField("release", T.StringType())])
-    rows = [tuple(None if (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else
-                  (int(v) if c in ("qa_id", "ccd", "x", "y") else bool(v) if c == "false_positive" else str(v))
-                  for c, v in zip(cols, rec)) for rec in pdf.itertuples(index=False, name=None)]
+                           T.StructField("problem", T.StringType()), T.StructField("x", T.DoubleType()),
+                           T.StructField("y", T.DoubleType()), T.StructField("detail", T.StringType()),
+                           T.StructField("false_positive", T.BooleanType()), T.StructField("release", T.StringType()),
+                           T.StructField("record_json", T.StringType())])
     return spark.createDataFrame(rows, schema)
 
 
@@ -236,7 +250,7 @@ def resolve_labels(spark, store: Store, label_paths, cfg: PipelineConfig):
     old = store.read_table(REPORTS)
     if old is None:
         return None, None
-    records = [r.asDict() for r in old.collect()]
+    records = [json.loads(r["record_json"]) for r in old.select("record_json").collect()]
     log.info("no --labels given: reusing the %d reports stored with the store", len(records))
     return aggregate_reports(records, cfg), None
 
@@ -296,10 +310,11 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
     store.recover()
     meta = store.meta()
     chash = cfg.config_hash
-    rebuild = meta is None or meta.get("config_hash") != chash or not store.has_features()
-    if meta is not None and meta.get("config_hash") != chash:
-        log.warning("store %s was built with config %s; this run's config is %s: rebuilding every row",
-                    store.uri, meta.get("config_hash"), chash)
+    part_cols = list(cfg.store.partition_by)
+    rebuild = meta is None or meta.get("config_hash") != chash or meta.get("partition_by") != part_cols
+    if meta is not None and rebuild:
+        log.warning("store %s was built with config %s partitioned by %s; this run's is %s by %s: rebuilding every row",
+                    store.uri, meta.get("config_hash"), meta.get("partition_by"), chash, part_cols)
     schema = schema_for_config(cfg)
     labels, reports_df = resolve_labels(spark, store, label_paths, cfg)
     by_ccd = labels.by_ccd if labels else {}
@@ -316,12 +331,19 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
                     F.coalesce("static_reason", F.lit("")), label_digest).alias("fingerprint"))
     old_manifest = None if rebuild else store.read_table(MANIFEST)
     if old_manifest is not None:
-        same = old_manifest.where(F.col("config_hash") == chash).select("path", F.col("fingerprint").alias("_ofp"))
+        # inputs quarantined for a reason that may pass (I/O trouble, a reader bug) are retried
+        retry = F.col("status").eqNullSafe("quarantined") & F.col("reason").isin(*RETRYABLE)
+        same = (old_manifest.where((F.col("config_hash") == chash) & ~retry)
+                .select("path", F.col("fingerprint").alias("_ofp")))
         units = units.join(same, "path", "left").withColumn(
             "_changed", F.col("_ofp").isNull() | (F.col("_ofp") != F.col("fingerprint"))).drop("_ofp")
     else:
         units = units.withColumn("_changed", F.lit(True))
-    units = units.cache()
+    # Pin the listing for the rest of the run: a recomputation after a lost executor must not
+    # see a different archive than the one being processed.
+    stage = store.path(STAGING, run_id)
+    units.write.mode("overwrite").parquet(fsmod.join(stage, "units"))
+    units = spark.read.parquet(fsmod.join(stage, "units")).cache()
     agg = units.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("_changed").cast("long")).alias("c")).first()
     n_inputs, n_changed = int(agg["n"]), int(agg["c"] or 0)
     changed = units.where("_changed").drop("_changed")
@@ -334,11 +356,12 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
                "inputs": n_inputs, "stored": 0, "quarantined": 0, "skipped": n_skipped,
                "rebuild": bool(rebuild), "labels": labels.summary() if labels else None}
     if n_changed == 0 and reports_df is None:
+        units.unpersist()
+        store.fs.delete(stage)  # nothing to publish: the store stays byte-identical
         summary["seconds"] = round(time.time() - t0, 2)
         summary["quarantine_reasons"] = {}
         return summary
 
-    stage = store.path(STAGING, run_id)
     feat_schema = schema.as_spark_schema()
     res_schema = T.StructType(
         [T.StructField(f.name, f.dataType, True) for f in feat_schema.fields]
@@ -383,22 +406,31 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
     res = spark.read.parquet(fsmod.join(stage, "results"))
 
     # ---- features: new rows, plus the untouched rows of every partition the run rewrites
-    part_cols = list(cfg.store.partition_by)
     new_rows = res.where("status = 'stored'").select(feat_names)
     changed_paths = changed.select("path")
+    removed_paths, displaced = changed_paths, None
     partitions = None
     if rebuild:
         final = new_rows
     else:
         touched = new_rows.select(part_cols)
         if old_manifest is not None:
+            # A stored CCD that now has a row from another file (a new processing attempt whose
+            # older file is no longer listed, a moved archive): the old row must go.
+            displaced = (old_manifest.where("status = 'stored'").join(changed_paths, "path", "left_anti")
+                         .join(new_rows.select("expnum", "ccdnum", F.col("path").alias("_new_path")),
+                               ["expnum", "ccdnum"])
+                         .where(F.col("path") != F.col("_new_path")).cache())
+            removed_paths = changed_paths.unionByName(displaced.select("path"))
             touched = touched.unionByName(
-                old_manifest.join(changed_paths, "path").where("status = 'stored'").select(part_cols))
+                old_manifest.join(removed_paths, "path").where("status = 'stored'").select(part_cols))
         touched = touched.distinct()
         touched_dirs = {"/".join(f"{c}={getattr(r, c)}" for c in part_cols) for r in touched.collect()}
-        old = _read_features(spark, store, feat_schema)
-        keep = old.join(F.broadcast(touched), part_cols, "left_semi").join(changed_paths, "path", "left_anti")
-        final = new_rows.unionByName(keep.select(feat_names))
+        final = new_rows
+        if store.has_features():
+            old = _read_features(spark, store, feat_schema)
+            keep = old.join(F.broadcast(touched), part_cols, "left_semi").join(removed_paths, "path", "left_anti")
+            final = new_rows.unionByName(keep.select(feat_names))
     (final.repartition(*part_cols).write.mode("overwrite").partitionBy(*part_cols)
      .option("parquet.block.size", cfg.store.rowgroup_size_mb * 1024 * 1024)
      .parquet(fsmod.join(stage, FEATURES)))
@@ -409,7 +441,13 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
     # ---- manifest and quarantine: every input ever seen, latest status
     new_manifest = res.select(MANIFEST_COLUMNS)
     if old_manifest is not None:
-        new_manifest = old_manifest.join(changed_paths, "path", "left_anti").select(MANIFEST_COLUMNS).unionByName(new_manifest)
+        new_manifest = (old_manifest.join(removed_paths, "path", "left_anti").select(MANIFEST_COLUMNS)
+                        .unionByName(new_manifest))
+        if displaced is not None:
+            replaced = displaced.withColumns({
+                "status": F.lit("replaced"), "reason": F.lit("superseded"), "run_id": F.lit(run_id),
+                "detail": F.concat(F.lit("row replaced by "), "_new_path")})
+            new_manifest = new_manifest.unionByName(replaced.select(MANIFEST_COLUMNS))
     new_manifest = new_manifest.repartition(1).cache()
     new_manifest.write.mode("overwrite").parquet(fsmod.join(stage, MANIFEST))
     (new_manifest.where("status = 'quarantined'")
@@ -418,6 +456,8 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
     if reports_df is not None:
         reports_df.repartition(1).write.mode("overwrite").parquet(fsmod.join(stage, REPORTS))
 
+    if displaced is not None:
+        summary["replaced"] = displaced.count()
     timings["write"] = round(time.time() - t0 - sum(timings.values()), 2)
     by_reason = res.groupBy("status", "reason").count().collect()
     counts = {st: sum(r["count"] for r in by_reason if r["status"] == st) for st in ("stored", "quarantined")}
@@ -429,6 +469,8 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
     store.commit(run_id, partitions, store_meta, schema)
     timings["commit"] = round(time.time() - t0 - sum(timings.values()), 2)
     new_manifest.unpersist()
+    if displaced is not None:
+        displaced.unpersist()
     summary.update(stored=counts.get("stored", 0), quarantined=counts.get("quarantined", 0),
                    quarantine_reasons=reasons, seconds=round(time.time() - t0, 2),
                    timings=timings, ccd_task_seconds=round(acc_secs.value, 2))

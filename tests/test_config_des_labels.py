@@ -111,7 +111,9 @@ def test_aggregate_reports_per_ccd():
         report(8, 100, 5, "Brand new thing", 1, 1),
         {"expname": "bogus", "ccd": 1, "problem": "Satellite"},
         {"expname": "DECam_00000100", "problem": "Satellite"},
-        report(9, 100, 6, "Ghost", 5000, 1),                  # off the CCD
+        report(9, 100, 6, "Ghost", 5000, 1),                  # off the CCD: class kept, position lost
+        report(10, 100, 7, "Satellite", "abc", 3), report(11, 100, 7, "Ghost", float("inf"), 1),
+        report(12, 100, 7, "Airplane", 1408.5, 3.2), {**report(13, 100, 8, "Satellite"), "ccd": "12.5"},
     ]
     ls = aggregate_reports(recs, cfg)
     a = ls.by_ccd[(100, 1)]
@@ -126,9 +128,13 @@ def test_aggregate_reports_per_ccd():
     assert fp.label == 0 and fp.has_false_positive and sum(fp.multi_hot) == 0 and fp.report_fp == [True]
     other = ls.by_ccd[(100, 4)]
     assert other.label == 0 and other.report_class == [-1, -1]
-    assert ls.by_ccd[(100, 5)].label == 0
+    assert ls.by_ccd[(100, 5)].label == -1  # only an unknown class: no usable label, not "clean"
+    ghost = ls.by_ccd[(100, 6)]
+    assert ghost.label == 1 and ghost.report_row == [-1] and ghost.report_brow == [-1]
+    odd = ls.by_ccd[(100, 7)]
+    assert odd.label == 1 and odd.report_row == [-1, -1, 1408] and odd.report_col == [-1, -1, 3]
     assert ls.unknown_classes == {"Brand new thing": 1}
-    assert ls.rejected == {"bad_expname_or_ccd": 1, "missing_keys": 1, "position_off_ccd": 1}
+    assert ls.rejected == {"bad_expname_or_ccd": 2, "missing_keys": 1, "position_off_ccd": 1, "bad_position": 2}
 
 
 @pytest.mark.parametrize("rule,expect", [("most_reports", "Satellite"), ("priority", "Cosmic ray"),

@@ -319,3 +319,21 @@ def test_one_writer_at_a_time(spark, archive, tmp_path):
     s = run_preprocess(spark, [archive["root"]], str(store), cfg)
     assert s["stored"] == sum(v == "stored" for v in archive["expected"].values())
     assert not lock.exists()
+
+
+def test_new_attempt_replacing_a_vanished_file_leaves_one_row(spark, tmp_path, small_cfg):
+    """Run 1 stores attempt p01; before run 2 p01 disappears and p02 arrives: one row, p01 'replaced'."""
+    root = str(tmp_path / "a")
+    old, _ = write_pair(root, 400001, 5, att=1)
+    write_pair(root, 400001, 6, att=1)
+    store = str(tmp_path / "s")
+    cfg = small_cfg[1]
+    assert run_preprocess(spark, [root], store, cfg)["stored"] == 2
+    shutil.rmtree(os.path.dirname(os.path.dirname(os.path.dirname(old))))  # the whole p01 tree
+    write_pair(root, 400001, 5, att=2, seed=5)
+    s = run_preprocess(spark, [root], store, cfg)
+    assert (s["inputs"], s["stored"], s["replaced"]) == (1, 1, 1)
+    rows = features(store)
+    assert sorted((r["ccdnum"], r["attnum"]) for r in rows) == [(5, 2), (6, 1)]
+    man = {r["path"]: r for r in table(store, "manifest")}
+    assert man[_uri(old)]["status"] == "replaced" and "row replaced by" in man[_uri(old)]["detail"]
