@@ -238,6 +238,8 @@ def _validate(cfg: PipelineConfig, source: str) -> None:
         raise ConfigError(f"{source}: [store] ccds_per_task must be >= 1")
     if min(cfg.input.ccd_shape) < cfg.downsample.factor:
         raise ConfigError(f"{source}: [input] ccd_shape {list(cfg.input.ccd_shape)} is smaller than one bin")
+    if not cfg.store.partition_by or not cfg.input.image_patterns:
+        raise ConfigError(f"{source}: [store] partition_by and [input] image_patterns must not be empty")
     bad_part = [p for p in cfg.store.partition_by if p not in ("band", "nite")]
     if bad_part:
         raise ConfigError(f"{source}: [store] partition_by: {bad_part} not supported (use band, nite)")
@@ -265,6 +267,8 @@ def config_from_dict(data: dict, source: str = "<dict>") -> PipelineConfig:
     kwargs, extra = {}, {}
     for sec, body in data.items():
         if sec in EXTRA_SECTIONS:
+            if not isinstance(body, dict):
+                raise ConfigError(f"{source}: [{sec}] must be a table")
             extra[sec] = dict(body)
             continue
         if sec not in _SECTIONS:

@@ -38,6 +38,9 @@ def test_shipped_config_equals_defaults():
     ({"taxonomy": {"classes": ["A", "A"]}}, "without repeats"),
     ({"taxonomy": {"aliases": {"x": "Nope"}}}, "point to unknown classes"),
     ({"taxonomy": {"classes": ["OK", "B"]}}, "also in [labels]"),
+    ({"store": {"partition_by": []}}, "must not be empty"),
+    ({"input": {"image_patterns": []}}, "must not be empty"),
+    ({"simulate": 3}, "[simulate] must be a table"),
 ])
 def test_bad_config_names_the_key(data, needle):
     with pytest.raises(ConfigError) as e:
