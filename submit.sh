@@ -45,7 +45,7 @@ setup() {
   check_java
   local stamp="$VENV/.artifactspark-installed" want
   want=$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  if [ -x "$PY" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
   if [ ! -x "$PY" ]; then
     echo "submit.sh: creating $VENV" >&2
     "$(find_python)" -m venv "$VENV"
