@@ -38,11 +38,14 @@ RETRYABLE = ("unexpected_error", "read_error")
 _NAME_GROUPS = ["expnum", "band", "ccdnum", "reqnum", "attnum", "kind", "comp"]
 
 
-def _glob_to_java_regex(pattern: str) -> str:
-    out = []
-    for ch in pattern:
-        out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
-    return "^" + "".join(out) + "$"
+def _matches_any(name_col, patterns):
+    """Spark condition: the base name matches one of the fnmatch patterns (* and ?)."""
+    from functools import reduce
+
+    def java_regex(pattern):
+        return "^" + "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern) + "$"
+
+    return reduce(lambda a, b: a | b, [name_col.rlike(java_regex(p)) for p in patterns])
 
 
 # ------------------------------------------------------------------------------ discovery
@@ -65,12 +68,8 @@ def discover(spark, roots: list[str], cfg: PipelineConfig):
     # One projection for everything derived from the name (few plan nodes: the planner's time
     # is a visible share of a small run).
     name = F.element_at(F.split("path", "/"), -1)
-    is_img = F.lit(False)
-    for p in cfg.input.image_patterns:
-        is_img = is_img | name.rlike(_glob_to_java_regex(p))
-    is_bkg = F.lit(False)
-    for p in cfg.input.bkg_patterns:
-        is_bkg = is_bkg | name.rlike(_glob_to_java_regex(p))
+    is_img = _matches_any(name, cfg.input.image_patterns)
+    is_bkg = _matches_any(name, cfg.input.bkg_patterns)
     rx = NAME_REGEX_JAVA.replace("?P<", "?<")
     parsed = name.rlike(rx)
     group = {g: F.when(parsed, F.regexp_extract(name, rx, i)) for i, g in enumerate(_NAME_GROUPS, start=1)}

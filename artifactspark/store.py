@@ -186,8 +186,7 @@ class Store:
         rebuilt the whole feature dataset. The journal makes the sequence of renames
         restartable: a run killed during it is completed by the next one.
         """
-        journal = {"run_id": run_id, "partitions": partitions, "meta": meta,
-                   "schema": {"rowgroup_size_mb": meta["rowgroup_size_mb"]}}
+        journal = {"run_id": run_id, "partitions": partitions, "meta": meta}
         self.fs.write_text_atomic(self.path(JOURNAL), json.dumps(journal))
         self._schema = schema
         self._apply(journal)
@@ -237,7 +236,7 @@ class Store:
             cfg = config_from_dict(journal["meta"]["config"], "store metadata")
             schema = schema_for_config(cfg)
         # Rewrites _common_metadata (the pickled Unischema and the row groups of every file).
-        with materialize_dataset(self.spark, self.path(FEATURES), schema, journal["schema"]["rowgroup_size_mb"]):
+        with materialize_dataset(self.spark, self.path(FEATURES), schema, journal["meta"]["rowgroup_size_mb"]):
             pass
 
     # -- reading -----------------------------------------------------------------------------
