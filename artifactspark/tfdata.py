@@ -27,8 +27,10 @@ def store_dataset(features_uri: str, fields: list[str], cur_shard: int | None = 
     from petastorm import make_reader
     from petastorm.tf_utils import make_petastorm_dataset
 
+    from .fs import to_uri
+
     enable_float16()
-    with make_reader(features_uri, schema_fields=fields, cur_shard=cur_shard, shard_count=shard_count,
+    with make_reader(to_uri(features_uri), schema_fields=fields, cur_shard=cur_shard, shard_count=shard_count,
                      num_epochs=num_epochs, shuffle_row_groups=shuffle, seed=seed,
                      workers_count=workers_count, predicate=predicate) as reader:
         yield make_petastorm_dataset(reader)

@@ -1,0 +1,217 @@
+"""The CNN (TensorFlow / Keras): the paper's architecture, trained from the Petastorm store.
+
+Reference configuration (DeRose & Morningstar, section 4.2), in the paper's order:
+
+    conv -> max-pool -> ReLU
+    conv -> max-pool -> dropout -> ReLU
+    flatten -> dense -> dropout -> ReLU
+    dense -> dropout -> ReLU
+    dense -> softmax (sigmoid for the multi-label problem)
+
+Adam, cross-entropy. The paper gives no sizes; ours are in ``[train]`` (trainingdata.TrainConfig).
+Against the overfitting the paper reports, each switchable in ``[train]`` so they can be
+measured one by one (benchmarks/ablate_cnn.py): class weights, flips that keep the physics,
+batch normalisation (before each ReLU), early stopping on validation loss (best weights kept).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+
+import numpy as np
+
+from . import modelio
+from .training import TrainingSet
+from .trainingdata import TrainConfig, class_weights, read_rows, targets_from_rows, train_stream
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+
+
+def artifact_accuracy(y_true, y_pred):
+    """Multi-label: accuracy of 'any artifact' (max output >= 0.5) against 'any class true'."""
+    import tensorflow as tf
+
+    t = tf.reduce_max(y_true, axis=-1) > 0.5
+    p = tf.reduce_max(y_pred, axis=-1) >= 0.5
+    return tf.reduce_mean(tf.cast(tf.equal(t, p), tf.float32))
+
+
+_STANDARDIZE = None
+
+
+def standardize_layer():
+    """The Keras layer twin of ``trainingdata.standardize_image`` on channel 0 (the image);
+    other channels (mask_frac) pass unchanged. Built lazily so importing this module needs no TF."""
+    global _STANDARDIZE
+    if _STANDARDIZE is not None:
+        return _STANDARDIZE
+    import tensorflow as tf
+
+    class Standardize(tf.keras.layers.Layer):
+        def __init__(self, iterations=2, clip=3.0, **kw):
+            super().__init__(**kw)
+            self.iterations, self.clip = iterations, clip
+
+        def call(self, x):
+            img = x[..., :1]
+            mu = tf.reduce_mean(img, axis=[1, 2], keepdims=True)
+            sd = tf.math.reduce_std(img, axis=[1, 2], keepdims=True)
+            for _ in range(self.iterations):
+                m = tf.cast(tf.abs(img - mu) <= self.clip * sd, tf.float32)
+                n = tf.maximum(tf.reduce_sum(m, axis=[1, 2], keepdims=True), 1.0)
+                mu = tf.reduce_sum(img * m, axis=[1, 2], keepdims=True) / n
+                sd = tf.sqrt(tf.reduce_sum(tf.square(img - mu) * m, axis=[1, 2], keepdims=True) / n)
+            out = tf.math.asinh((img - mu) / tf.maximum(sd, 1e-6))
+            return tf.concat([out, x[..., 1:]], axis=-1)
+
+        def get_config(self):
+            return {**super().get_config(), "iterations": self.iterations, "clip": self.clip}
+
+    _STANDARDIZE = Standardize
+    return Standardize
+
+
+def custom_objects() -> dict:
+    return {"artifact_accuracy": artifact_accuracy, "Standardize": standardize_layer()}
+
+
+def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
+    import tensorflow as tf
+    from tensorflow.keras import layers
+
+    def act(x):
+        if tc.batch_norm:
+            x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x)
+
+    inp = tf.keras.Input(shape=tuple(input_shape), name="ccd")
+    x = layers.AveragePooling2D(tc.input_pool)(inp) if tc.input_pool > 1 else inp
+    if tc.standardize:
+        x = standardize_layer()(name="standardize")(x)
+    x = layers.Conv2D(tc.conv_filters[0], tc.kernel_size, padding="same")(x)
+    x = act(layers.MaxPooling2D(tc.pool_size, padding="same")(x))
+    x = layers.Conv2D(tc.conv_filters[1], tc.kernel_size, padding="same")(x)
+    x = layers.MaxPooling2D(tc.pool_size, padding="same")(x)
+    x = act(layers.Dropout(tc.dropout)(x))
+    x = layers.Flatten()(x)
+    x = act(layers.Dropout(tc.dropout)(layers.Dense(tc.dense_units[0])(x)))
+    x = act(layers.Dropout(tc.dropout)(layers.Dense(tc.dense_units[1])(x)))
+    out = layers.Dense(n_out, activation="sigmoid" if problem == "multilabel" else "softmax", name="probs")(x)
+    model = tf.keras.Model(inp, out, name=f"artifactspark_cnn_{problem}")
+    if problem == "multilabel":
+        loss, metrics = tf.keras.losses.BinaryCrossentropy(), [artifact_accuracy]
+    else:
+        loss, metrics = tf.keras.losses.SparseCategoricalCrossentropy(), ["sparse_categorical_accuracy"]
+    model.compile(optimizer=tf.keras.optimizers.Adam(tc.learning_rate), loss=loss, metrics=metrics)
+    return model
+
+
+def errors_of(problem: str, y, probs: np.ndarray) -> float:
+    """The error the paper plots: 1 - accuracy (multi-label: of artifact yes/no)."""
+    if len(probs) == 0:
+        return float("nan")
+    if problem == "multilabel":
+        return float(np.mean((np.asarray(y).max(axis=1) > 0.5) != (probs.max(axis=1) >= 0.5)))
+    return float(np.mean(np.argmax(probs, axis=1) != np.asarray(y)))
+
+
+def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    out = [model(x[i:i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
+def load_side(ts: TrainingSet, side: str, tc: TrainConfig):
+    """A validation/test side as (keys dict, x (N, H, W, C) float32, y)."""
+    fields = ["expnum", "ccdnum", "band", "nite", "label", "primary_class", "multi_hot", "image"] + (["mask_frac"] if tc.mask_channel else [])
+    rows = read_rows(ts.features_uri, ts.split[side], fields, ts.problem, tc.reader_workers)
+    if not len(rows["expnum"]):
+        return rows, np.zeros((0,)), np.zeros((0,))
+    order = np.lexsort((rows["ccdnum"], rows["expnum"]))
+    rows = {k: v[order] for k, v in rows.items()}
+    planes = [rows.pop("image")] + ([rows.pop("mask_frac")] if tc.mask_channel else [])
+    x = np.stack([p.astype(np.float32) for p in planes], axis=-1)
+    return rows, x, targets_from_rows(rows, ts.problem, len(ts.taxonomy))
+
+
+def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int | None = None,
+              shard_count: int | None = None) -> dict:
+    import tensorflow as tf
+
+    from .training import finish
+
+    t0 = time.time()
+    os.makedirs(model_dir, exist_ok=True)
+    tf.keras.utils.set_random_seed(tc.seed)
+    n_classes = len(ts.taxonomy)
+    n_out = len(ts.classes)
+    image_shape = tuple(ts.store_meta["image_shape"])
+    input_shape = (*image_shape, 2 if tc.mask_channel else 1)
+
+    weights = None
+    if tc.class_weights and ts.problem != "multilabel":
+        weights = class_weights(np.asarray(ts.side("train")["y"], int), n_out)
+        log.info("class weights: %s", np.round(weights, 2).tolist())
+    val = load_side(ts, "val", tc)
+    test = load_side(ts, "test", tc)
+    log.info("validation %d and test %d CCDs in memory", len(val[1]), len(test[1]))
+
+    model = build_model(input_shape, n_out, ts.problem, tc)
+    n_train = ts.counts["train"] // (shard_count or 1)
+    steps = max(1, math.ceil(n_train / tc.batch_size))
+    history = {"epoch": [], "loss": [], "val_loss": [], "train_error": [], "val_error": [], "test_error": [], "seconds": []}
+    acc_key = "artifact_accuracy" if ts.problem == "multilabel" else "sparse_categorical_accuracy"
+
+    class Track(tf.keras.callbacks.Callback):
+        """Per-epoch errors (fig. 4) and a progress line. The test error is recorded for the
+        plot only: nothing (threshold, early stopping, best epoch) is chosen on it."""
+
+        def __init__(self):
+            super().__init__()
+            self.t = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            history["epoch"].append(epoch + 1)
+            history["loss"].append(float(logs.get("loss", np.nan)))
+            history["val_loss"].append(float(logs.get("val_loss", np.nan)))
+            history["train_error"].append(1.0 - float(logs.get(acc_key, np.nan)))
+            history["val_error"].append(errors_of(ts.problem, val[2], predict(self.model, val[1])) if len(val[1]) else float("nan"))
+            history["test_error"].append(errors_of(ts.problem, test[2], predict(self.model, test[1])))
+            history["seconds"].append(round(time.time() - self.t, 2))
+            log.info("cnn %s epoch %d/%d: loss %.4f val_loss %.4f | error train %.3f val %.3f (%.1f s)",
+                     ts.problem, epoch + 1, tc.epochs, history["loss"][-1], history["val_loss"][-1],
+                     history["train_error"][-1], history["val_error"][-1], history["seconds"][-1])
+            self.t = time.time()
+
+    callbacks = [Track()]
+    has_val = len(val[1]) > 0
+    if tc.early_stopping_patience and has_val:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=tc.early_stopping_patience,
+                                                          restore_best_weights=True))
+    log.info("training %s CNN: %d train CCDs, %d steps of %d per epoch, up to %d epochs, input %s",
+             ts.problem, n_train, steps, tc.batch_size, tc.epochs, input_shape)
+    t_fit = time.time()
+    with train_stream(ts.features_uri, ts.split["train"], ts.problem, n_classes, tc, weights,
+                      cur_shard, shard_count) as ds:
+        model.fit(ds, steps_per_epoch=steps, epochs=tc.epochs, verbose=0, callbacks=callbacks,
+                  validation_data=(val[1], val[2]) if has_val else None)
+    fit_seconds = time.time() - t_fit
+    vl = [v for v in history["val_loss"] if not np.isnan(v)]
+    history["best_epoch"] = int(np.argmin(vl) + 1) if vl and tc.early_stopping_patience else len(history["epoch"])
+    model.save(os.path.join(model_dir, MODEL_FILE))
+    modelio.write_json(os.path.join(model_dir, "history.json"), history)
+
+    preds = {side: (keys, predict(model, x) if len(x) else np.zeros((0, n_out), np.float32), y)
+             for side, (keys, x, y) in (("val", val), ("test", test))}
+    extra = {"input": {"fields": ["image"] + (["mask_frac"] if tc.mask_channel else []), "image_shape": list(image_shape),
+                       "mask_channel": tc.mask_channel, "coarsen": 1, "input_shape": list(input_shape)},
+             "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"],
+             "shard": {"cur_shard": cur_shard, "shard_count": shard_count},
+             "timing": {"fit_seconds": round(fit_seconds, 2),
+                        "images_per_second": round(len(history["epoch"]) * steps * tc.batch_size / fit_seconds, 2)},
+             "params": int(model.count_params())}
+    return finish(ts, model_dir, "cnn", MODEL_FILE, tc, extra, preds, t0)

@@ -1,0 +1,234 @@
+"""Training (issue 4): splits by exposure, the CNN from the Petastorm store, the SVM, saved models
+and their metadata, thresholds and metrics recomputed from the saved predictions."""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from artifactspark.config import load_config
+from artifactspark.errors import ConfigError, StoreError
+from artifactspark.splits import SplitError, check_split, split_exposures
+from toystore import FIRST_EXP, TOY_CONF, build_toy
+
+
+# ------------------------------------------------------------------------------ pure pieces
+def test_split_is_by_exposure_reproducible_and_complete():
+    exps = list(range(1000, 1040)) * 3          # 40 exposures, several CCDs each
+    a = split_exposures(exps, (0.6, 0.2, 0.2), seed=4)
+    b = split_exposures(list(reversed(exps)), (0.6, 0.2, 0.2), seed=4)
+    assert a == b                                # order of the input does not matter
+    sides = [set(a[s]) for s in ("train", "val", "test")]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    assert set().union(*sides) == set(range(1000, 1040))
+    assert [len(s) for s in sides] == [24, 8, 8]
+    assert split_exposures(exps, (0.6, 0.2, 0.2), seed=5)["test"] != a["test"]
+    check_split(a, exps)
+
+
+@pytest.mark.parametrize("exps,fractions,match", [
+    ([1, 2], (0.7, 0.15, 0.15), "at least 3"),
+    ([1, 2, 3, 4], (0.5, 0.5, 0.5), "summing to 1"),
+    ([1, 2, 3], (0.0, 0.5, 0.5), "none for training"),
+])
+def test_split_bad_input(exps, fractions, match):
+    with pytest.raises(SplitError, match=match):
+        split_exposures(exps, fractions)
+
+
+def test_loaded_split_must_cover_and_be_disjoint():
+    rec = split_exposures(range(10), seed=0)
+    with pytest.raises(SplitError, match="in no side"):
+        check_split(rec, list(range(11)))
+    bad = dict(rec, val=rec["val"] + [rec["train"][0]])
+    with pytest.raises(SplitError, match="on both"):
+        check_split(bad, range(10))
+
+
+def test_standardize_numpy_and_keras_layer_agree():
+    from artifactspark.cnn import standardize_layer
+    from artifactspark.trainingdata import standardize_image
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(0.01, 0.002, (3, 32, 16)).astype(np.float32)
+    img[:, 5, 5] = 0.88                           # a bright star must not set the scale
+    mask = rng.uniform(0, 1, img.shape).astype(np.float32)
+    ref = standardize_image(img)
+    got = standardize_layer()()(np.stack([img, mask], -1)).numpy()
+    np.testing.assert_allclose(got[..., 0], ref, atol=2e-4)
+    np.testing.assert_array_equal(got[..., 1], mask)
+    core = np.abs(ref) < 2
+    assert 0.8 < ref[core].std() < 1.3            # noise at unit scale, the star compressed
+    assert ref[:, 5, 5].min() > 4
+
+
+def test_class_weights_balance_and_clip():
+    from artifactspark.trainingdata import class_weights
+
+    w = class_weights(np.array([0] * 90 + [1] * 10), 3)
+    np.testing.assert_allclose(w[:2], [100 / (2 * 90), 100 / (2 * 10)])
+    assert w[2] == 1.0                            # absent class: neutral
+    assert class_weights(np.array([0] * 1000 + [1]), 2)[1] == 10.0
+
+
+def test_train_config_validation():
+    from artifactspark.config import config_from_dict
+    from artifactspark.trainingdata import train_config
+
+    cfg = config_from_dict({"train": {"epochs": 3}})
+    assert train_config(cfg).epochs == 3
+    with pytest.raises(ConfigError, match="unknown key"):
+        train_config(config_from_dict({"train": {"epoch": 3}}))
+    with pytest.raises(ConfigError, match="dropout"):
+        train_config(cfg, {"dropout": 1.5})
+
+
+# ------------------------------------------------------------------------------ on a real store
+@pytest.fixture(scope="module")
+def toy(spark, tmp_path_factory):
+    from artifactspark.preprocess import run_preprocess
+
+    d = tmp_path_factory.mktemp("toy")
+    conf = d / "toy.toml"
+    conf.write_text(TOY_CONF)
+    cfg = load_config(conf)
+    kinds = build_toy(str(d / "archive"))
+    s = run_preprocess(spark, [str(d / "archive")], str(d / "store"), cfg, [str(d / "archive" / "labels.json")])
+    assert s["stored"] == len(kinds)
+    return {"dir": d, "conf": str(conf), "cfg": cfg, "store": str(d / "store"), "kinds": kinds}
+
+
+@pytest.fixture(scope="module")
+def trained(spark, toy):
+    """CNN binary + multiclass + SVM binary, on the same split, through the jobs' main()."""
+    import train_cnn
+    import train_svm
+
+    out = {}
+    for name, mod, args in (("cnn_binary", train_cnn, ["--problem", "binary"]),
+                            ("cnn_multiclass", train_cnn, ["--problem", "multiclass"]),
+                            ("svm_binary", train_svm, ["--problem", "binary", "--kernel", "linear"])):
+        md = str(toy["dir"] / name)
+        extra = ["--split", str(toy["dir"] / "cnn_binary" / "model.json")] if name != "cnn_binary" else []
+        assert mod.main(["--store", toy["store"], "--model-dir", md, "--config", toy["conf"], *args, *extra]) == 0
+        out[name] = md
+    return out
+
+
+def _meta(md):
+    return json.load(open(os.path.join(md, "model.json")))
+
+
+def test_split_recorded_and_never_shared(trained, toy):
+    metas = {k: _meta(v) for k, v in trained.items()}
+    ids = {m["split"]["id"] for m in metas.values()}
+    assert len(ids) == 1                                      # all three on one split
+    split = metas["cnn_binary"]["split"]
+    sides = [set(split[s]) for s in ("train", "val", "test")]
+    assert sum(len(s) for s in sides) == len(set().union(*sides)) == 10
+    for md in trained.values():
+        for side in ("val", "test"):
+            p = pd.read_parquet(os.path.join(md, f"predictions_{side}.parquet"))
+            assert set(p["expnum"]) <= set(split[side])
+            # every labelled CCD of the side is there, once
+            want = {k for k in toy["kinds"] if k[0] in split[side]}
+            assert set(zip(p["expnum"], p["ccdnum"])) == want and len(p) == len(want)
+
+
+def test_cnn_learns_the_toy_set(trained, toy):
+    p = pd.read_parquet(os.path.join(trained["cnn_binary"], "predictions_test.parquet"))
+    truth = np.array([toy["kinds"][(e, c)] != "clean" for e, c in zip(p["expnum"], p["ccdnum"])])
+    np.testing.assert_array_equal(p["label"].to_numpy() == 1, truth)
+    acc = np.mean((np.stack(p["probs"]).argmax(1) == 1) == truth)
+    assert acc >= 0.8, acc                                   # chance is ~0.5
+    m = pd.read_parquet(os.path.join(trained["cnn_multiclass"], "predictions_test.parquet"))
+    meta = _meta(trained["cnn_multiclass"])
+    names = np.array(meta["classes"])[np.stack(m["probs"]).argmax(1)]
+    want = [{"clean": "no artifact"}.get(toy["kinds"][(e, c)], toy["kinds"][(e, c)]) for e, c in zip(m["expnum"], m["ccdnum"])]
+    assert np.mean(names == np.array(want)) >= 0.6, list(zip(names, want))  # chance ~0.5 (all "no artifact")
+
+
+def test_metadata_threshold_and_metrics_recomputed(trained):
+    from artifactspark.metrics import threshold_for_fnr
+
+    for md in trained.values():
+        meta = _meta(md)
+        for key in ("classes", "config_hash", "split", "threshold", "version", "seeds", "train_config", "store_version"):
+            assert meta.get(key) is not None, key
+        val = pd.read_parquet(os.path.join(md, "predictions_val.parquet"))
+        if (val["label"] == 1).any():
+            t = threshold_for_fnr((val["label"] == 1).astype(int).to_numpy(), val["p_artifact"].to_numpy(), meta["target_fnr"])
+            assert t == pytest.approx(meta["threshold"])
+        test = pd.read_parquet(os.path.join(md, "predictions_test.parquet"))
+        metrics = json.load(open(os.path.join(md, "metrics.json")))
+        flagged = test["p_artifact"].to_numpy() >= meta["threshold"]
+        pos = test["label"].to_numpy() == 1
+        assert metrics["binary"]["tp"] == int((flagged & pos).sum())
+        assert metrics["binary"]["fp"] == int((flagged & ~pos).sum())
+        assert metrics["accuracy"] == pytest.approx(np.mean(np.stack(test["probs"]).argmax(1) == test["y_true"]))
+
+
+def test_saved_models_reload_with_identical_predictions(trained, toy):
+    from artifactspark.modelio import Predictor
+    from artifactspark.trainingdata import read_rows
+
+    for md in trained.values():
+        meta = _meta(md)
+        saved = pd.read_parquet(os.path.join(md, "predictions_test.parquet"))
+        rows = read_rows(os.path.join(toy["store"], "features"), meta["split"]["test"],
+                         ["expnum", "ccdnum", "image", "mask_frac"], meta["problem"])
+        order = np.lexsort((rows["ccdnum"], rows["expnum"]))
+        pred = Predictor(md).predict(rows["image"][order], rows["mask_frac"][order])
+        np.testing.assert_allclose(pred, np.stack(saved["probs"]), atol=1e-5)
+
+
+def test_cnn_history_and_svm_learning_curve(trained):
+    h = json.load(open(os.path.join(trained["cnn_binary"], "history.json")))
+    assert h["epoch"] == list(range(1, 13)) and len(h["test_error"]) == 12
+    assert h["train_error"][-1] < h["train_error"][0]
+    c = json.load(open(os.path.join(trained["svm_binary"], "learning_curve.json")))
+    assert c["n_train"] == sorted(c["n_train"]) and len(c["n_train"]) >= 2
+    assert all(0 <= e <= 1 for e in c["train_error"] + c["test_error"])
+
+
+def test_report_on_trained_models(trained, toy, tmp_path):
+    from artifactspark.report import build_report
+
+    s = build_report([trained["cnn_binary"], trained["svm_binary"], trained["cnn_multiclass"]], str(tmp_path / "rep"))
+    assert (tmp_path / "rep" / "report.html").stat().st_size > 1000
+    pngs = list((tmp_path / "rep").glob("*.png"))
+    assert len(pngs) >= 6 and all(p.stat().st_size > 5000 for p in pngs)
+    rep = json.load(open(tmp_path / "rep" / "report.json"))
+    assert "split" in json.dumps(rep)
+    assert s is not None
+
+
+def test_training_needs_labels_and_a_known_split(spark, toy, tmp_path):
+    import train_cnn
+    from artifactspark.preprocess import run_preprocess
+    from artifactspark.training import prepare
+    from artifactspark.trainingdata import train_config
+
+    store = str(tmp_path / "nolabels")
+    run_preprocess(spark, [str(toy["dir"] / "archive")], store, toy["cfg"], [])
+    with pytest.raises(StoreError, match="no labelled CCDs"):
+        prepare(spark, store, "binary", toy["cfg"], train_config(toy["cfg"]))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": [FIRST_EXP], "val": [FIRST_EXP + 1], "test": [FIRST_EXP + 2]}))
+    assert train_cnn.main(["--store", toy["store"], "--model-dir", str(tmp_path / "m"), "--config", toy["conf"],
+                           "--split", str(split)]) == 2            # exposures outside the split: refused
+    assert train_cnn.main(["--store", toy["store"], "--model-dir", str(tmp_path / "m"), "--config", toy["conf"],
+                           "--set", "epochz=3"]) == 2              # config error names the key
+    assert train_cnn.main(["--store", str(tmp_path / "nowhere"), "--model-dir", str(tmp_path / "m")]) == 4
+
+
+def test_svm_refuses_multilabel(spark, toy, tmp_path):
+    from artifactspark.svm import train_svm
+    from artifactspark.training import prepare
+    from artifactspark.trainingdata import train_config
+
+    tc = train_config(toy["cfg"])
+    ts = prepare(spark, toy["store"], "multilabel", toy["cfg"], tc)
+    with pytest.raises(ValueError, match="multilabel"):
+        train_svm(spark, ts, str(tmp_path / "s"), tc)
