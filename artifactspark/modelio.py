@@ -23,13 +23,13 @@ import time
 
 import numpy as np
 
-from .errors import ArtifactSparkError
+from .errors import ConfigError
 
 MODEL_JSON = "model.json"
 
 
-class ModelError(ArtifactSparkError):
-    """A model directory that is missing, incomplete or does not fit the data."""
+class ModelError(ConfigError):
+    """A model directory that is missing, incomplete or does not fit the data (exit code 2)."""
 
 
 def p_artifact(problem: str, probs: np.ndarray) -> np.ndarray:

@@ -44,13 +44,13 @@ class TrainConfig:
     kernel_size: int = 5
     pool_size: int = 4
     dense_units: tuple[int, int] = (128, 64)
-    dropout: float = 0.5
+    dropout: float = 0.25
     mask_channel: bool = True             # feed mask_frac as a second channel
     standardize: bool = True              # per-image sigma-clipped standardisation + arcsinh (see below)
     # against overfitting, each switchable so they can be measured one by one
     class_weights: bool = True
     augment: bool = True                  # flips only: see cnn.py for which keep the physics
-    batch_norm: bool = True
+    batch_norm: bool = False             # measured: hurt at our batch size (benchmarks/RESULTS.md)
     early_stopping_patience: int = 6      # epochs without val-loss gain; 0 = off
     shuffle_buffer: int = 512
     reader_workers: int = 2

@@ -41,3 +41,40 @@ def small_cfg(tmp_path):
     p = tmp_path / "small.toml"
     p.write_text(SMALL_CONF)
     return p, load_config(p)
+
+
+# ------------------------------------------------------------------------------ trained toy models
+@pytest.fixture(scope="session")
+def toy(spark, tmp_path_factory):
+    """A separable toy archive (tests/toystore.py) preprocessed into a labelled store."""
+    from artifactspark.config import load_config
+    from artifactspark.preprocess import run_preprocess
+    from toystore import TOY_CONF, build_toy
+
+    d = tmp_path_factory.mktemp("toy")
+    conf = d / "toy.toml"
+    conf.write_text(TOY_CONF)
+    cfg = load_config(conf)
+    kinds = build_toy(str(d / "archive"))
+    s = run_preprocess(spark, [str(d / "archive")], str(d / "store"), cfg, [str(d / "archive" / "labels.json")])
+    assert s["stored"] == len(kinds)
+    return {"dir": d, "conf": str(conf), "cfg": cfg, "store": str(d / "store"), "kinds": kinds}
+
+
+@pytest.fixture(scope="session")
+def trained(spark, toy):
+    """CNN binary + multiclass + SVM binary, on the same split, through the jobs' main()."""
+    import train_cnn
+    import train_svm
+
+    out = {}
+    for name, mod, args in (("cnn_binary", train_cnn, ["--problem", "binary"]),
+                            ("cnn_multiclass", train_cnn, ["--problem", "multiclass"]),
+                            ("svm_binary", train_svm, ["--problem", "binary", "--kernel", "linear"])):
+        md = str(toy["dir"] / name)
+        extra = ["--split", str(toy["dir"] / "cnn_binary" / "model.json")] if name != "cnn_binary" else []
+        assert mod.main(["--store", toy["store"], "--model-dir", md, "--config", toy["conf"], *args, *extra]) == 0
+        out[name] = md
+    return out
+
+

@@ -10,7 +10,7 @@ import pytest
 from artifactspark.config import load_config
 from artifactspark.errors import ConfigError, StoreError
 from artifactspark.splits import SplitError, check_split, split_exposures
-from toystore import FIRST_EXP, TOY_CONF, build_toy
+from toystore import FIRST_EXP
 
 
 # ------------------------------------------------------------------------------ pure pieces
@@ -85,37 +85,6 @@ def test_train_config_validation():
 
 
 # ------------------------------------------------------------------------------ on a real store
-@pytest.fixture(scope="module")
-def toy(spark, tmp_path_factory):
-    from artifactspark.preprocess import run_preprocess
-
-    d = tmp_path_factory.mktemp("toy")
-    conf = d / "toy.toml"
-    conf.write_text(TOY_CONF)
-    cfg = load_config(conf)
-    kinds = build_toy(str(d / "archive"))
-    s = run_preprocess(spark, [str(d / "archive")], str(d / "store"), cfg, [str(d / "archive" / "labels.json")])
-    assert s["stored"] == len(kinds)
-    return {"dir": d, "conf": str(conf), "cfg": cfg, "store": str(d / "store"), "kinds": kinds}
-
-
-@pytest.fixture(scope="module")
-def trained(spark, toy):
-    """CNN binary + multiclass + SVM binary, on the same split, through the jobs' main()."""
-    import train_cnn
-    import train_svm
-
-    out = {}
-    for name, mod, args in (("cnn_binary", train_cnn, ["--problem", "binary"]),
-                            ("cnn_multiclass", train_cnn, ["--problem", "multiclass"]),
-                            ("svm_binary", train_svm, ["--problem", "binary", "--kernel", "linear"])):
-        md = str(toy["dir"] / name)
-        extra = ["--split", str(toy["dir"] / "cnn_binary" / "model.json")] if name != "cnn_binary" else []
-        assert mod.main(["--store", toy["store"], "--model-dir", md, "--config", toy["conf"], *args, *extra]) == 0
-        out[name] = md
-    return out
-
-
 def _meta(md):
     return json.load(open(os.path.join(md, "model.json")))
 
