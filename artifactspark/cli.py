@@ -1,7 +1,8 @@
 """What every job's ``main`` shares: logging, config, the SparkSession, the JSON summary, exit codes.
 
-Exit codes: 0 success; 2 bad arguments, config or input location; 3 environment problem
-(Java, Spark); 4 store problem; 1 anything else.
+Exit codes: 0 success; 2 bad arguments, config, model or input location; 3 environment problem
+(Java, Spark); 4 store problem; 75 another run holds the lock (EX_TEMPFAIL: retry later);
+1 anything else.
 """
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import sys
 import time
 
 from .config import load_config
-from .errors import ArtifactSparkError, ConfigError, EnvironmentProblem, LabelError, StoreError
+from .errors import ArtifactSparkError, Busy, ConfigError, EnvironmentProblem, LabelError, StoreError
 from .logs import emit_summary, setup_logging
 
 log = logging.getLogger("artifactspark")
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ENV, EXIT_STORE = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ENV, EXIT_STORE, EXIT_BUSY = 0, 1, 2, 3, 4, 75
 
 
 def run_job(app_name: str, args, job, spark_conf: dict | None = None) -> int:
@@ -33,6 +34,9 @@ def run_job(app_name: str, args, job, spark_conf: dict | None = None) -> int:
     except EnvironmentProblem as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ENV
+    except Busy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BUSY
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_STORE

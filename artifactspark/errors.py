@@ -17,6 +17,10 @@ class StoreError(ArtifactSparkError):
     """The feature store is missing, from another configuration, or inconsistent."""
 
 
+class Busy(StoreError):
+    """Another run holds the lock (exit code 75, EX_TEMPFAIL: a scheduler should retry later)."""
+
+
 class LabelError(ArtifactSparkError):
     """An exposure-checker export cannot be read at all (single bad records are counted, not raised)."""
 

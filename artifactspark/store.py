@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from . import fs as fsmod
-from .errors import StoreError
+from .errors import Busy, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +135,14 @@ class Store:
 
     # -- one writer at a time ----------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, run_id: str):
-        """Hold ``_lock.json`` for the duration of a run.
+    def lock(self, run_id: str, name: str = LOCK):
+        """Hold ``_lock.json`` (or ``name``) for the duration of a run.
 
         A lock left by a killed run on this host (its pid no longer alive) is taken over; a live
         one, or one from another host, stops this run with a message naming the holder.
         """
         me = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
-        path = self.path(LOCK)
+        path = self.path(name)
         for _ in range(2):
             if self.fs.create_exclusive(path, json.dumps(me)):
                 break
@@ -152,11 +152,11 @@ class Store:
                             holder.get("run_id"), holder.get("pid"))
                 self.fs.delete(path, recursive=False)
                 continue
-            raise StoreError(
+            raise Busy(
                 f"store {self.uri} is being written by run {holder.get('run_id')} (host {holder.get('host')}, "
                 f"pid {holder.get('pid')}); wait for it to finish. If no such run is alive, delete {path}")
         else:
-            raise StoreError(f"could not take the lock {path}; another run is starting at the same time")
+            raise Busy(f"could not take the lock {path}; another run is starting at the same time")
         try:
             yield
         finally:

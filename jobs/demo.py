@@ -1,12 +1,16 @@
 """The end-to-end demo on the embedded default: local Spark, a generated sample archive.
 
-    ./submit.sh demo [--size small|medium|large] [--out DIR] [--seed S]
+    ./submit.sh demo [--size tiny|small|medium|large] [--out DIR] [--seed S]
 
 1. simulates a DES-format archive with injected artifacts and exposure-checker labels
    (artifactspark.sim; full-size 4096x2048 CCDs, RICE-compressed);
-2. runs the preprocess job on it into a Petastorm feature store;
-3. writes one PNG per artifact class (the gallery) and prints where to look.
-Running it again reuses the archive and the store: the second preprocess skips every input.
+2. preprocesses it into a Petastorm feature store;
+3. trains the CNN (binary and many-class) and the SVM (binary and many-class) on one split by exposure;
+4. scores the whole store with the CNNs into a predictions table (batch inference);
+5. writes the report (confusion matrices, FPR/FNR curve, error vs epoch, learning curves,
+   recall vs artifact strength, CNN vs SVM) and a gallery with one PNG per class;
+and prints where to look. Running it again reuses what did not change: the archive, the store
+(the second preprocess skips every input), the models (when no CCD changed) and the predictions.
 """
 import argparse
 import json
@@ -18,54 +22,103 @@ import _bootstrap  # noqa: F401
 
 from artifactspark.cli import run_job
 
-SIZES = {"tiny": (1, "1-4"), "small": (3, "1-8"), "medium": (10, "1-62"), "large": (50, "1-62")}
+# exposures, CCDs, [train] overrides
+SIZES = {"tiny": (5, "1-4", {"epochs": 2}), "small": (12, "1-20", {}),
+         "medium": (30, "1-62", {}), "large": (60, "1-62", {})}
+MODELS = (("cnn", "binary"), ("cnn", "multiclass"), ("svm", "binary"), ("svm", "multiclass"))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=sorted(SIZES), default="small",
-                   help="tiny: 1 exposure x 4 CCDs (the test); small: 3 x 8 (~2 min on 2 cores); medium: 10 x 61; large: 50 x 61")
-    p.add_argument("--out", default="out/demo", help="folder for the archive, the store and the plots")
+                   help="tiny: 5 exposures x 4 CCDs (the test); small: 12 x 20 (~12 min on 2 cores); "
+                        "medium: 30 x 61; large: 60 x 61")
+    p.add_argument("--out", default="out/demo", help="folder for the archive, store, models, predictions, report")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--config", help="pipeline config TOML (default: conf/pipeline.toml)")
     p.add_argument("--master", help="Spark master (default local[*])")
     args = p.parse_args(argv)
     out = os.path.abspath(args.out)
-    archive, store, gallery = (os.path.join(out, d) for d in ("archive", "store", "gallery"))
+    paths = {d: os.path.join(out, d) for d in ("archive", "store", "models", "predictions", "report", "gallery")}
+    n_steps = 6
+
+    def step(i, text):
+        print(f"[{i}/{n_steps}] {text}", file=sys.stderr, flush=True)
 
     def job(spark, cfg):
+        from artifactspark.cnn import train_cnn
+        from artifactspark.des import parse_ccd_list
+        from artifactspark.infer import run_infer
         from artifactspark.preprocess import run_preprocess
+        from artifactspark.report import build_report
         from artifactspark.sim.archive import run_simulation
         from artifactspark.sim.gallery import make_gallery
-        from artifactspark.des import parse_ccd_list
+        from artifactspark.svm import train_svm
+        from artifactspark.training import prepare
+        from artifactspark.trainingdata import train_config
 
-        n_exp, ccds = SIZES[args.size]
-        steps = {}
+        n_exp, ccds, overrides = SIZES[args.size]
+        res, t_all = {}, time.time()
+        archive, store = paths["archive"], paths["store"]
         labels = os.path.join(archive, "labels", "checker_export.json")
         t = time.time()
         if os.path.exists(labels):
-            print(f"[1/3] sample archive already at {archive}: reusing it", file=sys.stderr, flush=True)
-            steps["simulate"] = {"reused": archive}
+            step(1, f"sample archive already at {archive}: reusing it")
         else:
-            print(f"[1/3] simulating {n_exp} exposures x CCDs {ccds} into {archive}", file=sys.stderr, flush=True)
-            steps["simulate"] = run_simulation(spark, archive, n_exp, cfg, ccds=parse_ccd_list(ccds), seed=args.seed)
+            step(1, f"simulating {n_exp} exposures x CCDs {ccds} into {archive}")
+            run_simulation(spark, archive, n_exp, cfg, ccds=parse_ccd_list(ccds), seed=args.seed)
         print(f"      {time.time() - t:.0f} s", file=sys.stderr, flush=True)
+
         t = time.time()
-        print(f"[2/3] preprocess -> feature store {store}", file=sys.stderr, flush=True)
-        steps["preprocess"] = run_preprocess(spark, [archive], store, cfg, [labels])
-        print(f"      {time.time() - t:.0f} s: {json.dumps({k: steps['preprocess'][k] for k in ('inputs', 'stored', 'quarantined', 'skipped')})}",
-              file=sys.stderr, flush=True)
-        print(f"[3/3] gallery -> {gallery}", file=sys.stderr, flush=True)
-        steps["gallery"] = make_gallery(archive, gallery, cfg)
+        step(2, f"preprocess -> feature store {store}")
+        pre = run_preprocess(spark, [archive], store, cfg, [labels])
+        res["preprocess"] = {k: pre[k] for k in ("inputs", "stored", "quarantined", "skipped", "seconds")}
+        changed = bool(pre["stored"] or pre["quarantined"])
+        print(f"      {time.time() - t:.0f} s: {json.dumps(res['preprocess'])}", file=sys.stderr, flush=True)
+
+        tc = train_config(cfg, overrides)
+        dirs, split_file, res["train"] = {}, None, {}
+        for i, (kind, problem) in enumerate(MODELS, 1):
+            md = os.path.join(paths["models"], f"{kind}-{problem}")
+            dirs[(kind, problem)] = md
+            t = time.time()
+            if not changed and os.path.isfile(os.path.join(md, "model.json")):
+                step(3, f"model {i}/{len(MODELS)} {kind} {problem}: store unchanged, reusing {md}")
+                res["train"][f"{kind}-{problem}"] = "reused"
+            else:
+                step(3, f"model {i}/{len(MODELS)}: training the {kind.upper()} on the {problem} problem -> {md}")
+                ts = prepare(spark, store, problem, cfg, tc, split_file)
+                s = train_cnn(ts, md, tc) if kind == "cnn" else train_svm(spark, ts, md, tc, "linear")
+                res["train"][f"{kind}-{problem}"] = {"test": s["test"], "seconds": s["seconds"]}
+                print(f"      {time.time() - t:.0f} s: test {json.dumps(s['test'], default=str)[:300]}",
+                      file=sys.stderr, flush=True)
+            split_file = split_file or os.path.join(md, "model.json")   # every model on the first one's split
+
+        t = time.time()
+        step(4, f"batch inference with the CNNs -> predictions table {paths['predictions']}")
+        res["infer"] = [{k: s[k] for k in ("model_version", "scored", "already_scored", "flagged")}
+                        for s in (run_infer(spark, store, dirs[("cnn", pr)], paths["predictions"], cfg)
+                                  for pr in ("binary", "multiclass"))]
+        print(f"      {time.time() - t:.0f} s: {json.dumps(res['infer'])}", file=sys.stderr, flush=True)
+
+        step(5, f"report -> {paths['report']}")
+        truth = os.path.join(archive, "labels", "truth.parquet")
+        res["report"] = build_report(list(dirs.values()), paths["report"], truth if os.path.exists(truth) else None)
+        step(6, f"gallery -> {paths['gallery']}")
+        make_gallery(archive, paths["gallery"], cfg)
+        res["gallery_pngs"] = len([f for f in os.listdir(paths["gallery"]) if f.endswith(".png")])
         print("\nWhere to look:\n"
-              f"  archive (DES layout)   {archive}\n"
-              f"  labels + truth         {os.path.join(archive, 'labels')}\n"
-              f"  feature store          {store}/features  (Petastorm; Parquet partitioned by band/nite)\n"
-              f"  quarantine / manifest  {store}/quarantine, {store}/manifest\n"
-              f"  one PNG per class      {gallery}\n", file=sys.stderr, flush=True)
-        return {"job": "demo", "size": args.size, "out": out,
-                "preprocess": {k: steps["preprocess"][k] for k in ("inputs", "stored", "quarantined", "skipped", "seconds")},
-                "gallery_pngs": len([f for f in os.listdir(gallery) if f.endswith(".png")])}
+              f"  the report (open in a browser) {os.path.join(paths['report'], 'report.html')}\n"
+              f"  archive (DES layout)           {archive}\n"
+              f"  labels + simulator truth       {os.path.join(archive, 'labels')}\n"
+              f"  feature store                  {store}/features  (Petastorm; Parquet by band/nite)\n"
+              f"  quarantine / manifest          {store}/quarantine, {store}/manifest\n"
+              f"  models (model.json, metrics)   {paths['models']}\n"
+              f"  predictions table              {paths['predictions']}  (query: ./submit.sh query --store {store} "
+              f"--predictions {paths['predictions']} disagree)\n"
+              f"  one PNG per class              {paths['gallery']}\n"
+              f"  total {time.time() - t_all:.0f} s\n", file=sys.stderr, flush=True)
+        return {"job": "demo", "size": args.size, "out": out, **res}
 
     return run_job("artifactspark-demo", args, job)
 

@@ -16,12 +16,19 @@ def test_demo_runs_and_reruns_incrementally(tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=800)
     assert first.returncode == 0, first.stderr[-3000:]
     s1 = json.loads(first.stdout.strip().splitlines()[-1])
-    assert s1["preprocess"]["inputs"] == 4 and s1["preprocess"]["stored"] == 4
-    assert "[1/3] simulating" in first.stderr and "Where to look" in first.stderr
+    assert s1["preprocess"]["inputs"] == 20 and s1["preprocess"]["stored"] == 20
+    assert "[1/6] simulating" in first.stderr and "Where to look" in first.stderr
     assert os.path.exists(out / "store" / "features" / "_common_metadata")
     assert s1["gallery_pngs"] >= 1
+    assert set(s1["train"]) == {"cnn-binary", "cnn-multiclass", "svm-binary", "svm-multiclass"}
+    assert [i["scored"] for i in s1["infer"]] == [20, 20]
+    assert (out / "report" / "report.html").stat().st_size > 1000
+    splits = {json.load(open(out / "models" / m / "model.json"))["split"]["id"] for m in s1["train"]}
+    assert len(splits) == 1                                   # CNN and SVM on one split
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=800)
     assert second.returncode == 0, second.stderr[-3000:]
     s2 = json.loads(second.stdout.strip().splitlines()[-1])
     assert "reusing it" in second.stderr
-    assert (s2["preprocess"]["stored"], s2["preprocess"]["skipped"]) == (0, 4)
+    assert (s2["preprocess"]["stored"], s2["preprocess"]["skipped"]) == (0, 20)
+    assert set(s2["train"].values()) == {"reused"}
+    assert [(i["scored"], i["already_scored"]) for i in s2["infer"]] == [(0, 20), (0, 20)]

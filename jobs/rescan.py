@@ -1,0 +1,39 @@
+"""spark-submit jobs/rescan.py --input ROOT [--input ROOT2] [--labels FILE.json ...] --store STORE_URI
+       --model MODEL_DIR [--model MODEL_DIR2] --output PREDICTIONS_URI [--config FILE]
+
+The scheduled full-archive re-scan: incremental preprocess of the archive into the store, then
+incremental inference with every --model into the predictions table. Nothing that did not change
+is reprocessed or rescored. One JSON summary line ("changed": false when there was nothing to do).
+Exit codes: 0 ok, 2 bad arguments/config/model, 3 Java/Spark, 4 store problem,
+75 another rescan (or writer) holds the lock: retry later, 1 other.
+
+    crontab:  17 6 * * *  cd /opt/artifactspark && ./submit.sh rescan --input /data/des --labels /data/checker.json --store /data/store --model /models/cnn-binary --output /data/predictions >> /var/log/artifactspark.log 2>&1
+"""
+import argparse
+import sys
+
+import _bootstrap  # noqa: F401
+
+from artifactspark.cli import run_job
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", action="append", required=True, help="archive root; repeatable")
+    p.add_argument("--labels", action="append", default=[], help="exposure-checker JSON export; repeatable")
+    p.add_argument("--store", required=True, help="feature store root")
+    p.add_argument("--model", action="append", required=True, help="model directory; repeatable")
+    p.add_argument("--output", required=True, help="predictions table root")
+    p.add_argument("--config", help="pipeline config TOML (default: conf/pipeline.toml)")
+    p.add_argument("--master", help="Spark master when run without spark-submit (default local[*])")
+    args = p.parse_args(argv)
+
+    def job(spark, cfg):
+        from artifactspark.rescan import run_rescan
+        return run_rescan(spark, args.input, args.labels, args.store, args.model, args.output, cfg)
+
+    return run_job("artifactspark-rescan", args, job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
