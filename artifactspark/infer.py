@@ -100,7 +100,7 @@ def _predictor(version: str, local_dir: str | None):
         from pyspark import SparkFiles
 
         from .modelio import Predictor
-        path = local_dir if local_dir and os.path.isdir(local_dir) else SparkFiles.get(f"model-{version}")
+        path = local_dir if local_dir and os.path.isdir(local_dir) else SparkFiles.get(f"model-{version}.zip")
         _PREDICTORS.clear()             # one model per worker: bounded memory on long-lived workers
         _PREDICTORS[version] = Predictor(path)
     return _PREDICTORS[version]
@@ -145,14 +145,16 @@ def check_model_fits_store(meta: dict, store_meta: dict, model_dir: str) -> None
 
 
 def _ship_model(spark, model_dir: str, version: str) -> str:
-    """Copy the model to a folder named after its version and ``addFile`` it, so executors on
-    any node find it with ``SparkFiles.get`` (same name in one session = same content)."""
-    tmp = os.path.join(tempfile.gettempdir(), f"artifactspark-{os.getpid()}", f"model-{version}")
-    if not os.path.isdir(tmp):
-        shutil.copytree(model_dir, tmp + ".part", dirs_exist_ok=True)
-        os.replace(tmp + ".part", tmp)
-        spark.sparkContext.addFile(tmp, recursive=True)
-    return tmp
+    """Zip the model as ``model-<version>.zip`` and ``addArchive`` it: every executor, on any
+    node, finds it unpacked at ``SparkFiles.get(name)`` (``addFile`` refuses local folders
+    outside local mode). Returns the local folder copy (used directly under a local master)."""
+    base = os.path.join(tempfile.gettempdir(), f"artifactspark-{os.getpid()}", f"model-{version}")
+    if not os.path.isdir(base):
+        shutil.copytree(model_dir, base + ".part", dirs_exist_ok=True)
+        shutil.make_archive(base, "zip", base + ".part")
+        os.replace(base + ".part", base)
+        spark.sparkContext.addArchive(base + ".zip")
+    return base
 
 
 def run_infer(spark, store_uri: str, model_dir: str, output_uri: str, cfg: PipelineConfig) -> dict:

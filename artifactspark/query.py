@@ -122,8 +122,12 @@ def _open_store(spark, store_uri: str) -> tuple[Store, dict]:
     if not store.fs.exists(store.uri):
         raise StoreError(f"no feature store at {store.uri}: check --store, or build one with "
                          f"jobs/preprocess.py --output {store.uri}")
+    interrupted = store.fs.exists(store.path(JOURNAL))
+    if interrupted and (not store.has_features() or store.meta() is None):
+        raise StoreError(f"store {store.uri}: the first commit into it was interrupted ({JOURNAL} exists); "
+                         f"run jobs/preprocess.py with --output {store.uri} again to complete it")
     store.check_readable()
-    if store.fs.exists(store.path(JOURNAL)):
+    if interrupted:
         log.warning("store %s: a commit was interrupted (%s exists); some partitions may be from the "
                     "interrupted run until jobs/preprocess.py runs on the store again", store.uri, JOURNAL)
     elif store.fs.exists(store.path(LOCK)):
@@ -533,7 +537,16 @@ def sql(spark, query: str, store_uri: str, predictions_uri: str | None = None, l
         raise QueryError("no SQL given (e.g. \"SELECT band, count(*) FROM features GROUP BY band\")")
     views = register_views(spark, store_uri, predictions_uri)
     df = _sql(spark, query)
-    rows, truncated = _collect(df, limit)
+    from pyspark.errors.exceptions.captured import CapturedException
+    try:
+        with _quiet_sql_errors():
+            rows, truncated = _collect(df, limit)
+    except CapturedException as e:  # errors in the data the query computes (1/0, bad casts, ...)
+        state = e.getSqlState() or ""
+        if not state.startswith(("22", "42")):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QueryError(f"SQL error: {msg}") from None
     return Result(rows, df.columns, {"question": "sql", "views": views, "truncated": truncated})
 
 

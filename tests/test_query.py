@@ -17,7 +17,7 @@ from artifactspark.errors import StoreError
 from artifactspark.preprocess import run_preprocess
 from artifactspark.store import decode_vector
 from conftest import ROOT
-from desarchive import E1, E2, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
+from desarchive import E1, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
 
 CLASSES = list(config_from_dict({}).taxonomy.classes)
 E4, E5, E6, E_GONE = 300004, 300005, 300006, 300009
@@ -39,10 +39,12 @@ def store(spark, tmp_path_factory):
         write_pair(root, E6, ccd, band="g", nite="20131118")
     labels = str(d / "labels.json")
     write_reports(labels, [
-        report(1, E1, 1, "Satellite", 100, 50), report(2, E1, 1, "Satellite", 120, 60), report(3, E1, 1, "Ghost", 10, 10),
+        report(1, E1, 1, "Satellite", 100, 50), report(2, E1, 1, "Satellite", 120, 60),
+        report(3, E1, 1, "Ghost", 10, 10),
         report(4, E1, 2, "OK"), report(5, E1, 3, "Excessive mask", 5, 5, fp=True),
         report(6, E4, 1, "Satellite", 10, 10, band="g"), report(7, E4, 2, "Airplane", 10, 10, band="g"),
-        report(8, E4, 3, "OK", band="g"), report(9, E5, 1, "Ghost", 10, 10, band="i"), report(10, E5, 2, "OK", band="i"),
+        report(8, E4, 3, "OK", band="g"), report(9, E5, 1, "Ghost", 10, 10, band="i"),
+        report(10, E5, 2, "OK", band="i"),
         report(11, E6, 1, "Unheard-of", 1, 1, band="g"),
         report(12, E3, 1, "Satellite", 1, 1, band="g"), report(13, E3, 1, "Tree Rings", 2, 2, band="g"),
     ])
@@ -58,7 +60,8 @@ def _features(store):
     import pyarrow.dataset as ds
     cols = ["expnum", "ccdnum", "band", "nite", "inspected", "label", "primary_class", "multi_hot",
             "n_reports", "has_false_positive"]
-    return ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive").to_table(columns=cols).to_pylist()
+    d = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive")
+    return d.to_table(columns=cols).to_pylist()
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +71,8 @@ def truth(store):
     for r in _features(store):
         mh = decode_vector(r["multi_hot"])
         out[(r["expnum"], r["ccdnum"])] = {
-            **{k: r[k] for k in ("band", "nite", "inspected", "label", "primary_class", "n_reports", "has_false_positive")},
+            **{k: r[k] for k in ("band", "nite", "inspected", "label", "primary_class", "n_reports",
+                                 "has_false_positive")},
             "primary_class_name": CLASSES[r["primary_class"]] if r["primary_class"] >= 0 else None,
             "label_classes": [CLASSES[i] for i in np.nonzero(mh)[0]]}
     return out
@@ -81,9 +85,9 @@ def _synthetic_predictions(truth):
     rows = []
     for (e, c), t in ccds:
         p1 = ((e * 7 + c * 13) % 10) / 10 + 0.05
-        rows.append(dict(expnum=e, ccdnum=c, band=t["band"], nite=t["nite"], model_name="svm-baseline", model_version="v1",
-                         model_kind="svm", problem="binary", p_artifact=p1, threshold=0.5, flagged=p1 >= 0.5,
-                         predicted_classes=[], class_probs=[], config_hash="cafe", scored_at=V1_AT))
+        rows.append(dict(expnum=e, ccdnum=c, band=t["band"], nite=t["nite"], model_name="svm-baseline",
+                         model_version="v1", model_kind="svm", problem="binary", p_artifact=p1, threshold=0.5,
+                         flagged=p1 >= 0.5, predicted_classes=[], class_probs=[], config_hash="cafe", scored_at=V1_AT))
         if t["band"] == "i":
             continue
         # v2 mostly agrees with the volunteers (so that every cell of the confusion matrix is hit)
@@ -176,7 +180,8 @@ def test_views_match_the_store(spark, store, preds, truth):
                     "has_false_positive", "label_classes"):
             assert got[col] == t[col], (k, col, got[col], t[col])
     # the fixture exercises the interesting label cases
-    assert labels[(E1, 1)]["label_classes"] == ["Ghost", "Satellite"] and labels[(E1, 1)]["primary_class_name"] == "Satellite"
+    assert labels[(E1, 1)]["label_classes"] == ["Ghost", "Satellite"]
+    assert labels[(E1, 1)]["primary_class_name"] == "Satellite"
     assert labels[(E3, 1)]["primary_class_name"] == "Tree rings"  # alias, tie broken by taxonomy order
     assert labels[(E1, 3)]["has_false_positive"] and labels[(E1, 3)]["label_classes"] == []
     assert labels[(E6, 1)]["inspected"] and labels[(E6, 1)]["label"] == -1
@@ -260,7 +265,8 @@ def test_flagged_prunes_partitions(spark, store, preds):
             and re.search(r"nite#\d+ <= 20131117", pf), s
     # the join carries the filters over to the store's side: its scan is pruned as well
     feat_scan = [s for s in scans if "features" in s]
-    assert feat_scan and all(re.search(r"PartitionFilters: \[.*band#\d+ = g.*\], PushedFilters", s) for s in feat_scan), plan
+    assert feat_scan, plan
+    assert all(re.search(r"PartitionFilters: \[.*band#\d+ = g.*\], PushedFilters", s) for s in feat_scan), plan
     assert df.count() == len(q.flagged(spark, store, pred, band="g", nite_from=20131116, nite_to=20131117))
 
 
@@ -285,7 +291,8 @@ def test_exposures_match_python(spark, store, preds, truth, kw):
         if not in_scope(r, band=kw.get("band")):
             continue
         hit = cls in r["predicted_classes"] if cls else r["flagged"]
-        e = per.setdefault(r["expnum"], {"band": r["band"], "nite": r["nite"], "n": 0, "f": 0, "p": 0.0, "classes": set()})
+        e = per.setdefault(r["expnum"], {"band": r["band"], "nite": r["nite"], "n": 0, "f": 0, "p": 0.0,
+                                         "classes": set()})
         e["n"] += 1
         e["f"] += hit
         e["p"] = max(e["p"], r["p_artifact"])
@@ -358,13 +365,14 @@ def test_docstring_pyarrow_and_duckdb_snippets_give_the_spark_rows(spark, store,
     """The snippets in artifactspark/query.py's docstring, run as written, agree with Spark."""
     pred, rows = preds
     q.register_views(spark, store, pred)
-    want = sorted((r["expnum"], r["ccdnum"], r["band"], r["nite"], r["p_artifact"], tuple(r["predicted_classes"]))
-                  for r in spark.sql("SELECT * FROM predictions WHERE band = 'g' AND model_version = 'v2' AND flagged").collect())
+    def key(r):
+        return r["expnum"], r["ccdnum"], r["band"], r["nite"], r["p_artifact"], tuple(r["predicted_classes"])
+    want = sorted(key(r) for r in spark.sql(
+        "SELECT * FROM predictions WHERE band = 'g' AND model_version = 'v2' AND flagged").collect())
     assert want
     ns = {"PRED": pred, "STORE": store}
     exec(_snippet(q.__doc__, "pyarrow.dataset"), ns)
-    got = sorted((r["expnum"], r["ccdnum"], r["band"], r["nite"], r["p_artifact"], tuple(r["predicted_classes"])) for r in ns["rows"])
-    assert got == want
+    assert sorted(key(r) for r in ns["rows"]) == want
     ns = {"PRED": pred, "STORE": store}
     exec(_snippet(q.__doc__, "rows = duckdb.sql"), ns)
     assert sorted((e, c, b, n, p, tuple(k)) for e, c, b, n, p, k in ns["rows"]) == want
@@ -378,20 +386,30 @@ def test_docstring_pyarrow_and_duckdb_snippets_give_the_spark_rows(spark, store,
 
 
 def test_pyarrow_and_duckdb_read_the_same_partitions_as_spark(spark, store, preds):
+    """Every row of the band-g (and of one night's) partitions, as pyarrow, DuckDB, Spark and the
+    rows written see them."""
     import duckdb
     import pyarrow.dataset as ds
     pred, rows = preds
     q.register_views(spark, store, pred)
-    key = lambda e, c, v, s: (int(e), int(c), v, s.replace(tzinfo=None) if s else s)  # noqa: E731
-    spark_rows = sorted(key(r["expnum"], r["ccdnum"], r["model_version"], None)
-                        for r in spark.sql("SELECT * FROM predictions WHERE band = 'g'").collect())
-    t = ds.dataset(pred, format="parquet", partitioning="hive").to_table(filter=ds.field("band") == "g")
-    pa_rows = sorted(key(r["expnum"], r["ccdnum"], r["model_version"], None) for r in t.to_pylist())
-    duck = duckdb.sql(f"SELECT expnum, ccdnum, model_version FROM read_parquet('{pred}/*/*/*.parquet', "
-                      "hive_partitioning = true) WHERE band = 'g'").fetchall()
-    duck_rows = sorted(key(e, c, v, None) for e, c, v in duck)
-    python_rows = sorted(key(r["expnum"], r["ccdnum"], r["model_version"], None) for r in rows if r["band"] == "g")
-    assert spark_rows == pa_rows == duck_rows == python_rows
+    cols = ["expnum", "ccdnum", "nite", "model_version", "flagged", "p_artifact", "predicted_classes", "class_probs"]
+
+    def key(r):
+        return (int(r["expnum"]), int(r["ccdnum"]), int(r["nite"]), r["model_version"], bool(r["flagged"]),
+                r["p_artifact"], tuple(r["predicted_classes"]), tuple(round(x, 5) for x in r["class_probs"]))
+
+    d = ds.dataset(pred, format="parquet", partitioning="hive")
+    glob = f"read_parquet('{pred}/*/*/*.parquet', hive_partitioning = true)"
+    for where, pa_filter, keep in (
+            ("band = 'g'", ds.field("band") == "g", lambda r: r["band"] == "g"),
+            ("band = 'r' AND nite = 20131115", (ds.field("band") == "r") & (ds.field("nite") == 20131115),
+             lambda r: r["band"] == "r" and r["nite"] == 20131115)):
+        spark_rows = sorted(key(r) for r in spark.sql(f"SELECT * FROM predictions WHERE {where}").collect())
+        pa_rows = sorted(key(r) for r in d.to_table(filter=pa_filter, columns=cols).to_pylist())
+        duck = duckdb.sql(f"SELECT {', '.join(cols)} FROM {glob} WHERE {where}")
+        duck_rows = sorted(key(dict(zip(cols, t))) for t in duck.fetchall())
+        python_rows = sorted(key(r) for r in rows if keep(r))
+        assert spark_rows == pa_rows == duck_rows == python_rows and python_rows, where
 
 
 # ------------------------------------------------------------------------------ bad inputs
@@ -401,6 +419,9 @@ def test_missing_store_is_a_store_error(spark, tmp_path, preds):
     (tmp_path / "empty").mkdir()
     with pytest.raises(StoreError, match="holds no feature dataset yet: run jobs/preprocess.py"):
         q.flagged(spark, str(tmp_path / "empty"), preds[0])
+    (tmp_path / "empty" / "_journal.json").write_text("{}")
+    with pytest.raises(StoreError, match="first commit into it was interrupted .*run jobs/preprocess.py"):
+        q.register_views(spark, str(tmp_path / "empty"))
 
 
 def test_missing_predictions_is_a_store_error(spark, store, tmp_path):
@@ -436,6 +457,8 @@ def test_bad_night_range_and_other_arguments(spark, store, preds):
         q.sql(spark, "SELECT nope FROM features", store, pred)
     with pytest.raises(q.QueryError, match="SQL error"):
         q.sql(spark, "SELEC 1", store, pred)
+    with pytest.raises(q.QueryError, match="SQL error: .*DIVIDE_BY_ZERO"):
+        q.sql(spark, "SELECT count(*) / 0 FROM features", store, pred)
     # a version that exists but has no rows in scope: an empty answer that says why
     res = q.flagged(spark, store, pred, band="i", model_version="v2")
     assert list(res) == [] and "no predictions in the selected band/nights" in res.info["note"]
@@ -487,7 +510,8 @@ def test_cli_exit_codes(spark, store, preds, tmp_path, capsys):
     assert "no feature store at" in capsys.readouterr().err
     assert _main(["--store", store, "--predictions", pred, "flagged", "--class", "Nope"]) == 2
     assert "known classes: Column mask" in capsys.readouterr().err
-    assert _main(["--store", store, "--predictions", pred, "flagged", "--nite-from", "20131118", "--nite-to", "20131115"]) == 2
+    assert _main(["--store", store, "--predictions", pred, "flagged", "--nite-from", "20131118",
+                  "--nite-to", "20131115"]) == 2
     assert "is after nite_to" in capsys.readouterr().err
     assert _main(["--store", store, "sql", "SELECT nope FROM labels"]) == 2
     err = capsys.readouterr().err
