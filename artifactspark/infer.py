@@ -52,12 +52,13 @@ class InferConfig:
     """``[infer]`` in the pipeline config."""
     batch_size: int = 64            # CCDs per model call on an executor
     ccds_per_task: int = 256        # rows per Spark task (the unit that is retried after a failure)
+    tf_threads: int = 1             # TensorFlow threads per task (spark.task.cpus): no oversubscription
 
 
 def infer_config(cfg: PipelineConfig) -> InferConfig:
     ic = _build(InferConfig, dict(cfg.extra.get("infer", {})), "infer", "config")
-    if ic.batch_size < 1 or ic.ccds_per_task < 1:
-        raise ConfigError(f"[infer] batch_size and ccds_per_task must be >= 1 (got {dataclasses.asdict(ic)})")
+    if ic.batch_size < 1 or ic.ccds_per_task < 1 or ic.tf_threads < 1:
+        raise ConfigError(f"[infer] batch_size, ccds_per_task and tf_threads must be >= 1 (got {dataclasses.asdict(ic)})")
     return ic
 
 
@@ -94,7 +95,17 @@ def predicted_classes(meta: dict, probs: np.ndarray, flagged: np.ndarray) -> lis
 _PREDICTORS: dict = {}
 
 
-def _predictor(version: str, local_dir: str | None):
+def _limit_tf_threads(n: int) -> None:
+    """One TF thread pool of ``n`` per task: k tasks x all-cores pools would oversubscribe."""
+    try:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:        # TF already initialised in this (reused) worker: keep its setting
+        pass
+
+
+def _predictor(version: str, local_dir: str | None, tf_threads: int = 1):
     """The model for ``version`` in this Python worker, loaded on first use."""
     if version not in _PREDICTORS:
         from pyspark import SparkFiles
@@ -102,24 +113,25 @@ def _predictor(version: str, local_dir: str | None):
         from .modelio import Predictor
         path = local_dir if local_dir and os.path.isdir(local_dir) else SparkFiles.get(f"model-{version}.zip")
         _PREDICTORS.clear()             # one model per worker: bounded memory on long-lived workers
+        _limit_tf_threads(tf_threads)
         _PREDICTORS[version] = Predictor(path)
     return _PREDICTORS[version]
 
 
-def score_partition(rows, meta: dict, batch_size: int, scored_at, local_dir: str | None = None):
+def score_partition(rows, meta: dict, batch_size: int, scored_at, local_dir: str | None = None, tf_threads: int = 1):
     """Executor side: batches of feature rows -> prediction tuples (``predictions_schema`` order)."""
     batch = []
     for r in rows:
         batch.append(r)
         if len(batch) >= batch_size:
-            yield from _score(batch, meta, scored_at, local_dir)
+            yield from _score(batch, meta, scored_at, local_dir, tf_threads)
             batch = []
     if batch:
-        yield from _score(batch, meta, scored_at, local_dir)
+        yield from _score(batch, meta, scored_at, local_dir, tf_threads)
 
 
-def _score(batch, meta, scored_at, local_dir):
-    pred = _predictor(meta["version"], local_dir)
+def _score(batch, meta, scored_at, local_dir, tf_threads):
+    pred = _predictor(meta["version"], local_dir, tf_threads)
     image = np.stack([decode_ndarray(r["image"]) for r in batch])
     pred.check_shape(image.shape[1:])
     mask = np.stack([decode_ndarray(r["mask_frac"]) for r in batch]) if pred.mask_channel else None
@@ -205,7 +217,7 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
         n_parts = max(1, -(-n_todo // ic.ccds_per_task))
         local_dir = local if spark.sparkContext.master.startswith("local") else None
         rdd = todo.repartition(n_parts).rdd.mapPartitions(
-            lambda rows: score_partition(rows, meta, ic.batch_size, scored_at, local_dir))
+            lambda rows: score_partition(rows, meta, ic.batch_size, scored_at, local_dir, ic.tf_threads))
         preds = spark.createDataFrame(rdd, predictions_schema())
         t_write = time.time()
         preds.write.mode("append").partitionBy("band", "nite").parquet(out.uri)

@@ -192,7 +192,7 @@ def read_models(spark, predictions_uri: str) -> list[dict]:
         except ValueError:
             log.warning("%s/%s/%s is not JSON: ignored", uri, MODELS_DIR, name)
             continue
-        meta.setdefault("model_version", name[: -len(".json")])
+        meta.setdefault("model_version", meta.get("version") or name[: -len(".json")])
         out.append(meta)
     return out
 
@@ -204,9 +204,10 @@ def _models_frame(spark, models: list[dict]):
                            T.StructField("model_kind", T.StringType()), T.StructField("problem", T.StringType()),
                            T.StructField("classes", T.ArrayType(T.StringType())),
                            T.StructField("metadata_json", T.StringType())])
-    rows = [(str(m.get("model_version")), _str_or_none(m.get("model_name")), _str_or_none(m.get("model_kind")),
-             _str_or_none(m.get("problem")), [str(c) for c in m.get("classes") or []],
-             json.dumps(m, sort_keys=True, default=str)) for m in models]
+    # jobs/infer.py writes the model's own metadata: name, kind, problem, classes, ...
+    rows = [(str(m.get("model_version")), _str_or_none(m.get("model_name", m.get("name"))),
+             _str_or_none(m.get("model_kind", m.get("kind"))), _str_or_none(m.get("problem")),
+             [str(c) for c in m.get("classes") or []], json.dumps(m, sort_keys=True, default=str)) for m in models]
     return spark.createDataFrame(rows, schema)
 
 
@@ -289,11 +290,13 @@ def _scope(band=None, nite_from=None, nite_to=None, nite=None):
 
 
 def known_classes(meta: dict, models: list[dict] = ()) -> list[str]:
-    """The store's taxonomy (``meta``: its _store.json), then any other class a model
-    predicts (``models``: :func:`read_models`)."""
+    """The store's taxonomy (``meta``: its _store.json), then any other class a multiclass or
+    multilabel model predicts (``models``: :func:`read_models`; a binary model's "classes" are
+    its two outputs, never in ``predicted_classes``)."""
     classes = store_classes(meta)
     for m in models:
-        classes += [str(c) for c in m.get("classes") or [] if str(c) not in classes]
+        if m.get("problem") != "binary":
+            classes += [str(c) for c in m.get("classes") or [] if str(c) not in classes]
     return classes
 
 

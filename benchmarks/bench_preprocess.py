@@ -21,11 +21,12 @@ import json
 import os
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchcommon import RSSWatcher  # noqa: E402
 
 
 def ensure_archive(data: str, exposures: int, ccds: str) -> str:
@@ -109,27 +110,6 @@ def dtype_sizes(units, cfg, n=8):
         f32 = row["image"].astype(np.float32)
         err = max(err, float(np.abs(f32 - f32.astype(np.float16).astype(np.float32)).max()))
     return {k: round(v / n / 1024, 1) for k, v in out.items()} | {"float16_max_abs_error": err}
-
-
-class RSSWatcher(threading.Thread):
-    """Peak RSS of any single pyspark Python worker process (polls every 50 ms)."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.peak = 0
-        self.stop = threading.Event()
-
-    def run(self):
-        import psutil
-        me = psutil.Process()
-        while not self.stop.is_set():
-            for p in me.children(recursive=True):
-                try:
-                    if "python" in p.name():
-                        self.peak = max(self.peak, p.memory_info().rss)
-                except psutil.Error:
-                    pass
-            time.sleep(0.05)
 
 
 def spark_run(root, cfg, cores: int, data: str):

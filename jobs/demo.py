@@ -118,7 +118,9 @@ def main(argv=None) -> int:
               f"--predictions {paths['predictions']} disagree)\n"
               f"  one PNG per class              {paths['gallery']}\n"
               f"  total {time.time() - t_all:.0f} s\n", file=sys.stderr, flush=True)
-        return {"job": "demo", "size": args.size, "out": out, **res}
+        import resource
+        res["driver_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # training runs here
+        return {"job": "demo", "size": args.size, "out": out, "seconds": round(time.time() - t_all, 1), **res}
 
     return run_job("artifactspark-demo", args, job)
 

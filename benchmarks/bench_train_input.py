@@ -1,0 +1,74 @@
+"""Training input pipeline: Petastorm (store -> make_reader -> tf.data) versus in-memory arrays.
+
+  .venv/bin/python benchmarks/bench_train_input.py --store STORE [--config FILE] [--problem binary] [--steps 60] [--rounds 2]
+
+Same model, same process, same training rows: ``model.fit`` for ``--steps`` steps fed (a) by
+``trainingdata.train_stream`` (the job's Petastorm pipeline: decode, flips, shuffle, batch,
+prefetch) and (b) by ``tf.data.Dataset.from_tensor_slices`` over the same rows already decoded in
+memory, with the same flips, shuffle, batch and prefetch. Alternates a/b for ``--rounds`` and
+reports the median images per second of each and their ratio (target: Petastorm >= 0.9 x memory).
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", required=True)
+    ap.add_argument("--config")
+    ap.add_argument("--problem", default="binary")
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    import numpy as np
+    import tensorflow as tf
+
+    from artifactspark.cnn import build_model, load_side
+    from artifactspark.config import load_config
+    from artifactspark.logs import setup_logging
+    from artifactspark.spark import get_spark
+    from artifactspark.training import prepare
+    from artifactspark.trainingdata import augment_flips, class_weights, train_config, train_stream
+
+    setup_logging("WARNING")
+    cfg = load_config(args.config)
+    tc = train_config(cfg)
+    spark = get_spark("bench-train-input", "local[1]")
+    ts = prepare(spark, args.store, args.problem, cfg, tc)
+    spark.stop()
+    keys, x, y = load_side(ts, "train", tc)
+    n_out = len(ts.classes)
+    w = class_weights(np.asarray(y, int), n_out) if args.problem != "multilabel" else np.ones(n_out)
+    sw = w[np.asarray(y, int)].astype(np.float32)
+    mem = (tf.data.Dataset.from_tensor_slices((x, y, sw)).repeat()
+           .map(lambda a, b, c: (augment_flips(a), b, c), num_parallel_calls=2)
+           .shuffle(tc.shuffle_buffer, seed=tc.seed).batch(tc.batch_size).prefetch(2))
+    model = build_model(x.shape[1:], n_out, args.problem, tc)
+    rates = {"petastorm": [], "memory": []}
+
+    def timed(ds):
+        model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)           # warm-up: first batches, graph
+        t = time.perf_counter()
+        model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
+        return args.steps * tc.batch_size / (time.perf_counter() - t)
+
+    for r in range(args.rounds):
+        rates["memory"].append(timed(mem))
+        with train_stream(ts.features_uri, ts.split["train"], args.problem, len(ts.taxonomy), tc, w) as ds:
+            rates["petastorm"].append(timed(ds))
+        print(f"round {r + 1}: memory {rates['memory'][-1]:.1f} img/s, petastorm {rates['petastorm'][-1]:.1f} img/s", flush=True)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(json.dumps({"train_rows": int(len(x)), "image_shape": list(x.shape[1:]), "batch_size": tc.batch_size,
+                      "steps": args.steps, "rounds": args.rounds,
+                      "memory_img_per_s": round(med["memory"], 1), "petastorm_img_per_s": round(med["petastorm"], 1),
+                      "ratio": round(med["petastorm"] / med["memory"], 3), "all": rates}))
+
+
+if __name__ == "__main__":
+    main()
