@@ -59,16 +59,19 @@ setup() {
 build_zip() {
   mkdir -p "$ROOT/build"
   "$PY" - "$ROOT" <<'PYEOF'
-import os, sys, zipfile
+import os, sys, tempfile, zipfile
 root = sys.argv[1]
 out = os.path.join(root, "build", "artifactspark.zip")
-with zipfile.ZipFile(out + ".tmp", "w", zipfile.ZIP_DEFLATED) as z:
+fd, tmp = tempfile.mkstemp(prefix=".artifactspark-", suffix=".zip", dir=os.path.dirname(out))
+os.close(fd)  # a unique temporary name: concurrent submits (cron + a manual job) never share it
+with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
     for d, _, files in os.walk(os.path.join(root, "artifactspark")):
         for f in sorted(files):
             if f.endswith(".py"):
                 p = os.path.join(d, f)
                 z.write(p, os.path.relpath(p, root))
-os.replace(out + ".tmp", out)
+os.chmod(tmp, 0o644)
+os.replace(tmp, out)
 PYEOF
   echo "$ROOT/build/artifactspark.zip"
 }

@@ -124,8 +124,10 @@ def preds(spark, store, truth, tmp_path_factory):
     df = spark.createDataFrame([tuple(r[c] for c in cols) for r in rows], PRED_SCHEMA)
     df.repartition(2).write.partitionBy("band", "nite").parquet(out)
     os.makedirs(os.path.join(out, "_models"))
-    for v, kind, problem, classes in (("v1", "svm", "binary", []), ("v2", "cnn", "multilabel", MODEL_CLASSES)):
-        json.dump({"model_version": v, "model_kind": kind, "problem": problem, "classes": classes},
+    # the model metadata as jobs/infer.py copies it (the model's own keys: version, name, kind, ...)
+    for v, name, kind, problem, classes in (("v1", "svm-baseline", "svm", "binary", ["no artifact", "artifact"]),
+                                            ("v2", "cnn-multi", "cnn", "multilabel", MODEL_CLASSES)):
+        json.dump({"version": v, "name": name, "kind": kind, "problem": problem, "classes": classes},
                   open(os.path.join(out, "_models", f"{v}.json"), "w"))
     return out, rows
 
@@ -190,6 +192,7 @@ def test_views_match_the_store(spark, store, preds, truth):
     assert spark.table("predictions").count() == len(rows)
     models = {r["model_version"]: r for r in spark.table("models").collect()}
     assert models["v2"]["classes"] == MODEL_CLASSES and models["v1"]["problem"] == "binary"
+    assert (models["v2"]["model_name"], models["v2"]["model_kind"]) == ("cnn-multi", "cnn")
 
 
 def test_register_views_without_predictions(spark, store):
@@ -437,6 +440,7 @@ def test_unknown_class_lists_the_known_ones(spark, store, preds):
     msg = str(e.value)
     assert "unknown class 'Satelite'" in msg and "did you mean 'Satellite'" in msg
     assert all(c in msg for c in CLASSES + ["Meteor"])
+    assert "no artifact" not in msg  # a binary model's two outputs are not classes it predicts
 
 
 def test_bad_night_range_and_other_arguments(spark, store, preds):
