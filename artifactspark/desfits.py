@@ -85,6 +85,13 @@ def _header_dict(*headers) -> dict:
     return out
 
 
+def _first_line(e: Exception) -> str:
+    """cfitsio's message without its error stack: the stack is per process and still holds
+    messages of earlier files read by the same worker, so the detail would not be reproducible."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _read_hdu(fits, extname: str, path: str, required: bool = True):
     try:
         hdu = fits[extname]
@@ -96,7 +103,7 @@ def _read_hdu(fits, extname: str, path: str, required: bool = True):
         data = hdu.read()
         hdr = hdu.read_header()
     except Exception as e:  # cfitsio reports corrupt tiles and short files as OSError/IOError
-        raise InputRejected("corrupt_fits", f"{path}: cannot read {extname}: {e}".strip()) from None
+        raise InputRejected("corrupt_fits", f"{path}: cannot read {extname}: {_first_line(e)}") from None
     if data is None:
         raise InputRejected("missing_hdu", f"{path}: {extname} HDU holds no data")
     return data, hdr
@@ -108,7 +115,7 @@ def _open(path: str):
     try:
         return fitsio.FITS(path)
     except Exception as e:
-        raise InputRejected("not_fits", f"{path}: not a readable FITS file: {e}".strip()) from None
+        raise InputRejected("not_fits", f"{path}: not a readable FITS file: {_first_line(e)}") from None
 
 
 def read_ccd(uri: str, bkg_uri: str | None = None, read_wgt: bool = True) -> CCDImage:
