@@ -19,6 +19,12 @@ log = logging.getLogger("artifactspark")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ENV, EXIT_STORE, EXIT_BUSY = 0, 1, 2, 3, 4, 75
 
 
+def add_config_master_args(p) -> None:
+    """``--config`` and ``--master``: every Spark job takes them."""
+    p.add_argument("--config", help="pipeline config TOML (default: conf/pipeline.toml)")
+    p.add_argument("--master", help="Spark master when run without spark-submit (default local[*])")
+
+
 def run_job(app_name: str, args, job, spark_conf: dict | None = None) -> int:
     """Run ``job(spark, cfg) -> summary dict`` with the shared set-up; return the exit code."""
     setup_logging()

@@ -115,13 +115,14 @@ def finish(ts: TrainingSet, model_dir: str, kind: str, model_file: str, tc: Trai
 # ------------------------------------------------------------------------------ job plumbing
 def add_common_args(p) -> None:
     """The arguments train_cnn.py and train_svm.py share."""
+    from .cli import add_config_master_args
+
     p.add_argument("--store", required=True, help="feature store root written by jobs/preprocess.py")
     p.add_argument("--model-dir", required=True, help="folder to write the model, its metadata and predictions into")
     p.add_argument("--split", help="reuse a split: a split JSON or another model's model.json (default: made from [train] seed)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a [train] setting, e.g. --set epochs=5 --set augment=false (TOML values)")
-    p.add_argument("--config", help="pipeline config TOML (default: conf/pipeline.toml)")
-    p.add_argument("--master", help="Spark master when run without spark-submit (default local[*])")
+    add_config_master_args(p)
 
 
 def parse_overrides(items: list[str]) -> dict:

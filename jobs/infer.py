@@ -11,7 +11,7 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from artifactspark.cli import run_job
+from artifactspark.cli import add_config_master_args, run_job
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,8 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, help="feature store root written by jobs/preprocess.py")
     p.add_argument("--model", required=True, help="model directory written by jobs/train_cnn.py or train_svm.py")
     p.add_argument("--output", required=True, help="predictions table root (local path or Hadoop URI)")
-    p.add_argument("--config", help="pipeline config TOML (default: conf/pipeline.toml)")
-    p.add_argument("--master", help="Spark master when run without spark-submit (default local[*])")
+    add_config_master_args(p)
     return p
 
 

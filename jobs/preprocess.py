@@ -8,7 +8,7 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from artifactspark.cli import run_job
+from artifactspark.cli import add_config_master_args, run_job
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,8 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="archive root (local path or Hadoop URI); repeat for several roots")
     p.add_argument("--labels", action="append", default=[], help="exposure-checker JSON export; repeatable")
     p.add_argument("--output", required=True, help="feature store root (local path or Hadoop URI)")
-    p.add_argument("--config", help="pipeline config TOML (default: conf/pipeline.toml)")
-    p.add_argument("--master", help="Spark master when run without spark-submit (default local[*])")
+    add_config_master_args(p)
     return p
 
 

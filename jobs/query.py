@@ -21,15 +21,14 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from artifactspark.cli import run_job
+from artifactspark.cli import add_config_master_args, run_job
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", required=True, help="feature store root (local path or Hadoop URI)")
     p.add_argument("--predictions", help="predictions table root (jobs/infer.py's output)")
-    p.add_argument("--config", help="pipeline config TOML (default: conf/pipeline.toml)")
-    p.add_argument("--master", help="Spark master when run without spark-submit (default local[*])")
+    add_config_master_args(p)
     out = argparse.ArgumentParser(add_help=False)  # also accepted after the question
     out.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON lines instead of a table")
     out.add_argument("--limit", type=int, default=argparse.SUPPRESS,

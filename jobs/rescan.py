@@ -14,7 +14,7 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from artifactspark.cli import run_job
+from artifactspark.cli import add_config_master_args, run_job
 
 
 def main(argv=None) -> int:
@@ -24,8 +24,7 @@ def main(argv=None) -> int:
     p.add_argument("--store", required=True, help="feature store root")
     p.add_argument("--model", action="append", required=True, help="model directory; repeatable")
     p.add_argument("--output", required=True, help="predictions table root")
-    p.add_argument("--config", help="pipeline config TOML (default: conf/pipeline.toml)")
-    p.add_argument("--master", help="Spark master when run without spark-submit (default local[*])")
+    add_config_master_args(p)
     args = p.parse_args(argv)
 
     def job(spark, cfg):

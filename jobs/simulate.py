@@ -12,7 +12,7 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from artifactspark.cli import EXIT_USAGE, run_job  # noqa: E402
+from artifactspark.cli import EXIT_USAGE, add_config_master_args, run_job  # noqa: E402
 from artifactspark.des import parse_ccd_list as parse_ccds  # noqa: E402
 
 
@@ -22,8 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exposures", type=int, required=True, help="number of exposures")
     p.add_argument("--ccds", help="CCDNUMs, e.g. '1-10,31' (default: [simulate] ccds, all but the dead CCD 61)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--config", help="pipeline config TOML (default: conf/pipeline.toml)")
-    p.add_argument("--master", help="Spark master when run without spark-submit (default local[*])")
+    add_config_master_args(p)
     return p
 
 

@@ -19,14 +19,7 @@ from artifactspark.metrics import ModelDirError
 from artifactspark.report import ReportInputError, build_report
 from conftest import ROOT
 
-TAXONOMY = [
-    "Column mask", "Cosmic ray", "Cross-talk", "Edge-bleed", "Excessive mask",
-    "Dark rim", "Dark halo", "Quilted sky", "Wavy sky", "Anti-bleed",
-    "A/B jump", "Fringing", "Tape bump", "Tree rings", "Vertical jump",
-    "Ghost", "Bright spray", "Brush strokes", "Bright arc",
-    "Satellite", "Airplane",
-    "Guiding", "Shutter", "Readout", "Haze", "Vertical stripes",
-]
+from artifactspark.config import DEFAULT_CLASSES as TAXONOMY  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
