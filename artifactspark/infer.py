@@ -214,7 +214,8 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
     if n_todo:
         local = _ship_model(spark, model_dir, meta["version"])
         scored_at = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-        n_parts = max(1, -(-n_todo // ic.ccds_per_task))
+        # every core busy even for a small increment; at most ccds_per_task rows per task
+        n_parts = max(spark.sparkContext.defaultParallelism, -(-n_todo // ic.ccds_per_task))
         local_dir = local if spark.sparkContext.master.startswith("local") else None
         rdd = todo.repartition(n_parts).rdd.mapPartitions(
             lambda rows: score_partition(rows, meta, ic.batch_size, scored_at, local_dir, ic.tf_threads))
