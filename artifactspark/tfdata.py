@@ -7,6 +7,7 @@ fields; :func:`enable_float16` adds it (one dict entry, no behaviour change othe
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import numpy as np
 
@@ -19,18 +20,31 @@ def enable_float16() -> None:
 
 
 @contextlib.contextmanager
+def open_reader(features_uri: str, **kwargs):
+    """``petastorm.make_reader`` on a store path or URI. Its close prints "Cache cleanup
+    complete." on stdout, where every job keeps only its JSON summary: sent to stderr here."""
+    from petastorm import make_reader
+
+    from .fs import to_uri
+
+    reader = make_reader(to_uri(features_uri), **kwargs)
+    try:
+        yield reader
+    finally:
+        with contextlib.redirect_stdout(sys.stderr):
+            reader.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
 def store_dataset(features_uri: str, fields: list[str], cur_shard: int | None = None,
                   shard_count: int | None = None, num_epochs: int | None = 1, shuffle: bool = False,
                   seed: int | None = None, workers_count: int = 2, predicate=None):
     """``with store_dataset(url, ["image", "label"]) as ds:`` yields a ``tf.data.Dataset`` of
     namedtuples read with ``make_reader`` (sharded with ``cur_shard``/``shard_count``)."""
-    from petastorm import make_reader
     from petastorm.tf_utils import make_petastorm_dataset
 
-    from .fs import to_uri
-
     enable_float16()
-    with make_reader(to_uri(features_uri), schema_fields=fields, cur_shard=cur_shard, shard_count=shard_count,
+    with open_reader(features_uri, schema_fields=fields, cur_shard=cur_shard, shard_count=shard_count,
                      num_epochs=num_epochs, shuffle_row_groups=shuffle, seed=seed,
                      workers_count=workers_count, predicate=predicate) as reader:
         yield make_petastorm_dataset(reader)

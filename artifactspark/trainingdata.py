@@ -181,16 +181,15 @@ def read_rows(features_uri: str, expnums, fields: list[str], problem: str, worke
     """Every labelled row of the given exposures as a dict of numpy arrays (for val/test).
 
     Reads with Petastorm's ``make_reader`` (one pass, a predicate on the keys)."""
-    from petastorm import make_reader
     from petastorm.predicates import in_lambda
 
-    from .fs import to_uri
+    from .tfdata import open_reader
 
     wanted = {int(e) for e in expnums}
     keys = ["expnum", "inspected", "label", "primary_class"]
     pred = in_lambda(keys, _row_filter(wanted, problem))
     cols = {f: [] for f in fields}
-    with make_reader(to_uri(features_uri), schema_fields=sorted(set(fields) | set(keys)), predicate=pred,
+    with open_reader(features_uri, schema_fields=sorted(set(fields) | set(keys)), predicate=pred,
                      num_epochs=1, shuffle_row_groups=False, workers_count=workers) as reader:
         for row in reader:
             for f in fields:

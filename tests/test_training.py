@@ -201,3 +201,14 @@ def test_svm_refuses_multilabel(spark, toy, tmp_path):
     ts = prepare(spark, toy["store"], "multilabel", toy["cfg"], tc)
     with pytest.raises(ValueError, match="multilabel"):
         train_svm(spark, ts, str(tmp_path / "s"), tc)
+
+
+def test_job_stdout_is_only_the_summary_line(toy, tmp_path, capsys):
+    import train_cnn
+
+    capsys.readouterr()
+    assert train_cnn.main(["--store", toy["store"], "--model-dir", str(tmp_path / "m"), "--config", toy["conf"],
+                           "--set", "epochs=1"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, out                      # petastorm's "Cache cleanup complete." goes to stderr
+    assert json.loads(out[0])["job"] == "train_cnn"
