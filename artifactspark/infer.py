@@ -38,6 +38,7 @@ from . import fs as fsmod
 from .config import PipelineConfig, _build
 from .errors import ConfigError, StoreError
 from .modelio import ModelError, p_artifact, read_meta
+from .preprocess import Progress
 from .store import FEATURES, Store, decode_ndarray
 
 log = logging.getLogger(__name__)
@@ -118,16 +119,21 @@ def _predictor(version: str, local_dir: str | None, tf_threads: int = 1):
     return _PREDICTORS[version]
 
 
-def score_partition(rows, meta: dict, batch_size: int, scored_at, local_dir: str | None = None, tf_threads: int = 1):
+def score_partition(rows, meta: dict, batch_size: int, scored_at, local_dir: str | None = None, tf_threads: int = 1,
+                    done=None):
     """Executor side: batches of feature rows -> prediction tuples (``predictions_schema`` order)."""
     batch = []
     for r in rows:
         batch.append(r)
         if len(batch) >= batch_size:
             yield from _score(batch, meta, scored_at, local_dir, tf_threads)
+            if done is not None:
+                done.add(len(batch))
             batch = []
     if batch:
         yield from _score(batch, meta, scored_at, local_dir, tf_threads)
+        if done is not None:
+            done.add(len(batch))
 
 
 def _score(batch, meta, scored_at, local_dir, tf_threads):
@@ -217,11 +223,13 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
         # every core busy even for a small increment; at most ccds_per_task rows per task
         n_parts = max(spark.sparkContext.defaultParallelism, -(-n_todo // ic.ccds_per_task))
         local_dir = local if spark.sparkContext.master.startswith("local") else None
+        done = spark.sparkContext.accumulator(0)   # progress (retried tasks count twice: a log, not a tally)
         rdd = todo.repartition(n_parts).rdd.mapPartitions(
-            lambda rows: score_partition(rows, meta, ic.batch_size, scored_at, local_dir, ic.tf_threads))
+            lambda rows: score_partition(rows, meta, ic.batch_size, scored_at, local_dir, ic.tf_threads, done))
         preds = spark.createDataFrame(rdd, predictions_schema())
         t_write = time.time()
-        preds.write.mode("append").partitionBy("band", "nite").parquet(out.uri)
+        with Progress(done, n_todo, what="infer"):
+            preds.write.mode("append").partitionBy("band", "nite").parquet(out.uri)
         summary["score_seconds"] = round(time.time() - t_write, 2)
         summary["scored"] = n_todo
     out.fs.write_text_atomic(fsmod.join(out.uri, MODELS_DIR, f"{meta['version']}.json"), json.dumps(meta, indent=1))

@@ -258,8 +258,8 @@ def resolve_labels(spark, store: Store, label_paths, cfg: PipelineConfig):
 class Progress:
     """Logs 'n/total CCDs, rate, ETA' every ``every`` seconds from an accumulator."""
 
-    def __init__(self, acc, total: int, every: float = 10.0):
-        self.acc, self.total, self.every = acc, total, every
+    def __init__(self, acc, total: int, every: float = 10.0, what: str = "preprocess"):
+        self.acc, self.total, self.every, self.what = acc, total, every, what
         self._stop = threading.Event()
         self._t0 = time.time()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -278,7 +278,7 @@ class Progress:
             el = time.time() - self._t0
             rate = n / el if el > 0 else 0.0
             eta = (self.total - n) / rate if rate > 0 else float("nan")
-            log.info("preprocess: %d/%d CCDs done, %.2f CCD/s, ETA %.0f s", n, self.total, rate, eta)
+            log.info("%s: %d/%d CCDs done, %.2f CCD/s, ETA %.0f s", self.what, n, self.total, rate, eta)
 
 
 # ------------------------------------------------------------------------------ the job

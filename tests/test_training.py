@@ -154,7 +154,7 @@ def test_saved_models_reload_with_identical_predictions(trained, toy):
 
 def test_cnn_history_and_svm_learning_curve(trained):
     h = json.load(open(os.path.join(trained["cnn_binary"], "history.json")))
-    assert h["epoch"] == list(range(1, 13)) and len(h["test_error"]) == 12
+    assert h["epoch"] == list(range(1, 21)) and len(h["test_error"]) == 20
     assert h["train_error"][-1] < h["train_error"][0]
     c = json.load(open(os.path.join(trained["svm_binary"], "learning_curve.json")))
     assert c["n_train"] == sorted(c["n_train"]) and len(c["n_train"]) >= 2

@@ -23,12 +23,13 @@ rowgroup_size_mb = 1
 ccds_per_task = 4
 [train]
 batch_size = 8
-epochs = 12
+epochs = 20
+learning_rate = 0.003
 conv_filters = [4, 8]
 kernel_size = 3
 pool_size = 2
 dense_units = [16, 8]
-dropout = 0.2
+dropout = 0.0   # the toy set is tiny and clean: measured robust across seeds 0-3 only without dropout
 early_stopping_patience = 0
 shuffle_buffer = 64
 svm_coarsen = 2
