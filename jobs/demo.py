@@ -31,7 +31,7 @@ MODELS = (("cnn", "binary"), ("cnn", "multiclass"), ("svm", "binary"), ("svm", "
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=sorted(SIZES), default="small",
-                   help="tiny: 5 exposures x 4 CCDs (the test); small: 12 x 20 (~12 min on 2 cores); "
+                   help="tiny: 5 exposures x 4 CCDs (the test); small: 12 x 20 (~15 min on 2 cores); "
                         "medium: 30 x 61; large: 60 x 61")
     p.add_argument("--out", default="out/demo", help="folder for the archive, store, models, predictions, report")
     p.add_argument("--seed", type=int, default=1)
