@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from .errors import ConfigError, StoreError
 from .training import TrainingSet
 from .trainingdata import TrainConfig, collect_svm_features
 
@@ -58,9 +59,9 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
     from .training import finish
 
     if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}: use one of {list(KERNELS)}")
+        raise ConfigError(f"unknown kernel {kernel!r}: use one of {list(KERNELS)}")
     if ts.problem == "multilabel":
-        raise ValueError("the SVM handles the binary and multiclass problems; use train_cnn.py for multilabel")
+        raise ConfigError("the SVM handles the binary and multiclass problems; use train_cnn.py for multilabel")
     t0 = time.time()
     os.makedirs(model_dir, exist_ok=True)
     n_classes, n_out = len(ts.taxonomy), len(ts.classes)
@@ -75,7 +76,7 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
         Xtr, ytr = Xtr[keep], ytr[keep]
         log.info("svm: training on a random %d of %d training CCDs ([train] svm_max_train)", len(ytr), len(keys))
     if len(np.unique(ytr)) < 2:
-        raise ValueError(f"the training side has a single class ({np.unique(ytr)}): the SVM needs two")
+        raise StoreError(f"the training side has a single class ({np.unique(ytr)}): the SVM needs two")
     curve = learning_curve(Xtr, ytr, sides["test"][1], sides["test"][2], kernel, tc)
     t_fit = time.time()
     model = make_svm(kernel, tc, probability=True).fit(Xtr, ytr)

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import modelio, splits
 from .config import PipelineConfig
-from .errors import StoreError
+from .errors import ConfigError, StoreError
 from .store import FEATURES
 from .trainingdata import PROBLEMS, TrainConfig, labelled, load_index, open_store, output_classes
 
@@ -37,7 +37,7 @@ class TrainingSet:
 def prepare(spark, store_uri: str, problem: str, cfg: PipelineConfig, tc: TrainConfig,
             split_path: str | None = None) -> TrainingSet:
     if problem not in PROBLEMS:
-        raise ValueError(f"unknown problem {problem!r}: use one of {list(PROBLEMS)}")
+        raise ConfigError(f"unknown problem {problem!r}: use one of {list(PROBLEMS)}")
     store, meta = open_store(spark, store_uri)
     if meta.get("config_hash") != cfg.config_hash:
         log.warning("the store was preprocessed with config %s, this run's config is %s: the store's own "
@@ -127,8 +127,6 @@ def add_common_args(p) -> None:
 
 def parse_overrides(items: list[str]) -> dict:
     import tomllib
-
-    from .errors import ConfigError
 
     out = {}
     for item in items:

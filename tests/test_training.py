@@ -199,7 +199,7 @@ def test_svm_refuses_multilabel(spark, toy, tmp_path):
 
     tc = train_config(toy["cfg"])
     ts = prepare(spark, toy["store"], "multilabel", toy["cfg"], tc)
-    with pytest.raises(ValueError, match="multilabel"):
+    with pytest.raises(ConfigError, match="multilabel"):
         train_svm(spark, ts, str(tmp_path / "s"), tc)
 
 
