@@ -90,13 +90,19 @@ def schema_for_config(cfg):
 
 
 def _pid_alive(pid) -> bool:
+    """Is this process (on this host) still running? A zombie (killed, not yet reaped by its
+    parent) counts as gone: it will never release its lock."""
     try:
         os.kill(int(pid), 0)
     except (TypeError, ValueError, ProcessLookupError):
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def decode_ndarray(cell: bytes) -> np.ndarray:

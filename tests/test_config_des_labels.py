@@ -181,3 +181,24 @@ def test_load_labels_files(tmp_path):
     bad.write_text('{"a": 1}')
     with pytest.raises(LabelError, match="expected a JSON list"):
         load_labels([str(bad)], cfg)
+
+
+def test_a_zombie_holder_of_a_lock_counts_as_gone():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from artifactspark.store import _pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    for _ in range(100):                         # exited but not reaped: a zombie
+        with open(f"/proc/{child.pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    assert not _pid_alive(child.pid)
+    child.wait()
+    assert not _pid_alive(child.pid)             # reaped: gone
+    assert _pid_alive(os.getpid())
+    assert not _pid_alive(None) and not _pid_alive("x")
