@@ -25,16 +25,14 @@ def add_config_master_args(p) -> None:
     p.add_argument("--master", help="Spark master when run without spark-submit (default local[*])")
 
 
-def run_job(app_name: str, args, job, spark_conf: dict | None = None) -> int:
-    """Run ``job(spark, cfg) -> summary dict`` with the shared set-up; return the exit code."""
+def run_plain(app_name: str, job, usage_errors: tuple = ()) -> int:
+    """Run ``job() -> summary dict`` with logging, one-line errors, exit codes and the JSON
+    summary line; ``usage_errors``: further exception types that mean bad input (exit 2)."""
     setup_logging()
     t0 = time.time()
     try:
-        cfg = load_config(getattr(args, "config", None))
-        from .spark import get_spark
-        spark = get_spark(app_name, getattr(args, "master", None), spark_conf)
-        summary = job(spark, cfg)
-    except (ConfigError, LabelError, FileNotFoundError) as e:
+        summary = job()
+    except (ConfigError, LabelError, FileNotFoundError, *usage_errors) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except EnvironmentProblem as e:
@@ -59,3 +57,14 @@ def run_job(app_name: str, args, job, spark_conf: dict | None = None) -> int:
         summary.setdefault("seconds", round(time.time() - t0, 2))
         emit_summary(summary)
     return EXIT_OK
+
+
+def run_job(app_name: str, args, job, spark_conf: dict | None = None) -> int:
+    """Run ``job(spark, cfg) -> summary dict`` with the config loaded and the SparkSession built;
+    return the exit code (see :func:`run_plain`)."""
+    def with_spark():
+        cfg = load_config(getattr(args, "config", None))
+        from .spark import get_spark
+        return job(get_spark(app_name, getattr(args, "master", None), spark_conf), cfg)
+
+    return run_plain(app_name, with_spark)

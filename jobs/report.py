@@ -5,17 +5,11 @@ OUT/report.md, OUT/report.json and PNG figures. Needs no Spark (it reads plain f
 Prints one JSON summary line on stdout; exit code 0 on success, 2 on bad arguments or inputs, 1 otherwise.
 """
 import argparse
-import logging
 import sys
-import time
 
 import _bootstrap  # noqa: F401
 
-from artifactspark.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from artifactspark.errors import ArtifactSparkError
-from artifactspark.logs import emit_summary, setup_logging
-
-log = logging.getLogger("artifactspark")
+from artifactspark.cli import run_plain
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,27 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging()
-    t0 = time.time()
-    try:
-        from artifactspark.metrics import ModelDirError
-        from artifactspark.report import ReportInputError, build_report
-        summary = build_report(args.model_dir, args.out, truth_path=args.truth, target_fnr=args.target_fnr)
-    except (ModelDirError, ReportInputError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except ArtifactSparkError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAIL
-    except Exception as e:  # one line to stderr, the traceback in the log
-        log.error("report failed", exc_info=True)
-        first = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
-        print(f"error: {type(e).__name__}: {first} (the log above has the traceback; "
-              "ARTIFACTSPARK_LOG=DEBUG gives more)", file=sys.stderr)
-        return EXIT_FAIL
-    summary["seconds"] = round(time.time() - t0, 2)
-    emit_summary(summary)
-    return EXIT_OK
+    from artifactspark.metrics import ModelDirError
+    from artifactspark.report import ReportInputError, build_report
+
+    return run_plain("artifactspark-report",
+                     lambda: build_report(args.model_dir, args.out, truth_path=args.truth, target_fnr=args.target_fnr),
+                     usage_errors=(ModelDirError, ReportInputError))
 
 
 if __name__ == "__main__":
