@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from .errors import ConfigError, StoreError
+from .store import Store
 from .training import TrainingSet
 from .trainingdata import TrainConfig, collect_svm_features
 
@@ -65,11 +66,15 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
     t0 = time.time()
     os.makedirs(model_dir, exist_ok=True)
     n_classes, n_out = len(ts.taxonomy), len(ts.classes)
+    # one pass over the store for all three sides, split on the driver (rows stay sorted by key)
+    keys_all, X_all, y_all = collect_svm_features(
+        spark, Store(spark, ts.store_uri), [e for s in ("train", "val", "test") for e in ts.split[s]], ts.problem,
+        n_classes, tc.svm_coarsen, tc.mask_channel, tc.standardize)
     sides = {}
     for side in ("train", "val", "test"):
-        sides[side] = collect_svm_features(spark, _store(spark, ts), ts.split[side], ts.problem, n_classes,
-                                           tc.svm_coarsen, tc.mask_channel, tc.standardize)
-        log.info("svm: %s side %d CCDs x %d features collected", side, len(sides[side][1]), sides[side][1].shape[-1])
+        m = keys_all["expnum"].isin(ts.split[side]).to_numpy()
+        sides[side] = (keys_all[m].reset_index(drop=True), X_all[m], y_all[m])
+        log.info("svm: %s side %d CCDs x %d features collected", side, int(m.sum()), X_all.shape[-1])
     keys, Xtr, ytr = sides["train"]
     if len(ytr) > tc.svm_max_train:
         keep = np.sort(np.random.default_rng(tc.seed).permutation(len(ytr))[:tc.svm_max_train])
@@ -94,8 +99,3 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
                        "coarsen": tc.svm_coarsen, "standardize": tc.standardize, "n_features": int(Xtr.shape[1])},
              "timing": {"fit_seconds": round(fit_seconds, 2)}, "train_rows_used": int(len(ytr))}
     return finish(ts, model_dir, "svm", MODEL_FILE, tc, extra, preds, t0)
-
-
-def _store(spark, ts: TrainingSet):
-    from .store import Store
-    return Store(spark, ts.store_uri)
