@@ -24,7 +24,7 @@ import numpy as np
 
 from . import modelio
 from .training import TrainingSet
-from .trainingdata import TrainConfig, class_weights, read_rows, targets_from_rows, train_stream
+from .trainingdata import TrainConfig, class_weights, read_rows, stack_channels, targets_from_rows, train_stream
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,8 @@ def errors_of(problem: str, y, probs: np.ndarray) -> float:
 
 
 def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Direct model calls in batches (no tf.data set-up per call): training evaluation and
+    ``modelio.Predictor`` (batch inference) share it."""
     out = [model(x[i:i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
@@ -132,9 +134,8 @@ def load_side(ts: TrainingSet, side: str, tc: TrainConfig):
         return rows, np.zeros((0,)), np.zeros((0,))
     order = np.lexsort((rows["ccdnum"], rows["expnum"]))
     rows = {k: v[order] for k, v in rows.items()}
-    planes = [rows.pop("image")] + ([rows.pop("mask_frac")] if tc.mask_channel else [])
-    x = np.stack([p.astype(np.float32) for p in planes], axis=-1)
-    return rows, x, targets_from_rows(rows, ts.problem, len(ts.taxonomy))
+    image, mask = rows.pop("image"), rows.pop("mask_frac", None)
+    return rows, stack_channels(image, mask if tc.mask_channel else None), targets_from_rows(rows, ts.problem, len(ts.taxonomy))
 
 
 def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int | None = None,

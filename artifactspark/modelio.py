@@ -135,16 +135,12 @@ class Predictor:
             raise ModelError(f"stored images are {tuple(shape)} but the model was trained on {self.shape}")
 
     def predict(self, image: np.ndarray, mask_frac: np.ndarray | None = None, batch_size: int = 64) -> np.ndarray:
-        from .trainingdata import svm_planes
+        from .trainingdata import stack_channels, svm_planes
 
         image = np.asarray(image)
         if self.kind == "cnn":
-            planes = [image] + ([mask_frac] if self.mask_channel else [])
-            x = np.stack([np.asarray(p, np.float32) for p in planes], axis=-1)
-            out = np.zeros((len(x), len(self.meta["classes"])), np.float32)
-            for i in range(0, len(x), batch_size):   # direct call: no tf.data set-up per batch
-                out[i:i + batch_size] = self.model(x[i:i + batch_size], training=False).numpy()
-            return out
+            from .cnn import predict
+            return predict(self.model, stack_channels(image, mask_frac if self.mask_channel else None), batch_size)
         X = svm_planes(image, mask_frac if self.mask_channel else None, self.coarsen,
                        self.meta["input"].get("standardize", False))
         return svm_probs(self.model, X, self.problem, len(self.meta["classes"]))
