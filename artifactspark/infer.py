@@ -162,17 +162,16 @@ def check_model_fits_store(meta: dict, store_meta: dict, model_dir: str) -> None
         raise ModelError(f"store images are {store_meta.get('image_shape')}, the model expects {meta['input']['image_shape']}")
 
 
-def _ship_model(spark, model_dir: str, version: str) -> str:
+def _ship_model(spark, model_dir: str, version: str) -> None:
     """Zip the model as ``model-<version>.zip`` and ``addArchive`` it: every executor, on any
     node, finds it unpacked at ``SparkFiles.get(name)`` (``addFile`` refuses local folders
-    outside local mode). Returns the local folder copy (used directly under a local master)."""
+    outside local mode). Once per version and driver process."""
     base = os.path.join(tempfile.gettempdir(), f"artifactspark-{os.getpid()}", f"model-{version}")
-    if not os.path.isdir(base):
-        shutil.copytree(model_dir, base + ".part", dirs_exist_ok=True)
-        shutil.make_archive(base, "zip", base + ".part")
-        os.replace(base + ".part", base)
+    if not os.path.isfile(base + ".zip"):
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+        shutil.make_archive(base + ".part", "zip", model_dir)
+        os.replace(base + ".part.zip", base + ".zip")
         spark.sparkContext.addArchive(base + ".zip")
-    return base
 
 
 def run_infer(spark, store_uri: str, model_dir: str, output_uri: str, cfg: PipelineConfig) -> dict:
@@ -212,17 +211,17 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
         done = (spark.read.parquet(out.uri).where(F.col("model_version") == meta["version"])
                 .select("expnum", "ccdnum").distinct())
     todo = feats if done is None else feats.join(done, ["expnum", "ccdnum"], "left_anti")
-    n_todo = todo.count()
+    n_todo = n_store if done is None else todo.count()
     log.info("infer: model %s (%s %s): %d CCDs in the store, %d not yet scored by this version",
              meta["version"], meta["kind"], meta["problem"], n_store, n_todo)
     summary = {"job": "infer", "model": meta["name"], "model_version": meta["version"], "store": store.uri,
                "output": out.uri, "store_ccds": n_store, "scored": 0, "already_scored": n_store - n_todo}
     if n_todo:
-        local = _ship_model(spark, model_dir, meta["version"])
+        _ship_model(spark, model_dir, meta["version"])
         scored_at = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
         # every core busy even for a small increment; at most ccds_per_task rows per task
         n_parts = max(spark.sparkContext.defaultParallelism, -(-n_todo // ic.ccds_per_task))
-        local_dir = local if spark.sparkContext.master.startswith("local") else None
+        local_dir = os.path.abspath(model_dir) if spark.sparkContext.master.startswith("local") else None
         done = spark.sparkContext.accumulator(0)   # progress (retried tasks count twice: a log, not a tally)
         rdd = todo.repartition(n_parts).rdd.mapPartitions(
             lambda rows: score_partition(rows, meta, ic.batch_size, scored_at, local_dir, ic.tf_threads, done))
