@@ -18,6 +18,8 @@ def test_shipped_config_equals_defaults():
     assert shipped.as_dict() == PipelineConfig().as_dict()
     assert shipped.config_hash == PipelineConfig().config_hash
     assert sim_config(shipped) == sim_config(PipelineConfig())
+    from artifactspark.trainingdata import TrainConfig, train_config
+    assert train_config(shipped) == TrainConfig()
 
 
 @pytest.mark.parametrize("data,needle", [

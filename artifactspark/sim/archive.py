@@ -20,8 +20,10 @@ import numpy as np
 from ..des import AMP_SPLIT_COLUMN, DESName, MASK_BITS, archive_relpath, detpos_for_ccdnum
 from ..labels import make_report, pixel_to_report
 from . import focalplane
+from ..config import MaskConfig
 from .artifacts import inject
 from .config import CCD_CLASS_WEIGHTS, SimConfig, sim_config
+from .detect import Recorder
 from .exposure import exposure_plan, loguniform, rng_for
 from .sky import add_cosmic_rays, bad_columns, base_canvas, finish
 
@@ -89,12 +91,15 @@ def simulate_ccd(sc: SimConfig, seed: int, index: int, ccdnum: int, shape, ccds,
         lo, hi = sc.snr(cls)
         todo.append((cls, f"c{index}-{ccdnum}-{k}", loguniform(rng, lo, hi), None))
     truth = []
+    bitmask = MaskConfig().bitmask
     for cls, fid, snr, f in todo:
         amp = (0.0 if not math.isfinite(snr) else snr * cv.sigma)
-        out = inject(cls, cv, amp, f)
+        with Recorder(cv, bitmask, sc.bkg_error) as rec:
+            out = inject(cls, cv, amp, f)
         truth.append({"cls": cls, "fid": fid, "scope": "exposure" if f is not None else "ccd",
                       "snr": float(snr), "amplitude": float(f["g"] if cls == "Guiding" else amp),
-                      "geometry": json.dumps(out["geometry"], default=float), "points": out["points"]})
+                      "geometry": json.dumps(out["geometry"], default=float), "points": out["points"],
+                      **rec.result(cls)})
     # the pipeline sometimes draws a streak mask where there is no streak
     spurious = None
     if rng.random() < sc.spurious_mask_rate:
@@ -124,8 +129,13 @@ def simulate_ccd(sc: SimConfig, seed: int, index: int, ccdnum: int, shape, ccds,
                   compression=sc.compression, dither_seed=1 + (plan.expnum * 64 + ccdnum) % 10000,
                   quantize_steps=steps)
     reports, truth = make_labels(sc, seed, plan, ccdnum, truth, spurious, shape, label_cfg, classes)
+    det = [t for t in truth if t["detectable"]]
     ccd_row = {"expnum": plan.expnum, "ccd": ccdnum, "band": plan.band, "nite": plan.nite,
-               "classes": sorted({t["cls"] for t in truth}), "inspected": bool(reports),
+               "classes": sorted({t["cls"] for t in truth}),
+               "detectable_classes": sorted({t["cls"] for t in det}), "truth_clean": not truth,
+               "truth_detectable": bool(det),
+               "primary_class_truth": max(det, key=lambda t: t["sn_binned"])["cls"] if det else None,
+               "inspected": bool(reports),
                "n_reports": len(reports), "image": rel_img, "bkg": rel_bkg, "seeing": plan.seeing,
                "sky": plan.sky, "spurious_streak_mask": spurious is not None}
     return {"truth": truth, "reports": reports, "ccd": ccd_row,
@@ -145,8 +155,7 @@ def make_labels(sc: SimConfig, seed: int, plan, ccdnum: int, truth: list, spurio
                  reported=False, reported_class=None, report_x=None, report_y=None)
         if not inspected or len(pts) == 0:
             continue
-        snr = t["snr"]
-        p_miss = sc.faint_miss_rate if (math.isfinite(snr) and snr < sc.faint_snr) else sc.miss_rate
+        p_miss = sc.miss_rate if t["detectable"] else sc.faint_miss_rate
         if rng.random() < p_miss:
             continue
         row, col = pts[int(rng.integers(0, len(pts)))]
@@ -179,7 +188,8 @@ def _work(items, sc, seed, shape, ccds, root, label_cfg, classes):
 
 
 TRUTH_COLUMNS = ["expnum", "ccd", "band", "nite", "cls", "fid", "scope", "snr", "amplitude", "geometry",
-                 "visible_points", "reported", "reported_class", "report_x", "report_y"]
+                 "visible_points", "reported", "reported_class", "report_x", "report_y",
+                 "sn_binned", "contrast", "n_sharp", "mask_frac_added", "floor_rule", "detectable"]
 
 
 def write_outputs(root: str, results: list) -> dict:
@@ -200,7 +210,10 @@ def write_outputs(root: str, results: list) -> dict:
                                        ("scope", pa.string()), ("snr", pa.float64()), ("amplitude", pa.float64()),
                                        ("geometry", pa.string()), ("visible_points", pa.int32()),
                                        ("reported", pa.bool_()), ("reported_class", pa.string()),
-                                       ("report_x", pa.int32()), ("report_y", pa.int32())]))
+                                       ("report_x", pa.int32()), ("report_y", pa.int32()),
+                                       ("sn_binned", pa.float64()), ("contrast", pa.float64()),
+                                       ("n_sharp", pa.int64()), ("mask_frac_added", pa.float64()),
+                                       ("floor_rule", pa.string()), ("detectable", pa.bool_())]))
     pq.write_table(table, os.path.join(lab_dir, "truth.parquet"))
     import pyarrow.csv as pacsv
     pacsv.write_csv(table, os.path.join(lab_dir, "truth.csv"))
@@ -208,10 +221,15 @@ def write_outputs(root: str, results: list) -> dict:
     ccd_table = pa.table({k: [c[k] for c in ccds] for k in ccds[0]}) if ccds else pa.table({})
     pq.write_table(ccd_table, os.path.join(lab_dir, "ccds.parquet"))
     n_art = sum(1 for c in ccds if c["classes"])
-    by_class = {}
+    n_det = sum(1 for c in ccds if c["truth_detectable"])
+    by_class, below = {}, {}
     for t in truth:
         by_class[t["cls"]] = by_class.get(t["cls"], 0) + 1
+        below[t["cls"]] = below.get(t["cls"], 0) + (not t["detectable"])
     return {"ccds": len(ccds), "artifact_ccds": n_art, "artifact_share": round(n_art / max(len(ccds), 1), 3),
+            "detectable_artifact_ccds": n_det,
+            "artifact_ccds_below_floor_share": round(1 - n_det / n_art, 3) if n_art else None,
+            "features_below_floor_by_class": {c: round(below[c] / by_class[c], 3) for c in sorted(by_class)},
             "features": len(truth), "reports": len(reports),
             "ok_reports": sum(1 for r in reports if r["problem"] == "OK"),
             "false_positive_reports": sum(1 for r in reports if r["false_positive"]),

@@ -56,7 +56,7 @@ def _draw_feature(cls: str, rng, sc: SimConfig, shape, band: str) -> dict | None
         ang = rng.uniform(0, math.pi)
         f.update(x0=float(rng.uniform(-0.6, 0.6) * R), y0=float(rng.uniform(-0.6, 0.6) * R), angle=float(ang))
         if cls == "Satellite":
-            f["width"] = float(rng.uniform(0.7, 1.6))
+            f["width"] = float(rng.uniform(0.6, 3.0))
             # sometimes broken into segments: (start, stop) along the line in focal-plane pixels
             if rng.random() < 0.3:
                 edges = np.sort(rng.uniform(-2 * R, 2 * R, 2 * int(rng.integers(1, 4))))

@@ -1,0 +1,134 @@
+"""The quality run: simulate >= 3000 labelled full-size CCDs, preprocess, train, evaluate against truth.
+
+    .venv/bin/python benchmarks/quality.py [--out benchmarks/data/quality] [--exposures 158]
+        [--stages simulate,preprocess,train,report] [--epochs 25] [--reference]
+
+Stages (each skipped when its output is already there, so a run can be resumed or split):
+
+1. simulate: ``--exposures`` x 21 CCDs spread over the focal plane (CCDNUM 2, 5, ..., 62), full
+   size, RICE-compressed, with the default [simulate] settings except ``inspected_share = 0.95``
+   (so that >= 3000 CCDs carry a volunteer label; the label noise rates stay the defaults);
+2. preprocess into a Petastorm store;
+3. train: the default CNN (multi-label with the 'any artifact' head; its binary and many-class
+   views are written beside it), then the SVM (RBF) on the binary and the many-class problem on
+   the same split by exposure; ``--reference`` adds the paper's network on the binary problem;
+4. report: against the simulator's truth and against the volunteer labels, with the targets
+   MET / NOT MET (report.md, report.json under OUT/report).
+
+Prints one JSON line with the figures; the stage times are in it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+CCDS = tuple(range(2, 63, 3))
+STAGES = ("simulate", "preprocess", "train", "report")
+
+
+def quality_config(config_path=None):
+    from artifactspark.config import load_config
+
+    cfg = load_config(config_path)
+    cfg.extra.setdefault("simulate", {})["inspected_share"] = 0.95
+    return cfg
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "quality"))
+    ap.add_argument("--exposures", type=int, default=158)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--stages", default=",".join(STAGES))
+    ap.add_argument("--epochs", type=int, default=None, help="override [train] epochs")
+    ap.add_argument("--reference", action="store_true", help="also train the paper's network (binary)")
+    ap.add_argument("--config")
+    ap.add_argument("--master", default="local[2]")
+    a = ap.parse_args(argv)
+    stages = [s for s in a.stages.split(",") if s]
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        ap.error(f"unknown stages {bad}; use {list(STAGES)}")
+
+    from artifactspark.logs import setup_logging
+    from artifactspark.spark import get_spark
+
+    setup_logging(os.environ.get("ARTIFACTSPARK_LOG", "INFO"))
+    cfg = quality_config(a.config)
+    out = os.path.abspath(a.out)
+    archive, store, models, report = (os.path.join(out, d) for d in ("archive", "store", "models", "report"))
+    labels = os.path.join(archive, "labels", "checker_export.json")
+    res, times = {"out": out}, {}
+    spark = get_spark("artifactspark-quality", a.master)
+    try:
+        if "simulate" in stages:
+            t = time.time()
+            if os.path.exists(labels):
+                print(f"quality: archive already at {archive}", file=sys.stderr)
+            else:
+                from artifactspark.sim.archive import run_simulation
+                s = run_simulation(spark, archive, a.exposures, cfg, ccds=CCDS, seed=a.seed)
+                res["simulate"] = {k: s.get(k) for k in ("ccds", "artifact_ccds", "detectable_artifact_ccds",
+                                                         "artifact_ccds_below_floor_share", "inspected_ccds",
+                                                         "ccds_per_second", "features_below_floor_by_class")}
+            times["simulate"] = round(time.time() - t, 1)
+        if "preprocess" in stages:
+            from artifactspark.preprocess import run_preprocess
+            t = time.time()
+            p = run_preprocess(spark, [archive], store, cfg, [labels])
+            res["preprocess"] = {k: p.get(k) for k in ("inputs", "stored", "quarantined", "skipped")}
+            times["preprocess"] = round(time.time() - t, 1)
+        dirs = []
+        if "train" in stages or "report" in stages:
+            dirs = train(spark, cfg, store, models, a, res, times, run="train" in stages)
+        if "report" in stages:
+            from artifactspark.report import build_report
+            t = time.time()
+            res["report"] = build_report(dirs, report, os.path.join(archive, "labels", "truth.parquet"))
+            times["report"] = round(time.time() - t, 1)
+    finally:
+        spark.stop()
+    res["seconds"] = times
+    print(json.dumps(res, default=str))
+    return 0
+
+
+def train(spark, cfg, store, models, a, res, times, run: bool) -> list[str]:
+    """Train (or find) the quality run's models; returns the model directories for the report."""
+    from artifactspark.cnn import train_cnn
+    from artifactspark.svm import train_svm
+    from artifactspark.training import prepare
+    from artifactspark.trainingdata import train_config
+
+    over = {"epochs": a.epochs} if a.epochs else {}
+    tc = train_config(cfg, over)
+    cnn = os.path.join(models, "cnn-multilabel")
+    plan = [("cnn", "multilabel", cnn, tc)]
+    plan += [("svm", pr, os.path.join(models, f"svm-{pr}"), tc) for pr in ("binary", "multiclass")]
+    if a.reference:
+        ref = train_config(cfg, {**over, "architecture": "paper", "batch_norm": False,
+                                 "channels": ["image", "mask_frac"]})
+        plan.append(("cnn", "binary", os.path.join(models, "cnn-paper-binary"), ref))
+    split = None
+    res.setdefault("train", {})
+    for kind, problem, md, tcx in plan:
+        done = os.path.isfile(os.path.join(md, "model.json"))
+        if run and not done:
+            t = time.time()
+            ts = prepare(spark, store, problem, cfg, tcx, split)
+            s = train_cnn(ts, md, tcx) if kind == "cnn" else train_svm(spark, ts, md, tcx, "rbf")
+            res["train"][os.path.basename(md)] = {"test": s["test"], "rows": s["rows"]}
+            times[f"train {os.path.basename(md)}"] = round(time.time() - t, 1)
+        split = split or os.path.join(cnn, "model.json")
+    dirs = [d for _, _, d, _ in plan if os.path.isfile(os.path.join(d, "model.json"))]
+    views = [os.path.join(cnn, "views", v) for v in ("binary", "multiclass")]
+    return dirs + [v for v in views if os.path.isfile(os.path.join(v, "model.json"))]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
