@@ -24,7 +24,8 @@ import numpy as np
 
 from . import modelio
 from .training import TrainingSet
-from .trainingdata import TrainConfig, class_weights, read_rows, stack_channels, targets_from_rows, train_stream
+from .trainingdata import (SIGMA_CHANNELS, TrainConfig, class_weights, read_rows, stack_channels, targets_from_rows,
+                           train_stream)
 
 log = logging.getLogger(__name__)
 
@@ -44,32 +45,42 @@ _STANDARDIZE = None
 
 
 def standardize_layer():
-    """The Keras layer twin of ``trainingdata.standardize_image`` on channel 0 (the image);
-    other channels (mask_frac) pass unchanged. Built lazily so importing this module needs no TF."""
+    """The input preparation layer (Keras), built lazily so importing this module needs no TF.
+
+    Channel 0 (the stored image) gets ``trainingdata.standardize_image``'s twin when
+    ``iterations > 0``: a per-image sigma-clipped standardisation and an arcsinh. Channels in
+    ``asinh_channels`` (the sky-sigma channels max_sn, spread_sn) get an arcsinh, which keeps
+    the noise (~1) linear and compresses stars and tracks of thousands of sigma. The rest
+    (mask_frac) pass unchanged."""
     global _STANDARDIZE
     if _STANDARDIZE is not None:
         return _STANDARDIZE
     import tensorflow as tf
 
     class Standardize(tf.keras.layers.Layer):
-        def __init__(self, iterations=2, clip=3.0, **kw):
+        def __init__(self, iterations=2, clip=3.0, asinh_channels=(), standardize=True, **kw):
             super().__init__(**kw)
             self.iterations, self.clip = iterations, clip
+            self.asinh_channels, self.standardize = [int(c) for c in asinh_channels], bool(standardize)
 
         def call(self, x):
             img = x[..., :1]
-            mu = tf.reduce_mean(img, axis=[1, 2], keepdims=True)
-            sd = tf.math.reduce_std(img, axis=[1, 2], keepdims=True)
-            for _ in range(self.iterations):
-                m = tf.cast(tf.abs(img - mu) <= self.clip * sd, tf.float32)
-                n = tf.maximum(tf.reduce_sum(m, axis=[1, 2], keepdims=True), 1.0)
-                mu = tf.reduce_sum(img * m, axis=[1, 2], keepdims=True) / n
-                sd = tf.sqrt(tf.reduce_sum(tf.square(img - mu) * m, axis=[1, 2], keepdims=True) / n)
-            out = tf.math.asinh((img - mu) / tf.maximum(sd, 1e-6))
-            return tf.concat([out, x[..., 1:]], axis=-1)
+            if self.standardize:
+                mu = tf.reduce_mean(img, axis=[1, 2], keepdims=True)
+                sd = tf.math.reduce_std(img, axis=[1, 2], keepdims=True)
+                for _ in range(self.iterations):
+                    m = tf.cast(tf.abs(img - mu) <= self.clip * sd, tf.float32)
+                    n = tf.maximum(tf.reduce_sum(m, axis=[1, 2], keepdims=True), 1.0)
+                    mu = tf.reduce_sum(img * m, axis=[1, 2], keepdims=True) / n
+                    sd = tf.sqrt(tf.reduce_sum(tf.square(img - mu) * m, axis=[1, 2], keepdims=True) / n)
+                img = tf.math.asinh((img - mu) / tf.maximum(sd, 1e-6))
+            planes = [img] + [tf.math.asinh(x[..., c:c + 1]) if c in self.asinh_channels else x[..., c:c + 1]
+                              for c in range(1, x.shape[-1])]
+            return tf.concat(planes, axis=-1)
 
         def get_config(self):
-            return {**super().get_config(), "iterations": self.iterations, "clip": self.clip}
+            return {**super().get_config(), "iterations": self.iterations, "clip": self.clip,
+                    "asinh_channels": self.asinh_channels, "standardize": self.standardize}
 
     _STANDARDIZE = Standardize
     return Standardize
@@ -79,19 +90,10 @@ def custom_objects() -> dict:
     return {"artifact_accuracy": artifact_accuracy, "Standardize": standardize_layer()}
 
 
-def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
-    import tensorflow as tf
+def _paper_body(x, tc: TrainConfig, act):
+    """The paper's reference network (section 4.2) after the input preparation."""
     from tensorflow.keras import layers
 
-    def act(x):
-        if tc.batch_norm:
-            x = layers.BatchNormalization()(x)
-        return layers.ReLU()(x)
-
-    inp = tf.keras.Input(shape=tuple(input_shape), name="ccd")
-    x = layers.AveragePooling2D(tc.input_pool)(inp) if tc.input_pool > 1 else inp
-    if tc.standardize:
-        x = standardize_layer()(name="standardize")(x)
     x = layers.Conv2D(tc.conv_filters[0], tc.kernel_size, padding="same")(x)
     x = act(layers.MaxPooling2D(tc.pool_size, padding="same")(x))
     x = layers.Conv2D(tc.conv_filters[1], tc.kernel_size, padding="same")(x)
@@ -99,7 +101,48 @@ def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
     x = act(layers.Dropout(tc.dropout)(x))
     x = layers.Flatten()(x)
     x = act(layers.Dropout(tc.dropout)(layers.Dense(tc.dense_units[0])(x)))
-    x = act(layers.Dropout(tc.dropout)(layers.Dense(tc.dense_units[1])(x)))
+    return act(layers.Dropout(tc.dropout)(layers.Dense(tc.dense_units[1])(x)))
+
+
+def _strided_body(x, tc: TrainConfig, act):
+    """The default network, built for 2 CPU cores: a strided patch stem (``stem`` x ``stem`` bins
+    to one vector: a learned summary of the mean, max and spread channels), then 3x3
+    convolutions halving the map while the width grows (``net_filters``), batch norm before
+    each ReLU, and global average + max pooling (no 16k-wide flatten into a dense layer, so
+    few parameters to overfit and any CCD position is treated alike)."""
+    from tensorflow.keras import layers
+
+    f = tc.net_filters
+    x = act(layers.Conv2D(f[0], tc.stem, strides=tc.stem, padding="valid", use_bias=not tc.batch_norm)(x))
+    for width in f[1:]:
+        x = act(layers.Conv2D(width, 3, strides=2, padding="same", use_bias=not tc.batch_norm)(x))
+        x = act(layers.Conv2D(width, 3, padding="same", use_bias=not tc.batch_norm)(x))
+    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
+    return layers.Dropout(tc.dropout)(x)
+
+
+def n_outputs(problem: str, n_classes_out: int, tc: TrainConfig) -> int:
+    """Width of the network's last layer: the classes, plus the 'any artifact' sigmoid of a
+    multi-label model with ``any_head``."""
+    return n_classes_out + (1 if problem == "multilabel" and tc.any_head else 0)
+
+
+def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
+    import tensorflow as tf
+    from tensorflow.keras import layers
+
+    def act(x):
+        if tc.batch_norm:   # momentum 0.9: running statistics settle within ~20 steps, also on small sets
+            x = layers.BatchNormalization(momentum=0.9)(x)
+        return layers.ReLU()(x)
+
+    inp = tf.keras.Input(shape=tuple(input_shape), name="ccd")
+    x = layers.AveragePooling2D(tc.input_pool)(inp) if tc.input_pool > 1 else inp
+    sn = [i for i, c in enumerate(tc.channels) if c in SIGMA_CHANNELS]
+    if tc.standardize or sn:
+        x = standardize_layer()(asinh_channels=sn, standardize=tc.standardize, name="standardize")(x)
+    body = _paper_body if tc.architecture == "paper" else _strided_body
+    x = body(x, tc, act)
     out = layers.Dense(n_out, activation="sigmoid" if problem == "multilabel" else "softmax", name="probs")(x)
     model = tf.keras.Model(inp, out, name=f"artifactspark_cnn_{problem}")
     if problem == "multilabel":
@@ -128,14 +171,16 @@ def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
 
 def load_side(ts: TrainingSet, side: str, tc: TrainConfig):
     """A validation/test side as (keys dict, x (N, H, W, C) float32, y)."""
-    fields = ["expnum", "ccdnum", "band", "nite", "label", "primary_class", "multi_hot", "image"] + (["mask_frac"] if tc.mask_channel else [])
+    chans = list(tc.channels)
+    fields = ["expnum", "ccdnum", "band", "nite", "label", "primary_class", "multi_hot"] + chans
     rows = read_rows(ts.features_uri, ts.split[side], fields, ts.problem, tc.reader_workers)
     if not len(rows["expnum"]):
         return rows, np.zeros((0,)), np.zeros((0,))
     order = np.lexsort((rows["ccdnum"], rows["expnum"]))
     rows = {k: v[order] for k, v in rows.items()}
-    image, mask = rows.pop("image"), rows.pop("mask_frac", None)
-    return rows, stack_channels(image, mask if tc.mask_channel else None), targets_from_rows(rows, ts.problem, len(ts.taxonomy))
+    planes = [rows.pop(c) for c in chans]
+    y = targets_from_rows(rows, ts.problem, len(ts.taxonomy), ts.problem == "multilabel" and tc.any_head)
+    return rows, stack_channels(planes), y
 
 
 def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int | None = None,
@@ -148,9 +193,10 @@ def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int |
     os.makedirs(model_dir, exist_ok=True)
     tf.keras.utils.set_random_seed(tc.seed)
     n_classes = len(ts.taxonomy)
-    n_out = len(ts.classes)
+    n_out = n_outputs(ts.problem, len(ts.classes), tc)
+    any_head = n_out > len(ts.classes)
     image_shape = tuple(ts.store_meta["image_shape"])
-    input_shape = (*image_shape, 2 if tc.mask_channel else 1)
+    input_shape = (*image_shape, len(tc.channels))
 
     weights = None
     if tc.class_weights and ts.problem != "multilabel":
@@ -206,13 +252,20 @@ def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int |
     model.save(os.path.join(model_dir, MODEL_FILE))
     modelio.write_json(os.path.join(model_dir, "history.json"), history)
 
-    preds = {side: (keys, predict(model, x) if len(x) else np.zeros((0, n_out), np.float32), y)
-             for side, (keys, x, y) in (("val", val), ("test", test))}
-    extra = {"input": {"fields": ["image"] + (["mask_frac"] if tc.mask_channel else []), "image_shape": list(image_shape),
-                       "mask_channel": tc.mask_channel, "coarsen": 1, "input_shape": list(input_shape)},
+    preds = {}
+    for side, (keys, x, y) in (("val", val), ("test", test)):
+        raw = predict(model, x) if len(x) else np.zeros((0, n_out), np.float32)
+        probs, p_art = modelio.split_outputs({"any_head": any_head, "problem": ts.problem}, raw)
+        preds[side] = (keys, probs, y[:, :len(ts.classes)] if any_head and len(y) else y, p_art)
+    extra = {"input": {"fields": list(tc.channels), "image_shape": list(image_shape),
+                       "coarsen": 1, "input_shape": list(input_shape)},
+             "architecture": tc.architecture, "any_head": any_head,
              "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"],
              "shard": {"cur_shard": cur_shard, "shard_count": shard_count},
              "timing": {"fit_seconds": round(fit_seconds, 2),
                         "images_per_second": round(len(history["epoch"]) * steps * tc.batch_size / fit_seconds, 2)},
              "params": int(model.count_params())}
-    return finish(ts, model_dir, "cnn", MODEL_FILE, tc, extra, preds, t0)
+    summary = finish(ts, model_dir, "cnn", MODEL_FILE, tc, extra, preds, t0)
+    from .training import write_views
+    summary["views"] = write_views(model_dir)
+    return summary

@@ -18,7 +18,8 @@ from .des import MASK_BITS
 from .errors import ConfigError
 
 #: Bump when the feature computation changes in a way that must invalidate stored rows.
-FEATURE_VERSION = 1
+#: 2: sharpness channels max_sn / spread_sn and the scalar noise_sigma added to every row.
+FEATURE_VERSION = 2
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "conf" / "pipeline.toml"
 

@@ -37,7 +37,7 @@ import numpy as np
 from . import fs as fsmod
 from .config import PipelineConfig, _build
 from .errors import ConfigError, StoreError
-from .modelio import ModelError, p_artifact, read_meta
+from .modelio import ModelError, input_fields, read_meta
 from .preprocess import Progress
 from .store import FEATURES, Store, decode_ndarray
 
@@ -138,11 +138,9 @@ def score_partition(rows, meta: dict, batch_size: int, scored_at, local_dir: str
 
 def _score(batch, meta, scored_at, local_dir, tf_threads):
     pred = _predictor(meta["version"], local_dir, tf_threads)
-    image = np.stack([decode_ndarray(r["image"]) for r in batch])
-    pred.check_shape(image.shape[1:])
-    mask = np.stack([decode_ndarray(r["mask_frac"]) for r in batch]) if pred.mask_channel else None
-    probs = pred.predict(image, mask)
-    pa = p_artifact(meta["problem"], probs)
+    planes = {f: np.stack([decode_ndarray(r[f]) for r in batch]) for f in pred.fields}
+    pred.check_shape(planes["image"].shape[1:])
+    probs, pa = pred.predict(planes)
     flagged = pa >= meta["threshold"]
     names = predicted_classes(meta, probs, flagged)
     for r, p, f, n, row in zip(batch, pa, flagged, names, probs):
@@ -203,7 +201,7 @@ def _check_table_store(out, store) -> None:
 def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
     _check_table_store(out, store)
     feats = (spark.read.option("basePath", store.path(FEATURES)).parquet(store.path(FEATURES))
-             .select("expnum", "ccdnum", "band", "nite", "image", "mask_frac"))
+             .select("expnum", "ccdnum", "band", "nite", *input_fields(meta)))
     n_store = feats.count()
     done = None
     if out.fs.exists(out.uri) and [n for n in out.fs.list_names(out.uri) if not n.startswith(("_", "."))]:

@@ -32,8 +32,26 @@ class ModelError(ConfigError):
     """A model directory that is missing, incomplete or does not fit the data (exit code 2)."""
 
 
+def split_outputs(meta: dict, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A model's raw outputs -> (class probabilities, P(artifact)). A multi-label model with an
+    'any artifact' head (``meta["any_head"]``) has it as its last output; otherwise P(artifact)
+    follows from the class probabilities (:func:`p_artifact`)."""
+    raw = np.asarray(raw, np.float32)
+    if meta.get("any_head"):
+        return raw[:, :-1], raw[:, -1]
+    return raw, p_artifact(meta["problem"], raw)
+
+
+def input_fields(meta: dict) -> list[str]:
+    """The store planes a model takes, in channel order (older models: image [+ mask_frac])."""
+    inp = meta["input"]
+    if inp.get("fields"):
+        return list(inp["fields"])
+    return ["image"] + (["mask_frac"] if inp.get("mask_channel") else [])
+
+
 def p_artifact(problem: str, probs: np.ndarray) -> np.ndarray:
-    """P(the CCD has an artifact) from a model's outputs."""
+    """P(the CCD has an artifact) from a model's class probabilities (no any head)."""
     probs = np.asarray(probs, np.float32)
     if problem == "binary":
         return probs[:, 1]
@@ -80,8 +98,9 @@ def read_meta(model_dir: str) -> dict:
         return json.load(f)
 
 
-def write_predictions(path: str, keys, probs: np.ndarray, y_true, problem: str) -> None:
-    """keys: DataFrame/dict with expnum, ccdnum, band, nite, label, primary_class, multi_hot."""
+def write_predictions(path: str, keys, probs: np.ndarray, y_true, problem: str, p_art: np.ndarray | None = None) -> None:
+    """keys: DataFrame/dict with expnum, ccdnum, band, nite, label, primary_class, multi_hot;
+    ``p_art``: P(artifact) when it is not derived from ``probs`` (an any head)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -97,7 +116,7 @@ def write_predictions(path: str, keys, probs: np.ndarray, y_true, problem: str) 
         "multi_hot": pa.array([np.asarray(m, np.int8).tolist() for m in keys["multi_hot"]], pa.list_(pa.int8())),
         "y_true": pa.array(np.full(n, -1, np.int16) if y.ndim == 2 else y.astype(np.int16)),
         "probs": pa.array([p.tolist() for p in np.asarray(probs, np.float32)], pa.list_(pa.float32())),
-        "p_artifact": pa.array(p_artifact(problem, probs)),
+        "p_artifact": pa.array(np.asarray(p_artifact(problem, probs) if p_art is None else p_art, np.float32)),
     }
     pq.write_table(pa.table(cols), path)
 
@@ -107,14 +126,15 @@ def new_version(model_file: str) -> str:
 
 
 class Predictor:
-    """A loaded model: ``predict(image, mask_frac) -> probs``; loaded once, called per batch."""
+    """A loaded model: ``predict({field: (N, H, W) planes}) -> (probs, p_artifact)``; loaded
+    once, called per batch. ``fields`` names the store planes it needs."""
 
     def __init__(self, model_dir: str):
         self.dir = model_dir
         self.meta = read_meta(model_dir)
         self.kind, self.problem = self.meta["kind"], self.meta["problem"]
         inp = self.meta["input"]
-        self.mask_channel, self.coarsen = inp.get("mask_channel", False), inp.get("coarsen", 1)
+        self.fields, self.coarsen = input_fields(self.meta), inp.get("coarsen", 1)
         self.shape = tuple(inp["image_shape"])
         path = os.path.join(model_dir, self.meta["model_file"])
         if not os.path.isfile(path):
@@ -134,16 +154,19 @@ class Predictor:
         if tuple(shape) != self.shape:
             raise ModelError(f"stored images are {tuple(shape)} but the model was trained on {self.shape}")
 
-    def predict(self, image: np.ndarray, mask_frac: np.ndarray | None = None, batch_size: int = 64) -> np.ndarray:
+    def predict(self, planes: dict, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """planes: field -> (N, H, W) arrays for every name in ``self.fields``."""
         from .trainingdata import stack_channels, svm_planes
 
-        image = np.asarray(image)
+        missing = [f for f in self.fields if f not in planes]
+        if missing:
+            raise ModelError(f"the model needs the store planes {missing}: re-preprocess the store with this version")
         if self.kind == "cnn":
             from .cnn import predict
-            return predict(self.model, stack_channels(image, mask_frac if self.mask_channel else None), batch_size)
-        X = svm_planes(image, mask_frac if self.mask_channel else None, self.coarsen,
-                       self.meta["input"].get("standardize", False))
-        return svm_probs(self.model, X, self.problem, len(self.meta["classes"]))
+            raw = predict(self.model, stack_channels([planes[f] for f in self.fields]), batch_size)
+            return split_outputs(self.meta, raw)
+        X = svm_planes(planes, self.fields, self.coarsen, self.meta["input"].get("standardize", False))
+        return split_outputs(self.meta, svm_probs(self.model, X, self.problem, len(self.meta["classes"])))
 
 
 def svm_probs(model, X: np.ndarray, problem: str, n_out: int) -> np.ndarray:

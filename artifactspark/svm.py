@@ -69,7 +69,7 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
     # one pass over the store for all three sides, split on the driver (rows stay sorted by key)
     keys_all, X_all, y_all = collect_svm_features(
         spark, Store(spark, ts.store_uri), [e for s in ("train", "val", "test") for e in ts.split[s]], ts.problem,
-        n_classes, tc.svm_coarsen, tc.mask_channel, tc.standardize)
+        n_classes, tc.svm_coarsen, tc.channels, tc.standardize)
     sides = {}
     for side in ("train", "val", "test"):
         m = keys_all["expnum"].isin(ts.split[side]).to_numpy()
@@ -94,8 +94,7 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
         probs = modelio.svm_probs(model, X, ts.problem, n_out) if len(X) else np.zeros((0, n_out), np.float32)
         preds[side] = (k, probs, y)
     extra = {"kernel": kernel,
-             "input": {"fields": ["image"] + (["mask_frac"] if tc.mask_channel else []),
-                       "image_shape": list(ts.store_meta["image_shape"]), "mask_channel": tc.mask_channel,
+             "input": {"fields": list(tc.channels), "image_shape": list(ts.store_meta["image_shape"]),
                        "coarsen": tc.svm_coarsen, "standardize": tc.standardize, "n_features": int(Xtr.shape[1])},
              "timing": {"fit_seconds": round(fit_seconds, 2)}, "train_rows_used": int(len(ytr))}
     return finish(ts, model_dir, "svm", MODEL_FILE, tc, extra, preds, t0)

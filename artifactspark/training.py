@@ -68,27 +68,40 @@ def binary_truth(keys) -> np.ndarray:
     return (np.asarray(keys["label"]) == 1).astype(int)
 
 
-def choose_threshold(ts: TrainingSet, keys_val, probs_val: np.ndarray, tc: TrainConfig) -> tuple[float, str]:
-    """The decision threshold on P(artifact) for the target miss rate, chosen on validation."""
+def choose_threshold(keys_val, p_val: np.ndarray, tc: TrainConfig) -> tuple[float, str]:
+    """The decision threshold on P(artifact), chosen on validation by ``[train] threshold_rule``
+    (see artifactspark/thresholds.py)."""
     from .metrics import threshold_for_fnr
+    from .thresholds import cost_threshold
 
-    if len(probs_val) == 0 or binary_truth(keys_val).sum() == 0:
-        return 0.5, "default 0.5: the validation side has no artifact CCDs"
-    t = threshold_for_fnr(binary_truth(keys_val), modelio.p_artifact(ts.problem, probs_val), tc.target_fnr)
-    return float(t), f"largest threshold with validation FNR <= {tc.target_fnr}"
+    y = binary_truth(keys_val)
+    if len(p_val) == 0 or y.sum() == 0 or y.sum() == len(y):
+        return 0.5, "default 0.5: the validation side lacks artifact or clean CCDs"
+    cost_rule = f"cost rule: minimises {tc.fn_cost} * FNR + FPR on validation (bootstrap median)"
+    if tc.threshold_rule == "fnr":
+        if tc.target_fnr * y.sum() >= 1:
+            return float(threshold_for_fnr(y, p_val, tc.target_fnr)), f"largest threshold with validation FNR <= {tc.target_fnr}"
+        return cost_threshold(y, p_val, tc.fn_cost, seed=tc.seed), (
+            f"{cost_rule}: with {int(y.sum())} validation positives, target FNR {tc.target_fnr} allows no miss")
+    return cost_threshold(y, p_val, tc.fn_cost, seed=tc.seed), cost_rule
 
 
 def finish(ts: TrainingSet, model_dir: str, kind: str, model_file: str, tc: TrainConfig, extra: dict,
            preds: dict, t0: float) -> dict:
     """Write predictions, model.json and metrics.json; return the job summary.
 
-    preds: side -> (keys, probs, y_true) for "val" and "test"."""
+    preds: side -> (keys, probs, y_true[, p_artifact]) for "val" and "test" (p_artifact when a
+    model has its own 'any artifact' output)."""
     from .metrics import summarize_model
+    from .thresholds import class_thresholds
 
-    for side, (keys, probs, y) in preds.items():
-        modelio.write_predictions(os.path.join(model_dir, f"predictions_{side}.parquet"), keys, probs, y, ts.problem)
-    kv, pv, _ = preds["val"]
-    threshold, how = choose_threshold(ts, kv, pv, tc)
+    p_art = {}
+    for side, (keys, probs, y, *pa) in preds.items():
+        p_art[side] = pa[0] if pa else modelio.p_artifact(ts.problem, probs)
+        modelio.write_predictions(os.path.join(model_dir, f"predictions_{side}.parquet"), keys, probs, y, ts.problem,
+                                  p_art[side])
+    kv, pv = preds["val"][0], preds["val"][1]
+    threshold, how = choose_threshold(kv, p_art["val"], tc)
     meta = {
         "name": f"{kind}-{ts.problem}", "kind": kind, "problem": ts.problem,
         "version": modelio.new_version(os.path.join(model_dir, model_file)), "model_file": model_file,
@@ -101,7 +114,8 @@ def finish(ts: TrainingSet, model_dir: str, kind: str, model_file: str, tc: Trai
         "train_config": dataclasses.asdict(tc), **extra,
     }
     if ts.problem == "multilabel":
-        meta["class_thresholds"] = [0.5] * len(ts.classes)
+        mh = np.stack(list(kv["multi_hot"])) if len(pv) else np.zeros((0, len(ts.classes)))
+        meta["class_thresholds"], meta["class_threshold_rules"] = class_thresholds(mh, pv, tc.fn_cost, seed=tc.seed)
     modelio.write_meta(model_dir, meta)
     summary = summarize_model(model_dir)
     modelio.write_json(os.path.join(model_dir, "metrics.json"), summary)
@@ -137,4 +151,56 @@ def parse_overrides(items: list[str]) -> dict:
             out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
             out[key.strip()] = value
+    return out
+
+
+# ------------------------------------------------------------------------------ views of a multi-label model
+def write_views(model_dir: str) -> list[str]:
+    """The binary and many-class views of a multi-label model with an 'any artifact' head,
+    written as model directories ``MODEL_DIR/views/{binary,multiclass}`` for evaluation and
+    for the CNN-vs-SVM comparison (one network serves the three problems):
+
+    - binary: probs = [1 - p, p] with p = P(any artifact), the model's threshold;
+    - multiclass: probs = [p * q_c ..., 1 - p] with q_c the class sigmoids normalised to sum 1,
+      so P(no artifact) = 1 - p and the many-class problem's rows (label 0, or label 1 with a
+      known primary class) are kept.
+
+    Each view's model.json says ``derived_from`` and ``evaluation_only``: batch inference uses
+    the multi-label model itself. Returns the view directories."""
+    import pyarrow.parquet as pq
+
+    from .trainingdata import output_classes
+
+    meta = modelio.read_meta(model_dir)
+    if meta.get("problem") != "multilabel" or not meta.get("any_head"):
+        return []
+    taxonomy = list(meta["taxonomy"])
+    out = []
+    for problem in ("binary", "multiclass"):
+        vdir = os.path.join(model_dir, "views", problem)
+        os.makedirs(vdir, exist_ok=True)
+        for side in ("val", "test"):
+            t = pq.read_table(os.path.join(model_dir, f"predictions_{side}.parquet")).to_pandas()
+            if problem == "multiclass":
+                t = t[(t["label"] == 0) | (t["primary_class"] >= 0)].reset_index(drop=True)
+            p = t["p_artifact"].to_numpy(np.float32)
+            if problem == "binary":
+                probs = np.stack([1 - p, p], axis=1) if len(t) else np.zeros((0, 2), np.float32)
+                y = t["label"].to_numpy()
+            else:
+                cp = np.stack(t["probs"].to_list()).astype(np.float32) if len(t) else np.zeros((0, len(taxonomy)), np.float32)
+                q = cp / np.maximum(cp.sum(axis=1, keepdims=True), 1e-9)
+                probs = np.concatenate([p[:, None] * q, (1 - p)[:, None]], axis=1)
+                y = np.where(t["label"] == 1, t["primary_class"], len(taxonomy))
+            modelio.write_predictions(os.path.join(vdir, f"predictions_{side}.parquet"), t, probs, y, problem, p)
+        vmeta = {**meta, "name": f"{meta['kind']}-{problem}", "problem": problem,
+                 "classes": output_classes(problem, taxonomy), "derived_from": os.path.abspath(model_dir),
+                 "evaluation_only": True, "any_head": False,
+                 "threshold_rule": f"{meta.get('threshold_rule')} (the multi-label model's P(any artifact))"}
+        vmeta.pop("class_thresholds", None)
+        vmeta.pop("class_threshold_rules", None)
+        modelio.write_meta(vdir, vmeta)
+        from .metrics import summarize_model
+        modelio.write_json(os.path.join(vdir, "metrics.json"), summarize_model(vdir))
+        out.append(vdir)
     return out

@@ -25,6 +25,12 @@ from .store import FEATURES, Store, decode_ndarray, decode_vector
 log = logging.getLogger(__name__)
 
 PROBLEMS = ("binary", "multiclass", "multilabel")
+#: Store planes the models can take as input channels; the first must be "image".
+CHANNELS = ("image", "mask_frac", "max_sn", "spread_sn")
+#: Channels in units of the CCD's sky noise (the model takes their arcsinh).
+SIGMA_CHANNELS = ("max_sn", "spread_sn")
+ARCHITECTURES = ("strided", "paper")
+THRESHOLD_RULES = ("cost", "fnr")
 NO_ARTIFACT = "no artifact"
 INDEX_COLUMNS = ["expnum", "ccdnum", "band", "nite", "inspected", "label", "primary_class", "multi_hot"]
 
@@ -35,7 +41,19 @@ class TrainConfig:
     seed: int = 0
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     target_fnr: float = 0.02              # the threshold is chosen on validation for this miss rate
-    # CNN: the paper's architecture; sizes are ours (the paper gives none)
+    # the decision threshold on P(artifact), chosen on validation (training.choose_threshold):
+    # "cost" minimises fn_cost * FNR + FPR (bootstrap median: stable with few positives, not
+    # pulled down by a few invisible positives); "fnr": the largest threshold with validation
+    # FNR <= target_fnr (falls back to "cost" when target_fnr * positives < 1)
+    threshold_rule: str = "cost"
+    fn_cost: float = 5.0
+    # CNN. architecture "strided" (default, see cnn._strided_body) or "paper" (the reference:
+    # the paper's layer order, sizes conv_filters / kernel_size / pool_size / dense_units)
+    architecture: str = "strided"
+    channels: tuple[str, ...] = ("image", "mask_frac", "max_sn", "spread_sn")
+    any_head: bool = True                 # multilabel: an extra 'any artifact' sigmoid = P(artifact)
+    stem: int = 4                         # strided: the patch stem's size and stride, in bins
+    net_filters: tuple[int, ...] = (16, 32, 64, 128)
     batch_size: int = 16
     epochs: int = 25
     learning_rate: float = 0.001
@@ -45,12 +63,12 @@ class TrainConfig:
     pool_size: int = 4
     dense_units: tuple[int, int] = (128, 64)
     dropout: float = 0.25
-    mask_channel: bool = True             # feed mask_frac as a second channel
     standardize: bool = True              # per-image sigma-clipped standardisation + arcsinh (see below)
+    cache: bool = True                    # keep decoded training rows in memory after the first pass
     # against overfitting, each switchable so they can be measured one by one
     class_weights: bool = True
     augment: bool = True                  # flips only: see cnn.py for which keep the physics
-    batch_norm: bool = False             # measured: hurt at our batch size (benchmarks/RESULTS.md)
+    batch_norm: bool = True               # the strided network's; hurt the paper network (RESULTS.md)
     early_stopping_patience: int = 6      # epochs without val-loss gain; 0 = off
     shuffle_buffer: int = 512
     reader_workers: int = 2
@@ -75,6 +93,12 @@ def train_config(cfg: PipelineConfig, overrides: dict | None = None) -> TrainCon
         (tc.early_stopping_patience >= 0, "early_stopping_patience must be >= 0"),
         (tc.learning_curve_points >= 2, "learning_curve_points must be >= 2"),
         (tc.shuffle_buffer >= 1 and tc.reader_workers >= 1 and tc.svm_max_train >= 10, "shuffle_buffer, reader_workers >= 1, svm_max_train >= 10"),
+        (tc.architecture in ARCHITECTURES, f"architecture must be one of {list(ARCHITECTURES)}"),
+        (tc.threshold_rule in THRESHOLD_RULES, f"threshold_rule must be one of {list(THRESHOLD_RULES)}"),
+        (tc.fn_cost > 0, "fn_cost must be > 0"),
+        (len(tc.channels) >= 1 and tc.channels[0] == "image" and set(tc.channels) <= set(CHANNELS)
+         and len(set(tc.channels)) == len(tc.channels), f"channels must start with 'image' and be distinct names from {list(CHANNELS)}"),
+        (tc.stem >= 1 and len(tc.net_filters) >= 1 and min(tc.net_filters) >= 1, "stem >= 1 and net_filters non-empty, >= 1"),
     ]
     for ok, msg in checks:
         if not ok:
@@ -139,9 +163,8 @@ def class_weights(y: np.ndarray, n_out: int, clip: float = 10.0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ pixels
-def stack_channels(image: np.ndarray, mask_frac: np.ndarray | None) -> np.ndarray:
-    """(H, W) planes -> (H, W, C) float32 model input."""
-    planes = [image] if mask_frac is None else [image, mask_frac]
+def stack_channels(planes: list) -> np.ndarray:
+    """Same-shape planes ([N,] H, W), in channel order -> ([N,] H, W, C) float32 model input."""
     return np.stack([np.asarray(p, np.float32) for p in planes], axis=-1)
 
 
@@ -197,11 +220,18 @@ def read_rows(features_uri: str, expnums, fields: list[str], problem: str, worke
     return {f: np.array(v) if v and np.ndim(v[0]) == 0 else (np.stack(v) if v else np.array([])) for f, v in cols.items()}
 
 
-def svm_planes(image: np.ndarray, mask_frac: np.ndarray | None, coarsen_by: int, standardize: bool) -> np.ndarray:
-    """(N, H, W) stored planes -> (N, d) SVM features: [standardise,] coarse-grain, flatten."""
-    img = standardize_image(image) if standardize else np.asarray(image, np.float32)
-    planes = [coarsen(img, coarsen_by)] + ([coarsen(mask_frac, coarsen_by)] if mask_frac is not None else [])
-    return np.concatenate([p.reshape(len(image), -1) for p in planes], axis=1).astype(np.float32)
+def svm_planes(planes: dict, channels, coarsen_by: int, standardize: bool) -> np.ndarray:
+    """Stored planes (name -> (N, H, W)) -> (N, d) SVM features: the image [standardised], the
+    sky-sigma channels through arcsinh, each coarse-grained and flattened, in ``channels`` order."""
+    out = []
+    for c in channels:
+        x = np.asarray(planes[c], np.float32)
+        if c == "image" and standardize:
+            x = standardize_image(x)
+        elif c in SIGMA_CHANNELS:
+            x = np.arcsinh(x)
+        out.append(coarsen(x, coarsen_by).reshape(len(x), -1))
+    return np.concatenate(out, axis=1).astype(np.float32)
 
 
 def _row_filter(wanted: set, problem: str):
@@ -212,18 +242,27 @@ def _row_filter(wanted: set, problem: str):
     return keep
 
 
-def targets_from_rows(rows: dict, problem: str, n_classes: int) -> np.ndarray:
+def targets_from_rows(rows: dict, problem: str, n_classes: int, any_head: bool = False) -> np.ndarray:
+    """The training target per row: binary label, multiclass index, or multi-hot (with the
+    'any artifact' bit appended for a multi-label model with an any head)."""
     if problem == "binary":
         return rows["label"].astype(np.int64)
     if problem == "multiclass":
         return np.where(rows["label"] == 1, rows["primary_class"], n_classes).astype(np.int64)
-    return rows["multi_hot"].astype(np.float32)
+    mh = np.asarray(rows["multi_hot"], np.float32).reshape(len(rows["label"]), -1)
+    if any_head:
+        mh = np.concatenate([mh, (np.asarray(rows["label"]) == 1).astype(np.float32)[:, None]], axis=1)
+    return mh
 
 
 def train_stream(features_uri: str, expnums, problem: str, n_classes: int, tc: TrainConfig,
                  weights: np.ndarray | None, cur_shard: int | None = None, shard_count: int | None = None):
     """Context manager -> an endless, shuffled, augmented, batched ``tf.data.Dataset`` of
-    ``(x, y, sample_weight)`` read from the store through Petastorm (sharded by row group)."""
+    ``(x, y, sample_weight)`` read from the store through Petastorm (sharded by row group).
+
+    With ``tc.cache`` the first pass over the reader (one epoch, row groups shuffled) is kept in
+    memory as decoded float16 channels, and later epochs reshuffle that cache: the Petastorm
+    read and the decompression are paid once, not once per epoch."""
     import contextlib
 
     import tensorflow as tf
@@ -231,35 +270,42 @@ def train_stream(features_uri: str, expnums, problem: str, n_classes: int, tc: T
 
     from .tfdata import store_dataset
 
-    fields = ["expnum", "inspected", "label", "primary_class", "image"] + (["mask_frac"] if tc.mask_channel else [])
+    chans = list(tc.channels)
+    fields = ["expnum", "inspected", "label", "primary_class"] + chans
     if problem == "multilabel":
         fields.append("multi_hot")
     pred = in_lambda(["expnum", "inspected", "label", "primary_class"], _row_filter({int(e) for e in expnums}, problem))
     w = tf.constant(weights if weights is not None else np.ones(max(n_classes + 1, 2)), tf.float32)
+    any_head = problem == "multilabel" and tc.any_head
 
-    def to_example(row):
-        planes = [tf.cast(row.image, tf.float32)]
-        if tc.mask_channel:
-            planes.append(tf.cast(row.mask_frac, tf.float32))
-        x = tf.stack(planes, axis=-1)
-        if tc.augment:
-            x = augment_flips(x)
+    def decode(row):
+        x = tf.stack([tf.cast(getattr(row, c), tf.float16) for c in chans], axis=-1)
         if problem == "binary":
             y = tf.cast(row.label, tf.int64)
-            sw = tf.gather(w, y)
         elif problem == "multiclass":
             y = tf.where(tf.equal(row.label, 1), tf.cast(row.primary_class, tf.int64), tf.constant(n_classes, tf.int64))
-            sw = tf.gather(w, y)
         else:
             y = tf.cast(row.multi_hot, tf.float32)
-            sw = tf.constant(1.0)
+            if any_head:
+                y = tf.concat([y, tf.reshape(tf.cast(tf.equal(row.label, 1), tf.float32), [1])], axis=0)
+        return x, y
+
+    def finish(x, y):
+        x = tf.cast(x, tf.float32)
+        if tc.augment:
+            x = augment_flips(x)
+        sw = tf.gather(w, y) if problem != "multilabel" else tf.constant(1.0)
         return x, y, sw
 
     @contextlib.contextmanager
     def cm():
-        with store_dataset(features_uri, fields, cur_shard=cur_shard, shard_count=shard_count, num_epochs=None,
-                           shuffle=True, seed=tc.seed, workers_count=tc.reader_workers, predicate=pred) as ds:
-            yield (ds.map(to_example, num_parallel_calls=2).shuffle(tc.shuffle_buffer, seed=tc.seed)
+        with store_dataset(features_uri, fields, cur_shard=cur_shard, shard_count=shard_count,
+                           num_epochs=1 if tc.cache else None, shuffle=True, seed=tc.seed,
+                           workers_count=tc.reader_workers, predicate=pred) as ds:
+            ds = ds.map(decode, num_parallel_calls=2)
+            if tc.cache:
+                ds = ds.cache().repeat()
+            yield (ds.shuffle(tc.shuffle_buffer, seed=tc.seed).map(finish, num_parallel_calls=2)
                    .batch(tc.batch_size).prefetch(2))
     return cm()
 
@@ -280,7 +326,7 @@ def augment_flips(x):
 
 
 def collect_svm_features(spark, store: Store, expnums, problem: str, n_classes: int, coarsen_by: int,
-                         mask_channel: bool = False, standardize: bool = True):
+                         channels=("image",), standardize: bool = True):
     """Feature matrix for the SVM, built on the executors (decode + coarse-grain), collected.
 
     Returns (keys DataFrame, X float32 (n, d), y)."""
@@ -292,12 +338,12 @@ def collect_svm_features(spark, store: Store, expnums, problem: str, n_classes: 
           .where(F.col("expnum").isin(wanted) & F.col("inspected") & F.col("label").isin(0, 1)))
     if problem == "multiclass":
         df = df.where((F.col("label") == 0) | (F.col("primary_class") >= 0))
-    cols = ["expnum", "ccdnum", "band", "nite", "label", "primary_class", "multi_hot", "image"] + (["mask_frac"] if mask_channel else [])
+    channels = list(channels)
+    cols = ["expnum", "ccdnum", "band", "nite", "label", "primary_class", "multi_hot"] + channels
 
     def featurize(rows):
         for r in rows:
-            planes = svm_planes(decode_ndarray(r["image"])[None], decode_ndarray(r["mask_frac"])[None] if mask_channel else None,
-                                coarsen_by, standardize)
+            planes = svm_planes({c: decode_ndarray(r[c])[None] for c in channels}, channels, coarsen_by, standardize)
             yield (r["expnum"], r["ccdnum"], r["band"], r["nite"], r["label"], r["primary_class"],
                    decode_vector(r["multi_hot"]).astype(np.int8), planes[0])
 

@@ -38,15 +38,15 @@ def loop(store: str, model: str, batch: int):
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    t = ds.dataset(os.path.join(store, "features"), partitioning="hive").to_table(columns=["image", "mask_frac"])
-    img = np.stack([decode_ndarray(b) for b in t.column("image").to_pylist()])
-    msk = np.stack([decode_ndarray(b) for b in t.column("mask_frac").to_pylist()])
     p = Predictor(model)
-    p.predict(img[:batch], msk[:batch])                    # warm-up (graph, allocations)
+    t = ds.dataset(os.path.join(store, "features"), partitioning="hive").to_table(columns=p.fields)
+    planes = {f: np.stack([decode_ndarray(b) for b in t.column(f).to_pylist()]) for f in p.fields}
+    n = len(planes["image"])
+    p.predict({f: v[:batch] for f, v in planes.items()})  # warm-up (graph, allocations)
     t0 = time.perf_counter()
-    for i in range(0, len(img), batch):
-        p.predict(img[i:i + batch], msk[i:i + batch])
-    return len(img), time.perf_counter() - t0
+    for i in range(0, n, batch):
+        p.predict({f: v[i:i + batch] for f, v in planes.items()})
+    return n, time.perf_counter() - t0
 
 
 def spark_run(store, model, cfg_path, cores, out):

@@ -6,7 +6,7 @@ One script run, same files for every measurement:
   1. a full-size simulated archive (RICE-compressed 4096x2048 CCDs), generated once and cached;
   2. the baseline: one Python process calling the same library function the executors call
      (artifactspark.preprocess.process_unit: read SCI/MSK/WGT/bkg, subtract, mask, bin,
-     stretch) and encoding the row with the same Petastorm codecs, for every CCD;
+     stretch, sharpness channels) and encoding the row with the same Petastorm codecs, for every CCD;
   3. the Spark job (run_preprocess: listing, processing, Petastorm write, manifest, commit)
      into a fresh store on local[1] and on local[2]; the SparkSession is started before timing.
 Each Spark run happens in a fresh process (cold JVM, as a spark-submit job). Reports CCDs per
@@ -14,7 +14,8 @@ second per core over the whole run and over the processing phase alone (steady s
 run minus its fixed costs of listing, planning and committing), the ratios of those to the
 loop's rate, peak RSS of
 any one Python worker during the Spark run (= memory per concurrent task), and the encoded
-size of a row's image channels in float16 and float32. Prints one JSON line at the end.
+size of a row's image channels (image, mask_frac, max_sn, spread_sn) in float16 and float32.
+Prints one JSON line at the end.
 """
 import argparse
 import json
@@ -27,6 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchcommon import RSSWatcher  # noqa: E402
+
+#: The per-bin channels of a feature row (CompressedNdarrayCodec cells).
+CHANNELS = ("image", "mask_frac", "max_sn", "spread_sn")
 
 
 def ensure_archive(data: str, exposures: int, ccds: str) -> str:
@@ -69,7 +73,7 @@ def loop_baseline(units, cfg):
         row, status, reason, _ = process_unit(u, cfg, None)
         assert status == "stored", reason
         enc = dict_to_spark_row(schema, row)
-        sizes.append(len(enc["image"]) + len(enc["mask_frac"]))
+        sizes.append(sum(len(enc[c]) for c in CHANNELS))
     return time.perf_counter() - t, sizes
 
 
@@ -91,7 +95,7 @@ def loop_two_processes(units):
 
 
 def dtype_sizes(units, cfg, n=8):
-    """Encoded bytes of image + mask_frac per CCD for float16 and float32 (same CCDs)."""
+    """Encoded bytes of the image channels per CCD for float16 and float32 (same CCDs)."""
     import dataclasses
 
     from artifactspark.preprocess import process_unit
@@ -103,7 +107,7 @@ def dtype_sizes(units, cfg, n=8):
     for u in units[:n]:
         row, *_ = process_unit(u, cfg, None)
         for dt in out:
-            for c in ("image", "mask_frac"):
+            for c in CHANNELS:
                 f = schemas[dt].fields[c]
                 out[dt] += len(f.codec.encode(f, row[c].astype(dt)))
         import numpy as np

@@ -1,6 +1,6 @@
 """The quality run: simulate >= 3000 labelled full-size CCDs, preprocess, train, evaluate against truth.
 
-    .venv/bin/python benchmarks/quality.py [--out benchmarks/data/quality] [--exposures 158]
+    .venv/bin/python benchmarks/quality.py [--out benchmarks/data/quality] [--exposures 180]
         [--stages simulate,preprocess,train,report] [--epochs 25] [--reference]
 
 Stages (each skipped when its output is already there, so a run can be resumed or split):
@@ -42,7 +42,7 @@ def quality_config(config_path=None):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "quality"))
-    ap.add_argument("--exposures", type=int, default=158)
+    ap.add_argument("--exposures", type=int, default=180)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--epochs", type=int, default=None, help="override [train] epochs")

@@ -1,8 +1,9 @@
 """spark-submit jobs/train_cnn.py --store STORE_URI --model-dir DIR --problem binary|multiclass|multilabel
        [--split FILE] [--set KEY=VALUE ...] [--shard I --num-shards N] [--config FILE]
 
-Trains the paper's CNN (TensorFlow) from the Petastorm feature store on a train/val/test split
-by exposure, picks the decision threshold on validation for [train] target_fnr, and writes the
+Trains the CNN (TensorFlow; [train] architecture: "strided" by default, "paper" for the
+reference) from the Petastorm feature store on a train/val/test split by exposure, picks the
+decision threshold on validation by [train] threshold_rule, and writes the
 model, model.json, the val/test predictions, history.json and metrics.json into --model-dir.
 Prints one JSON summary line; exit codes as every job (0 ok, 2 bad input, 4 store problem).
 """
@@ -20,7 +21,9 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p)
-    p.add_argument("--problem", choices=PROBLEMS, default="binary")
+    p.add_argument("--problem", choices=PROBLEMS, default="multilabel",
+                   help="multilabel (default: the main model; its 'any artifact' head gives P(artifact), and its "
+                        "binary and many-class views are written under MODEL_DIR/views), binary or multiclass")
     p.add_argument("--shard", type=int, help="this worker's shard of the training rows (row groups), 0-based")
     p.add_argument("--num-shards", type=int, help="number of shards (one per training worker)")
     args = p.parse_args(argv)

@@ -63,13 +63,15 @@ def toy(spark, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained(spark, toy):
-    """CNN binary + multiclass + SVM binary, on the same split, through the jobs' main()."""
+    """CNN binary + multiclass + multilabel (the default network) + SVM binary, on the same split,
+    through the jobs' main()."""
     import train_cnn
     import train_svm
 
     out = {}
     for name, mod, args in (("cnn_binary", train_cnn, ["--problem", "binary"]),
                             ("cnn_multiclass", train_cnn, ["--problem", "multiclass"]),
+                            ("cnn_multilabel", train_cnn, ["--problem", "multilabel"]),
                             ("svm_binary", train_svm, ["--problem", "binary", "--kernel", "linear"])):
         md = str(toy["dir"] / name)
         extra = ["--split", str(toy["dir"] / "cnn_binary" / "model.json")] if name != "cnn_binary" else []

@@ -4,7 +4,8 @@ import pytest
 
 from artifactspark.config import PipelineConfig, config_from_dict
 from artifactspark.errors import InputRejected
-from artifactspark.image import arcsinh_stretch, block_mean, preprocess_planes, valid_pixels
+from artifactspark.image import (arcsinh_stretch, bin_sharpness, block_mean, noise_sigma, preprocess_planes,
+                                 valid_pixels)
 
 
 def loop_block_mean(img, valid, f, edge):
@@ -111,6 +112,127 @@ def _planes(shape=(64, 32), seed=0):
     return sci, msk, bkg, wgt
 
 
+def loop_sharpness(img, valid, f, edge, sigma):
+    """max_sn / spread_sn of every bin with a plain loop and np.percentile (independent of image.py)."""
+    h, w = img.shape
+    H, W = (h // f, w // f) if edge == "crop" else (-(-h // f), -(-w // f))
+    mx, spread = np.zeros((H, W)), np.zeros((H, W))
+    for i in range(H):
+        for j in range(W):
+            vals = [float(img[r, c]) / sigma for r in range(i * f, min((i + 1) * f, h))
+                    for c in range(j * f, min((j + 1) * f, w)) if valid[r, c]]
+            if vals:
+                mx[i, j] = max(vals)
+                q1, q3 = np.percentile(vals, [25, 75])
+                spread[i, j] = (q3 - q1) / 1.3489795003921634
+    return mx, spread
+
+
+@pytest.mark.parametrize("shape,f,edge", [((32, 16), 4, "crop"), ((35, 19), 4, "crop"), ((35, 19), 4, "pad"),
+                                          ((8, 8), 8, "crop"), ((37, 21), 8, "pad"), ((24, 24), 3, "crop")])
+def test_sharpness_matches_loop(shape, f, edge):
+    rng = np.random.default_rng(2)
+    img = rng.normal(1, 7, shape).astype(np.float32)
+    img[rng.random(shape) < 0.02] += 300  # hot pixels
+    valid = rng.random(shape) > 0.3
+    valid[:f, :f] = False                 # one fully masked bin
+    single = shape[0] >= 2 * f
+    if single:
+        valid[f: 2 * f, :f] = False
+        valid[f, 0] = True                # a bin with a single valid pixel: max = it, spread 0
+    img[~valid & (rng.random(shape) < 0.5)] = np.nan  # masked NaNs never leak
+    mx, spread = bin_sharpness(img, valid, f, 7.0, edge)
+    m2, s2 = loop_sharpness(img, valid, f, edge, 7.0)
+    assert mx.shape == m2.shape == block_mean(np.nan_to_num(img), valid, f, edge)[0].shape
+    assert mx.dtype == spread.dtype == np.float32
+    np.testing.assert_allclose(mx, m2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(spread, s2, rtol=1e-5, atol=1e-5)
+    assert mx[0, 0] == 0.0 and spread[0, 0] == 0.0
+    if single:
+        assert mx[1, 0] == pytest.approx(img[f, 0] / 7.0) and spread[1, 0] == 0.0
+    assert np.isfinite(mx).all() and np.isfinite(spread).all()
+
+
+def test_sharpness_clips_to_float16_and_rejects_bad_sigma():
+    img = np.zeros((8, 8), np.float32)
+    img[0, 0], img[4, 4] = 1e30, -1e30
+    valid = np.ones((8, 8), bool)
+    mx, spread = bin_sharpness(img, valid, 4, 1e-3)
+    f16 = float(np.finfo(np.float16).max)
+    assert mx[0, 0] == np.float32(f16) and mx[1, 1] == 0.0
+    assert np.isfinite(mx.astype(np.float16)).all() and np.isfinite(spread.astype(np.float16)).all()
+    for bad in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises(ValueError):
+            bin_sharpness(img, valid, 4, bad)
+
+
+def _sky(shape=(256, 128), sigma=10.0, seed=3):
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, sigma, shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 10.0, 300.0])
+def test_noise_sigma_of_gaussian_noise(sigma):
+    sub = _sky((512, 256), sigma)
+    valid = np.ones(sub.shape, bool)
+    valid[:, 7] = False
+    sub[:, 7] = 1e6                    # a masked hot column is not looked at
+    sub[100:110, 100:110] += 50 * sigma  # a bright source barely moves a MAD
+    est = noise_sigma(sub, valid)
+    assert est == pytest.approx(sigma, rel=0.03)
+    assert noise_sigma(sub, valid) == est  # deterministic
+    # the subsample is what makes it fast, not what makes it right: all pixels agree within 3 %
+    assert noise_sigma(sub, valid, sample=sub.size) == pytest.approx(est, rel=0.03)
+
+
+def test_noise_sigma_rejects_constant_or_empty():
+    sub = np.zeros((64, 32), np.float32)
+    sub[0, :5] = [1, 2, 3, 4, 5]  # not constant, but the noise (MAD) is 0
+    with pytest.raises(InputRejected) as e:
+        noise_sigma(sub, np.ones(sub.shape, bool))
+    assert e.value.reason == "constant_image"
+    with pytest.raises(InputRejected) as e:
+        noise_sigma(_sky(), np.zeros((256, 128), bool))
+    assert e.value.reason == "all_masked"
+
+
+@pytest.mark.parametrize("kind", ["hot_pixel", "thin_column"])
+def test_planted_sharp_artifact_shows_in_max_sn_not_in_block_mean(kind):
+    sigma, f = 10.0, 8
+    sky = _sky((256, 128), sigma, seed=4)
+    valid = np.ones(sky.shape, bool)
+    sub = sky.copy()
+    hit = np.zeros((256 // f, 128 // f), bool)
+    if kind == "hot_pixel":   # a cosmic ray: one pixel 40 sigma up, in bin (12, 5)
+        excess, n_pix = 40 * sigma, 1
+        sub[12 * f + 3, 5 * f + 6] += excess
+        hit[12, 5] = True
+    else:                     # a single bad column 8 sigma up, in bin column 9
+        excess, n_pix = 8 * sigma, f
+        sub[:, 9 * f + 2] += excess
+        hit[:, 9] = True
+    s = noise_sigma(sub, valid)
+    assert s == pytest.approx(sigma, rel=0.03)
+    before_mean, _ = block_mean(sky, valid, f)
+    before_max, _ = bin_sharpness(sky, valid, f, s)
+    mean, _ = block_mean(sub, valid, f)
+    mx, spread = bin_sharpness(sub, valid, f, s)
+    # the block mean takes n_pix / 64 of the excess (1/64 for a pixel, 1/8 for a column) ...
+    np.testing.assert_allclose((mean - before_mean)[hit], excess * n_pix / f**2, rtol=1e-4)
+    np.testing.assert_allclose((mean - before_mean)[~hit], 0.0, atol=1e-5)
+    # ... max_sn nearly all of it, at the right bins and only there
+    assert mx[hit].min() > 0.75 * excess / s
+    np.testing.assert_array_equal(mx[~hit], before_max[~hit])
+    assert mx[hit].min() > mx[~hit].max()
+    if kind == "hot_pixel":
+        assert np.unravel_index(np.argmax(mx), mx.shape) == (12, 5)
+        assert abs(mean[12, 5]) < 1.0 * sigma  # in the block mean the cosmic ray is under 1 sigma
+        assert spread[12, 5] < 2.0  # the robust spread ignores a single outlier pixel
+    else:
+        assert (mx[:, 9] > 7).all()
+    assert np.median(spread) == pytest.approx(1.0, abs=0.1)  # pure sky: IQR / 1.349 = 1 sigma
+
+
 def test_preprocess_planes_against_independent_computation():
     cfg = config_from_dict({"input": {"ccd_shape": [64, 32]}, "downsample": {"factor": 8}})
     sci, msk, bkg, wgt = _planes()
@@ -124,6 +246,15 @@ def test_preprocess_planes_against_independent_computation():
     assert out["bkg_source"] == "file"
     assert out["masked_fraction"] == pytest.approx(1 / 32)
     assert np.isfinite(out["image"]).all()
+    # sharpness channels: brute force in units of a brute-force 1.4826 * MAD of all valid pixels
+    v = sub[valid]
+    sigma = 1.4826 * np.median(np.abs(v - np.median(v)))
+    assert out["noise_sigma"] == pytest.approx(1.0, rel=0.1) and out["noise_sigma"] == pytest.approx(sigma, rel=0.02)
+    mx, spread = loop_sharpness(sub, valid, 8, "crop", out["noise_sigma"])
+    np.testing.assert_allclose(out["max_sn"], mx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["spread_sn"], spread, rtol=1e-4, atol=1e-4)
+    assert out["max_sn"][1, 1] > 40  # the planted 4x4 source at rows/cols 10-13
+    assert out["max_sn"].shape == out["spread_sn"].shape == out["image"].shape
 
 
 def test_preprocess_planes_estimates_or_quarantines_missing_background():

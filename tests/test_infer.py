@@ -17,13 +17,14 @@ def _preds(path):
     return pads.dataset(path, partitioning="hive").to_table().to_pandas()
 
 
-def _store_rows(store):
+def _store_rows(store, fields=("image", "mask_frac")):
+    """Keys (pandas) and the decoded planes {field: (N, H, W)} of every stored CCD, by key."""
     from artifactspark.store import decode_ndarray
 
     t = pads.dataset(os.path.join(store, "features"), partitioning="hive").to_table(
-        columns=["expnum", "ccdnum", "band", "nite", "image", "mask_frac"]).to_pandas()
+        columns=["expnum", "ccdnum", "band", "nite", *fields]).to_pandas()
     t = t.sort_values(["expnum", "ccdnum"]).reset_index(drop=True)
-    return t, np.stack([decode_ndarray(b) for b in t["image"]]), np.stack([decode_ndarray(b) for b in t["mask_frac"]])
+    return t, {f: np.stack([decode_ndarray(b) for b in t[f]]) for f in fields}
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +39,14 @@ def test_one_row_per_ccd_with_the_local_model_values(scored, trained, toy):
     from artifactspark.modelio import Predictor
 
     p = _preds(scored).sort_values(["expnum", "ccdnum"]).reset_index(drop=True)
-    rows, img, mask = _store_rows(toy["store"])
+    model = Predictor(trained["cnn_binary"])
+    rows, planes = _store_rows(toy["store"], model.fields)
     assert len(p) == len(rows) == len(toy["kinds"])
     assert not p.duplicated(["expnum", "ccdnum", "model_version"]).any()
     np.testing.assert_array_equal(p[["expnum", "ccdnum"]].to_numpy(), rows[["expnum", "ccdnum"]].to_numpy())
     assert (p["band"].astype(str).to_numpy() == rows["band"].to_numpy()).all()
     meta = json.load(open(os.path.join(trained["cnn_binary"], "model.json")))
-    local = Predictor(trained["cnn_binary"]).predict(img, mask)
+    local, _ = model.predict(planes)
     np.testing.assert_allclose(np.stack(p["class_probs"]), local, atol=1e-5)
     np.testing.assert_allclose(p["p_artifact"], local[:, 1], atol=1e-5)
     assert (p["flagged"] == (p["p_artifact"] >= meta["threshold"])).all()

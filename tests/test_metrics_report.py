@@ -240,8 +240,10 @@ def _ccds(rng, expnums, ccds_per_exp=10):
     return rows
 
 
-def _pred_table(rng, rows, problem, quality):
-    """Synthetic predictions; ``quality`` separates the classes (larger = better model)."""
+def _pred_table(rng, rows, problem, quality, any_head=False):
+    """Synthetic predictions; ``quality`` separates the classes (larger = better model).
+
+    ``any_head`` (multilabel): p_artifact is a separate "any artifact" output, not max(probs)."""
     cols = {k: [] for k in PRED_SCHEMA.names}
     for e, c, lab, pc in rows:
         mh = [0] * 26
@@ -260,6 +262,8 @@ def _pred_table(rng, rows, problem, quality):
             yt = -1
             probs = list(np.clip(np.array(mh) * 0.6 + rng.random(26) * 0.5, 0, 1))
         pa_ = probs[1] if problem == "binary" else (1 - probs[-1] if problem == "multiclass" else max(probs))
+        if any_head:
+            pa_ = score
         for k, v in (("expnum", e), ("ccdnum", c), ("band", "r"), ("nite", 20130901), ("label", lab),
                      ("primary_class", pc), ("multi_hot", mh), ("y_true", yt),
                      ("probs", [float(x) for x in probs]), ("p_artifact", float(pa_))):
@@ -268,7 +272,7 @@ def _pred_table(rng, rows, problem, quality):
 
 
 def make_model_dir(path, name, kind, problem="binary", split_id="s1", quality=3.0, seed=0,
-                   history=True, learning_curve=True, target_fnr=0.02):
+                   history=True, learning_curve=True, target_fnr=0.02, any_head=False):
     rng = np.random.default_rng(seed)
     split = {"id": split_id, "seed": 7, "fractions": [0.7, 0.15, 0.15],
              "train": list(range(1000, 1070)), "val": list(range(2000, 2015)), "test": list(range(3000, 3030))}
@@ -278,8 +282,8 @@ def make_model_dir(path, name, kind, problem="binary", split_id="s1", quality=3.
     classes = {"binary": ["no artifact", "artifact"], "multiclass": TAXONOMY + ["no artifact"],
                "multilabel": TAXONOMY}[problem]
     os.makedirs(path, exist_ok=True)
-    val = _pred_table(rng, val_rows, problem, quality)
-    test = _pred_table(rng, test_rows, problem, quality)
+    val = _pred_table(rng, val_rows, problem, quality, any_head)
+    test = _pred_table(rng, test_rows, problem, quality, any_head)
     pq.write_table(val, os.path.join(path, "predictions_val.parquet"))
     pq.write_table(test, os.path.join(path, "predictions_test.parquet"))
     vl = np.asarray(val.column("label").to_pylist())
@@ -289,6 +293,8 @@ def make_model_dir(path, name, kind, problem="binary", split_id="s1", quality=3.
             "split": split, "config_hash": "abc123"}
     if problem == "multilabel":
         meta["class_thresholds"] = [0.55] * 26
+    if any_head:
+        meta["any_head"] = True
     if kind == "cnn" and history:
         ep = list(range(1, 9))
         json.dump({"epoch": ep, "loss": [1 / e for e in ep], "val_loss": [1.2 / e + 0.05 * e for e in ep],
@@ -345,59 +351,142 @@ def test_summarize_model_multiclass_and_multilabel(tmp_path):
     assert "confusion" not in s2
 
 
+def make_truth(labels_dir, pred_df, seed=9):
+    """The simulator's truth.parquet and ccds.parquet (with the detectability-floor columns) for the
+    CCDs of ``pred_df``. Volunteer artifacts get one or two features (sn_binned uniform 1-60,
+    detectable when >= 15; sometimes a Guiding feature, erased by binning); volunteer-clean CCDs are
+    mostly truly clean, some hold below-floor features or a detectable one the volunteers missed."""
+    rng = np.random.default_rng(seed)
+    feats, ccds = [], []
+    for e, c, lab, pc in zip(pred_df.expnum, pred_df.ccdnum, pred_df.label, pred_df.primary_class):
+        f = []
+        if lab:
+            f.append(TAXONOMY[pc % 4])
+            if rng.random() < 0.3:
+                f.append("Guiding")
+        elif rng.random() < 0.15:
+            f.append(TAXONOMY[int(rng.integers(0, 4))])
+        rows = []
+        for k, cls in enumerate(f):
+            sn = float(rng.uniform(1, 60))
+            det = cls != "Guiding" and sn >= 15
+            rows.append({"expnum": int(e), "ccd": int(c), "band": "r", "nite": "20130901", "cls": cls,
+                         "fid": f"{e}-{c}-{k}", "scope": "ccd", "snr": sn / 2, "amplitude": 1.0, "sn_binned": sn,
+                         "contrast": 3.0, "n_sharp": 0, "floor_rule": "erased_by_binning" if cls == "Guiding" else "compact",
+                         "detectable": det, "reported": bool(lab and rng.random() < 0.8)})
+        feats += rows
+        det = [r for r in rows if r["detectable"]]
+        ccds.append({"expnum": int(e), "ccd": int(c), "band": "r", "nite": "20130901",
+                     "classes": sorted({r["cls"] for r in rows}), "inspected": True, "n_reports": int(lab),
+                     "detectable_classes": sorted({r["cls"] for r in det}), "truth_clean": not rows,
+                     "truth_detectable": bool(det),
+                     "primary_class_truth": max(det, key=lambda r: r["sn_binned"])["cls"] if det else None})
+    feats.append({"expnum": 99999, "ccd": 1, "band": "r", "nite": "20130901", "cls": "Ghost", "fid": "x",
+                  "scope": "ccd", "snr": 3.0, "amplitude": 1.0, "sn_binned": 30.0, "contrast": 3.0, "n_sharp": 0,
+                  "floor_rule": "smooth", "detectable": True, "reported": True})     # not a test CCD
+    ccds.append({"expnum": 99999, "ccd": 1, "band": "r", "nite": "20130901", "classes": ["Ghost"], "inspected": True,
+                 "n_reports": 1, "detectable_classes": ["Ghost"], "truth_clean": False, "truth_detectable": True,
+                 "primary_class_truth": "Ghost"})
+    os.makedirs(labels_dir, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(pd.DataFrame(feats)), os.path.join(labels_dir, "truth.parquet"))
+    pq.write_table(pa.Table.from_pylist(ccds), os.path.join(labels_dir, "ccds.parquet"))
+    return pd.DataFrame(feats), pd.DataFrame(ccds)
+
+
 @pytest.fixture(scope="module")
-def two_models(tmp_path_factory):
+def three_models(tmp_path_factory):
     base = tmp_path_factory.mktemp("models")
     cnn = make_model_dir(str(base / "cnn"), "cnn-binary", "cnn", quality=4.0, seed=1)
     svm = make_model_dir(str(base / "svm"), "svm-binary", "svm", quality=0.8, seed=2)
-    # a truth table: every artifact CCD of the test split gets one or two truth rows
+    ml = make_model_dir(str(base / "ml"), "cnn-ml", "cnn", "multilabel", quality=3.0, seed=3, any_head=True)
     t, _ = _read_preds(cnn)
-    rng = np.random.default_rng(9)
-    rows = []
-    for e, c, lab, pc in zip(t.expnum, t.ccdnum, t.label, t.primary_class):
-        if lab:
-            for _ in range(int(rng.integers(1, 3))):
-                rows.append({"expnum": int(e), "ccd": int(c), "band": "r", "nite": "20130901", "cls": TAXONOMY[pc % 5],
-                             "snr": float(rng.uniform(0.1, 20)), "amplitude": 1.0, "reported": bool(rng.random() < 0.8)})
-    rows.append({"expnum": 99999, "ccd": 1, "band": "r", "nite": "20130901", "cls": "Ghost", "snr": 3.0,
-                 "amplitude": 1.0, "reported": True})                  # not a test CCD
-    truth = str(base / "truth.parquet")
-    pq.write_table(pa.Table.from_pandas(pd.DataFrame(rows)), truth)
+    feats, ccds = make_truth(str(base / "labels"), t)
     out = str(base / "report")
-    summary = build_report([cnn, svm], out, truth_path=truth)
-    return {"cnn": cnn, "svm": svm, "out": out, "summary": summary, "truth": truth}
+    summary = build_report([cnn, svm, ml], out, truth_path=str(base / "labels"))
+    out_nt = str(base / "report_no_truth")
+    summary_nt = build_report([cnn, svm, ml], out_nt)
+    return {"cnn": cnn, "svm": svm, "ml": ml, "out": out, "summary": summary, "feats": feats, "ccds": ccds,
+            "out_nt": out_nt, "summary_nt": summary_nt}
 
 
-def test_report_files_and_images(two_models):
-    out = two_models["out"]
-    for f in ("report.html", "report.md", "report.json"):
-        assert os.path.getsize(os.path.join(out, f)) > 1000
+def _truth_join(d, ccds):
+    """The test predictions joined with the truth's CCD table, recomputed with pandas."""
+    t, meta = _read_preds(d)
+    c = ccds.rename(columns={"ccd": "ccdnum"})
+    j = t.merge(c[["expnum", "ccdnum", "truth_clean", "truth_detectable", "detectable_classes", "primary_class_truth"]],
+                on=["expnum", "ccdnum"], how="left", validate="one_to_one")
+    assert j["truth_clean"].notna().all()
+    j["flag"] = j["p_artifact"] >= meta["threshold"]
+    j["det"] = j["truth_detectable"].astype(bool)
+    j["clean"] = j["truth_clean"].astype(bool)
+    j["below"] = ~j["det"] & ~j["clean"]
+    return j, meta
+
+
+def _png_ok(path, size=None):
+    """The file is a PNG that opens, of the given (width, height) if any, and not a blank image."""
+    from PIL import Image
+    import matplotlib.image as mpimg
+
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        w, h = im.size
+        rgb = np.asarray(im.convert("RGB"))
+    if size is not None:
+        assert (w, h) == size, (path, (w, h), size)
+    assert 250 < w < 4000 and 200 < h < 4000
+    assert mpimg.imread(path).shape[:2] == (h, w)
+    assert rgb.std() > 10                                            # not one flat colour
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 20           # drawn content, not a blank canvas
+    assert (rgb.min(axis=2) < 100).mean() > 0.002                    # dark ink (text, lines) present
+    return rgb
+
+
+def test_report_files_and_images(three_models):
+    out = three_models["out"]
     rep = json.load(open(os.path.join(out, "report.json")))
     expected = {"cnn-binary": {"confusion", "binary_by_true_class", "fpr_fnr", "history", "recall_vs_strength"},
-                "svm-binary": {"confusion", "binary_by_true_class", "fpr_fnr", "learning_curve", "recall_vs_strength"}}
-    import matplotlib.image as mpimg
-    html = open(os.path.join(out, "report.html")).read()
+                "svm-binary": {"confusion", "binary_by_true_class", "fpr_fnr", "learning_curve", "recall_vs_strength"},
+                "cnn-ml": {"per_class", "binary_by_true_class", "fpr_fnr", "history", "recall_vs_strength"}}
+    html = htmllib.unescape(open(os.path.join(out, "report.html")).read())
     md = open(os.path.join(out, "report.md")).read()
+    assert sorted(f for f in os.listdir(out) if f.endswith(".png")) == \
+        sorted(f for m in rep["models"] for f in m["figures"].values())
     for m in rep["models"]:
         assert set(m["figures"]) == expected[m["name"]]
-        for f in m["figures"].values():
-            path = os.path.join(out, f)
-            with open(path, "rb") as fh:
-                assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
-            assert os.path.getsize(path) > 8000
-            img = mpimg.imread(path)
-            assert img.shape[0] > 200 and img.shape[1] > 200 and img[..., :3].std() > 0.02   # not blank
+        for key, f in m["figures"].items():
+            size = None
+            if key == "recall_vs_strength":                          # fixed layout: 5 columns per row, 90 dpi
+                k = len({r["cls"] for r in m["truth"]["recall_vs_strength"]})
+                nc, nr = min(5, k), -(-k // 5)
+                size = (round(2.7 * nc * 90), round((2.3 * nr + 0.7) * 90))
+            rgb = _png_ok(os.path.join(out, f), size)
+            if key == "recall_vs_strength":
+                # the floor is marked: grey shading (#dddddd) of below-floor bins and the red floor line
+                assert (np.abs(rgb.astype(int) - 221).max(axis=2) <= 2).mean() > 0.01
+                assert ((rgb[..., 0] > 200) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)).sum() > 20
             assert f'<img src="{f}"' in html and f"]({f})" in md
-    assert two_models["summary"]["figures"] == 10
-    for needle in ("Targets (issue 4)", "Models on split s1", "CNN beats SVM", "binary CNN recall >= 0.98"):
-        assert needle in htmllib.unescape(html) and needle in md
+    assert three_models["summary"]["figures"] == 15
+    for needle in ("Targets (issue 9)", "Models on split s1", "The simulator's truth and the detectability floor",
+                   "Classes erased by the 8x8 binning (never above the floor; their CCDs are neither detectable nor "
+                   "clean): Guiding.", "cnn-binary against the simulator's truth"):
+        assert needle in html and needle in md
+    # without the truth: no recall-vs-strength figure, no ceiling
+    rep_nt = json.load(open(os.path.join(three_models["out_nt"], "report.json")))
+    for m in rep_nt["models"]:
+        assert set(m["figures"]) == expected[m["name"]] - {"recall_vs_strength"} and "truth" not in m
+        for f in m["figures"].values():
+            _png_ok(os.path.join(three_models["out_nt"], f))
+    md_nt = open(os.path.join(three_models["out_nt"], "report.md")).read()
+    assert "(ceiling " not in md_nt and "| ceiling |" not in md_nt and "volunteer-label figures have no ceiling" in md_nt
 
 
-def test_report_numbers_match_recomputation(two_models):
-    rep = json.load(open(os.path.join(two_models["out"], "report.json")))
+def test_report_numbers_match_recomputation(three_models):
+    rep = json.load(open(os.path.join(three_models["out"], "report.json")))
     by = {m["name"]: m for m in rep["models"]}
+    ccds, feats = three_models["ccds"], three_models["feats"]
     acc = {}
-    for name, d in (("cnn-binary", two_models["cnn"]), ("svm-binary", two_models["svm"])):
+    for name, d in (("cnn-binary", three_models["cnn"]), ("svm-binary", three_models["svm"])):
         t, meta = _read_preds(d)
         m = by[name]
         y = t["label"].to_numpy()
@@ -407,42 +496,183 @@ def test_report_numbers_match_recomputation(two_models):
         b = m["binary"]
         assert (b["tp"], b["fp"], b["tn"], b["fn"], b["n"]) == (tp, fp, tn, fn, len(t))
         assert b["recall"] == pytest.approx(tp / (tp + fn)) and b["fpr"] == pytest.approx(fp / (fp + tn))
+        assert b["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
         assert m["threshold"] == pytest.approx(meta["threshold"])
         argmax = np.stack(t["probs"].to_numpy()).argmax(axis=1)
         acc[name] = skm.accuracy_score(y, argmax)
         assert m["accuracy"] == pytest.approx(acc[name])
         np.testing.assert_array_equal(m["confusion"]["matrix"], skm.confusion_matrix(y, argmax, labels=[0, 1]))
-        # fig. 7 numbers
         rows = np.where(y == 0, 26, t["primary_class"].to_numpy())
         exp = np.zeros((27, 2), int)
         np.add.at(exp, (rows, flag), 1)
         np.testing.assert_array_equal(m["binary_by_true_class"]["counts"], exp)
-        # recall vs strength: every truth row on a flagged CCD counts as detected
-        truth = pd.read_parquet(two_models["truth"])
-        j = truth.merge(t[["expnum", "ccdnum", "p_artifact"]], left_on=["expnum", "ccd"], right_on=["expnum", "ccdnum"])
+        # ---- against the truth, recomputed from the predictions and the truth tables
+        j, _ = _truth_join(d, ccds)
+        tb = m["truth"]["binary"]
+        assert (tb["n_detectable"], tb["detected"]) == (j.det.sum(), (j.det & j.flag).sum())
+        assert (tb["n_clean"], tb["false_positives"]) == (j.clean.sum(), (j.clean & j.flag).sum())
+        assert tb["recall"] == pytest.approx(j[j.det].flag.mean()) and tb["fpr"] == pytest.approx(j[j.clean].flag.mean())
+        assert tb["below_floor"]["n"] == j.below.sum() > 0 and tb["below_floor"]["flagged"] == (j.below & j.flag).sum()
+        on = j[j.det | j.clean]
+        assert tb["roc_auc"] == pytest.approx(skm.roc_auc_score(on.det, on.p_artifact))
+        ex = j[j.det].explode("detectable_classes")
+        want = ex.groupby("detectable_classes")["flag"].agg(["size", "sum"])
+        got = {r["cls"]: (r["n"], r["detected"]) for r in m["truth"]["per_class"] if r["n"]}
+        assert got == {c: (int(r["size"]), int(r["sum"])) for c, r in want.iterrows()}
+        # the ceiling: flags exactly the detectable CCDs, scored against the volunteer labels
+        cb = m["truth"]["ceiling"]["binary"]
+        assert cb["recall"] == pytest.approx(skm.recall_score(j.label, j.det))
+        assert cb["fpr"] == pytest.approx(1 - skm.recall_score(j.label, j.det, pos_label=0))
+        assert cb["fpr"] > 0 and cb["recall"] < 1                    # the volunteers miss and over-report
+        assert m["truth"]["ceiling"]["accuracy"] == pytest.approx(skm.accuracy_score(j.label, j.det))
+        # recall vs strength: every feature on a test CCD, detected when its CCD is flagged
+        fj = feats.merge(j[["expnum", "ccdnum", "flag"]], left_on=["expnum", "ccd"], right_on=["expnum", "ccdnum"])
         rvs = pd.DataFrame(m["recall_vs_strength"])
-        assert rvs["n"].sum() == len(j)
-        assert rvs["detected"].sum() == int((j["p_artifact"] >= meta["threshold"]).sum())
+        assert rvs["n"].sum() == len(fj) and rvs["detected"].sum() == fj["flag"].sum()
+        assert rvs["n_below_floor"].sum() == (~fj["detectable"]).sum()
+        assert m["truth"]["floor"]["erased_by_binning"] == ["Guiding"]
         # the plotted curve's points lie on the true curve
         fpr, tpr, thr = skm.roc_curve(y, p, drop_intermediate=False)
         cp = m["curve_plotted"]
         for th, f_, n_ in zip(cp["thresholds"][::25], cp["fpr"][::25], cp["fnr"][::25]):
             i = int(np.flatnonzero(np.isclose(thr, th))[0])
             assert (f_, n_) == pytest.approx((fpr[i], 1 - tpr[i]))
-    # targets: statuses follow the recomputed numbers
-    tg = {(t["target"], t["model"]): t for t in rep["targets"]}
-    cb = by["cnn-binary"]["binary"]
-    want = "MET" if cb["recall"] >= 0.98 and cb["fpr"] <= 0.10 else "NOT MET"
-    t1 = tg[("binary CNN recall >= 0.98 at FPR <= 0.1", "cnn-binary")]
-    assert t1["status"] == want and t1["n_test"] == 300 and "300 CCDs" in t1["test_set"]
-    t3 = tg[("CNN beats SVM", "cnn-binary vs svm-binary")]
-    assert t3["status"] == ("MET" if acc["cnn-binary"] > acc["svm-binary"] else "NOT MET")
-    assert t3["status"] == "MET"                                  # the synthetic CNN is far better
-    t2 = [t for t in rep["targets"] if t["target"].startswith("multiclass")]
-    assert [t["status"] for t in t2] == ["NOT ASSESSED"]
-    assert rep["warnings"] == []
-    md = open(os.path.join(two_models["out"], "report.md")).read()
-    assert f"| {t1['status']} |" in md
+    # ---- the multilabel CNN (an any-artifact head: p_artifact is not max(probs), and no warning about it)
+    j, meta = _truth_join(three_models["ml"], ccds)
+    mlt = by["cnn-ml"]["truth"]["multilabel"]
+    on = j[j.det | j.clean]
+    pr = np.stack(on["probs"].to_numpy())
+    aucs = {}
+    for k, cls in enumerate(TAXONOMY):
+        yk = on["detectable_classes"].apply(lambda v, c=cls: c in list(v)).to_numpy()
+        if 20 <= yk.sum() < len(yk):
+            aucs[cls] = skm.roc_auc_score(yk, pr[:, k])
+    assert mlt["mean_auc_classes"] == list(aucs) and len(aucs) >= 2
+    assert mlt["mean_auc"] == pytest.approx(np.mean(list(aucs.values())))
+    mct = by["cnn-ml"]["truth"]["manyclass"]
+    rows = j[j.det | j.clean]
+    truth_cls = np.where(rows.det, rows.primary_class_truth, "no artifact")
+    pred_cls = np.where(rows.flag, np.array(TAXONOMY)[np.stack(rows.probs.to_numpy()).argmax(axis=1)], "no artifact")
+    qual = [c for c in TAXONOMY if (truth_cls == c).sum() >= 20]
+    assert mct["macro_f1_classes"] == qual
+    assert mct["macro_f1"] == pytest.approx(skm.f1_score(truth_cls, pred_cls, labels=qual, average="macro", zero_division=0))
+    assert not any("disagrees" in w for w in rep["warnings"])
+    # ---- the targets: statuses follow the recomputed numbers
+    tg = {(t["id"], t["model"]): t for t in rep["targets"]}
+    cbt = by["cnn-binary"]["truth"]["binary"]
+    t1 = tg[("binary_truth", "cnn-binary")]
+    assert t1["role"] == "target" and t1["basis"] == "truth"
+    assert t1["status"] == ("MET" if cbt["recall"] >= 0.98 and cbt["fpr"] <= 0.05 else "NOT MET")
+    assert f"recall {cbt['recall']:.4f}" in t1["measured"] and t1["n_test"] == cbt["n_detectable"] + cbt["n_clean"]
+    assert f"{cbt['n_detectable']} detectable-artifact and {cbt['n_clean']} clean test CCDs" in t1["test_set"]
+    assert tg[("binary_truth", "svm-binary")]["role"].startswith("informational")
+    pc = [r for r in by["cnn-binary"]["truth"]["per_class"] if r["n"] >= 20]
+    t2 = tg[("class_recall_truth", "cnn-binary")]
+    assert pc and t2["status"] == ("MET" if min(r["recall"] for r in pc) >= 0.90 else "NOT MET")
+    assert "Guiding" in t2["reason"]
+    t4 = tg[("multilabel_auc_truth", "cnn-ml")]
+    assert t4["status"] == ("MET" if mlt["mean_auc"] >= 0.95 else "NOT MET")
+    t3 = tg[("manyclass_truth", "cnn-ml")]
+    assert t3["role"].startswith("informational") and t3["status"] == ("MET" if mct["macro_f1"] >= 0.85 else "NOT MET")
+    assert tg[("manyclass_truth", "-")]["status"] == "NOT ASSESSED"     # no multiclass CNN given
+    # CNN vs SVM against the truth: exact McNemar recomputed with scipy
+    from scipy.stats import binomtest
+    jc, _ = _truth_join(three_models["cnn"], ccds)
+    js, _ = _truth_join(three_models["svm"], ccds)
+    okc = (jc.flag == jc.det)[jc.det | jc.clean]
+    oks = (js.flag == js.det)[js.det | js.clean]
+    b_, c_ = int((okc & ~oks).sum()), int((~okc & oks).sum())
+    pval = binomtest(b_, b_ + c_, 0.5).pvalue
+    t5 = tg[("cnn_vs_svm_truth", "cnn-binary vs svm-binary")]
+    assert f"on {b_} CCDs, the reverse on {c_}" in t5["measured"]
+    assert t5["status"] == ("MET" if b_ > c_ and pval < 0.05 else "NOT MET") == "MET"
+    assert rep["comparisons"][0]["truth"]["mcnemar_p"] == pytest.approx(pval)
+    # volunteer-label rows: beside the ceiling, goal = the target capped by the ceiling
+    v1 = tg[("binary_volunteers", "cnn-binary")]
+    vb, cb = by["cnn-binary"]["binary"], by["cnn-binary"]["truth"]["ceiling"]["binary"]
+    assert v1["role"] == "informational (volunteer labels)" and v1["ceiling"]["recall"] == pytest.approx(cb["recall"])
+    ok = vb["recall"] >= min(0.98, cb["recall"]) and vb["fpr"] <= max(0.05, cb["fpr"])
+    assert v1["status"] == ("MET" if ok else "NOT MET")
+    assert f"(ceiling {cb['recall']:.4f})" in v1["measured"]
+    v5 = tg[("cnn_vs_svm_volunteers", "cnn-binary vs svm-binary")]
+    assert v5["status"] == "MET" and acc["cnn-binary"] > acc["svm-binary"]
+    # ---- report.md: every target row with its status; the volunteer figures beside their ceilings
+    md = open(os.path.join(three_models["out"], "report.md")).read()
+    lines = md.splitlines()
+    for t in rep["targets"]:
+        row = [ln for ln in lines if ln.startswith(f"| {t['target']} | {t['basis']} | {t['model']} | {t['role']} |")]
+        assert len(row) == 1, t
+        assert row[0].endswith(f"| {t['status']} | {t['reason']} |") and t["reason"]
+    cnn_row = [ln for ln in lines if ln.startswith("| cnn-binary | cnn | binary |")][0]
+    assert f"{vb['recall']:.4f} (ceiling {cb['recall']:.4f})" in cnn_row
+    assert f"| ceiling | {cb['n']} | {cb['positives']} |" in md
+    # ---- without the truth, the truth rows are NOT ASSESSED: "no truth table (real data)"
+    rep_nt = json.load(open(os.path.join(three_models["out_nt"], "report.json")))
+    truth_rows = [t for t in rep_nt["targets"] if t["basis"] == "truth"]
+    assert truth_rows and all(t["status"] == "NOT ASSESSED" for t in truth_rows)
+    assert all(t["reason"] == "no truth table (real data)" for t in truth_rows if t["model"] != "-")
+    vol_nt = {(t["id"], t["model"]): t for t in rep_nt["targets"] if t["basis"] == "volunteers"}
+    assert "no ceiling" in vol_nt[("binary_volunteers", "cnn-binary")]["reason"]
+    ok = vb["recall"] >= 0.98 and vb["fpr"] <= 0.05
+    assert vol_nt[("binary_volunteers", "cnn-binary")]["status"] == ("MET" if ok else "NOT MET")
+
+
+def _boundary_summary(det_flagged, clean_flagged, kind="cnn", n=100):
+    """A binary model on n detectable (Ghost) + n clean CCDs, flagging exactly the given counts of each;
+    the volunteer labels equal the truth (so the ceiling is perfect)."""
+    k = 2 * n
+    p = np.full(k, 0.1)
+    p[:det_flagged] = 0.9
+    p[n:n + clean_flagged] = 0.9
+    lab = np.r_[np.ones(n, int), np.zeros(n, int)]
+    ghost = TAXONOMY.index("Ghost")
+    mh = np.zeros((k, 26), np.int8)
+    mh[:n, ghost] = 1
+    pred = {"expnum": np.ones(k, np.int64), "ccdnum": np.arange(1, k + 1), "label": lab,
+            "primary_class": np.where(lab == 1, ghost, -1), "y_true": lab, "p_artifact": p,
+            "probs": np.stack([1 - p, p], axis=1), "multi_hot": mh, "warnings": []}
+    meta = {"name": f"{kind}-b", "kind": kind, "problem": "binary", "classes": ["no artifact", "artifact"],
+            "taxonomy": TAXONOMY, "threshold": 0.5, "split": {"id": "s"}}
+    truth = pd.DataFrame({"expnum": 1, "ccd": np.arange(1, n + 1), "cls": "Ghost", "snr": 20.0, "sn_binned": 40.0,
+                          "floor_rule": "smooth", "detectable": True})
+    ccds = pd.DataFrame({"expnum": 1, "ccd": np.arange(1, k + 1), "classes": [["Ghost"]] * n + [[]] * n,
+                         "detectable_classes": [["Ghost"]] * n + [[]] * n, "truth_clean": lab == 0,
+                         "truth_detectable": lab == 1, "primary_class_truth": ["Ghost"] * n + [None] * n})
+    s = M.summarize_predictions(meta, pred)
+    s["truth"] = M.truth_evaluation(meta, pred, ccds, truth)
+    s["model_dir"], s["evaluated_on"] = "-", "test"
+    return M.jsonable(s), pred
+
+
+def test_target_rules_at_the_boundaries():
+    from artifactspark import report as R
+
+    def status(target_id, det_flagged, clean_flagged):
+        s, _ = _boundary_summary(det_flagged, clean_flagged)
+        return [t["status"] for t in R._targets([s], []) if t["id"] == target_id and t["model"] == "cnn-b"]
+
+    # recall >= 0.98 on detectable CCDs at FPR <= 0.05 on clean ones (ties meet the target)
+    assert status("binary_truth", 98, 5) == ["MET"]
+    assert status("binary_truth", 97, 5) == ["NOT MET"]
+    assert status("binary_truth", 98, 6) == ["NOT MET"]
+    assert status("binary_truth", 100, 49) == ["NOT MET"]
+    # every class with >= 20 detectable test CCDs at recall >= 0.90
+    assert status("class_recall_truth", 90, 0) == ["MET"] and status("class_recall_truth", 89, 0) == ["NOT MET"]
+    # the volunteer labels equal the truth here: the ceiling is perfect and the goal is the plain target
+    assert status("binary_volunteers", 98, 5) == ["MET"] and status("binary_volunteers", 98, 6) == ["NOT MET"]
+    s, _ = _boundary_summary(98, 5)
+    assert s["truth"]["ceiling"]["binary"]["recall"] == 1.0 and s["truth"]["ceiling"]["binary"]["fpr"] == 0.0
+    # CNN vs SVM: significant only when the discordant CCDs favour the CNN
+    cnn, pc = _boundary_summary(100, 0)
+    svm, ps = _boundary_summary(88, 0, kind="svm")
+    comp = R._compare([cnn, svm], [pc, ps])
+    assert comp[0]["cnn_right_svm_wrong"] == 12 and comp[0]["svm_right_cnn_wrong"] == 0
+    assert comp[0]["mcnemar_p"] == pytest.approx(2 * 0.5 ** 12) and comp[0]["significant"]
+    rev = R._compare([svm | {"kind": "cnn", "name": "cnn-worse"}, cnn | {"kind": "svm", "name": "svm-better"}], [ps, pc])
+    assert rev[0]["svm_right_cnn_wrong"] == 12 and rev[0]["mcnemar_p"] < 0.05 and not rev[0]["significant"]
+    st = {t["id"]: t["status"] for t in R._targets([svm | {"kind": "cnn", "name": "cnn-worse"},
+                                                    cnn | {"kind": "svm", "name": "svm-better"}], rev)}
+    assert st["cnn_vs_svm_volunteers"] == "NOT MET"
 
 
 def test_report_warns_on_different_splits_and_target_fnr(tmp_path):
@@ -457,16 +687,37 @@ def test_report_warns_on_different_splits_and_target_fnr(tmp_path):
     assert "different splits" in open(os.path.join(out, "report.md")).read()
     assert "different splits" in open(os.path.join(out, "report.html")).read()
     # no CNN/SVM pair on one split: not assessed
-    assert [t["status"] for t in rep["targets"] if t["target"] == "CNN beats SVM"] == ["NOT ASSESSED"]
-    # 300 test CCDs: no artifact class has 20 examples, so the macro-F1 target cannot be assessed
+    assert [t["status"] for t in rep["targets"] if t["id"].startswith("cnn_vs_svm")] == ["NOT ASSESSED"]
+    # 300 test CCDs: no artifact class has 20 examples, so the volunteer macro-F1 cannot be assessed
     # (the large 'no artifact' class alone must not make it MET)
-    t2 = [t for t in rep["targets"] if t["target"].startswith("multiclass")]
+    t2 = [t for t in rep["targets"] if t["id"] == "manyclass_volunteers"]
     assert [(t["model"], t["status"]) for t in t2] == [("cnn-mc", "NOT ASSESSED")]
     # --target-fnr: the threshold is re-chosen on the validation predictions
     v = pq.read_table(os.path.join(a, "predictions_val.parquet")).to_pandas()
     want = brute_threshold(v["label"].to_numpy(), v["p_artifact"].to_numpy(), 0.1)
     m = [m for m in rep["models"] if m["name"] == "cnn-a"][0]
     assert m["threshold"] == pytest.approx(float(want)) and m["target_fnr"] == 0.1
+
+
+def test_report_with_an_older_truth_table_warns_and_falls_back(tmp_path):
+    """truth.parquet without the floor columns and no ccds.parquet: every feature counts as detectable."""
+    d = make_model_dir(str(tmp_path / "m"), "cnn-binary", "cnn", quality=4.0, seed=1)
+    t, meta = _read_preds(d)
+    feats, _ = make_truth(str(tmp_path / "labels"), t)
+    old = feats.drop(columns=["sn_binned", "contrast", "n_sharp", "floor_rule", "detectable"])
+    pq.write_table(pa.Table.from_pandas(old), str(tmp_path / "old_truth.parquet"))
+    out = str(tmp_path / "rep")
+    build_report([d], out, truth_path=str(tmp_path / "old_truth.parquet"))
+    rep = json.load(open(os.path.join(out, "report.json")))
+    assert any("every injected feature counts as detectable" in w for w in rep["warnings"])
+    assert any("no ccds.parquet" in w for w in rep["warnings"])
+    tb = rep["models"][0]["truth"]["binary"]
+    has = set(zip(old.expnum, old.ccd))
+    det = np.array([(e, c) in has for e, c in zip(t.expnum, t.ccdnum)])
+    flag = t["p_artifact"].to_numpy() >= meta["threshold"]
+    assert tb["n_detectable"] == det.sum() and tb["n_clean"] == (~det).sum() and tb["below_floor"]["n"] == 0
+    assert tb["recall"] == pytest.approx(flag[det].mean()) and tb["fpr"] == pytest.approx(flag[~det].mean())
+    assert "every injected feature counts as detectable" in open(os.path.join(out, "report.md")).read()
 
 
 def test_bad_model_dirs_raise_clear_errors(tmp_path):

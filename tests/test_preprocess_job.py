@@ -54,7 +54,7 @@ def table(store, name):
 def snapshot(store):
     """The store's logical content: feature rows (without nothing volatile) and manifest statuses."""
     rows = sorted((r["expnum"], r["ccdnum"], r["band"], r["nite"], bytes(r["image"]), bytes(r["mask_frac"]), r["label"],
-                   r["path"]) for r in features(store))
+                   r["path"], bytes(r["max_sn"]), bytes(r["spread_sn"]), r["noise_sigma"]) for r in features(store))
     man = sorted((r["path"], r["status"], r["reason"], r["fingerprint"]) for r in table(store, "manifest"))
     return rows, man
 
@@ -117,7 +117,52 @@ def test_feature_values_match_independent_computation(first_run, archive):
     np.testing.assert_allclose(img.astype(float), want, atol=2e-3)
     np.testing.assert_allclose(decode_ndarray(row["mask_frac"]).astype(float), frac, atol=1e-3)
     assert row["bkg_source"] == "file" and row["nite"] == 20131115 and row["band"] == "r"
-    assert row["exptime"] == 90.0 and row["detpos"] is None or row["detpos"] == "S2"
+    assert row["exptime"] == 90.0
+    assert row["detpos"] == "S2"  # the header has no DETPOS: derived from CCDNUM 2
+
+
+def test_sharpness_channels_in_store(first_run, archive):
+    """max_sn / spread_sn / noise_sigma read back from the store (pyarrow and Petastorm) equal
+    image.py's functions on the same file's pixels read with astropy."""
+    from astropy.io import fits
+    from petastorm import make_reader
+
+    from artifactspark.image import bin_sharpness, noise_sigma
+    store, s = first_run
+    cfg = load_config(archive["conf"])
+    path = [p for p, v in archive["expected"].items() if "c02" in p and f"D00{E1}" in p][0]
+    with fits.open(path) as h:
+        sci, msk, wgt = h["SCI"].data.astype(np.float32), h["MSK"].data, h["WGT"].data
+    with fits.open(path.replace("immask", "bkg").replace("_bkged.", "_bkg.")) as h:
+        bkg = h["SCI"].data.astype(np.float32)
+    valid = ((msk & cfg.mask.bitmask) == 0) & (wgt > 0) & np.isfinite(sci)
+    sub = sci - bkg
+    sigma = noise_sigma(sub, valid)
+    mx, spread = bin_sharpness(sub, valid, cfg.downsample.factor, sigma, cfg.downsample.edge)
+    row = [r for r in features(store) if r["expnum"] == E1 and r["ccdnum"] == 2][0]
+    assert row["noise_sigma"] == pytest.approx(sigma, rel=1e-6)
+    assert row["noise_sigma"] == pytest.approx(10.0, rel=0.05)  # the archive's noise (desarchive.make_planes)
+    got_max, got_spread = decode_ndarray(row["max_sn"]), decode_ndarray(row["spread_sn"])
+    assert got_max.dtype == got_spread.dtype == np.float16 and got_max.shape == got_spread.shape == (32, 16)
+    np.testing.assert_allclose(got_max.astype(float), mx, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(got_spread.astype(float), spread, rtol=1e-3, atol=1e-3)
+    # the planted 5x5 "star" (+500 = 50 sigma at rows/cols 83-87 / 40-44) is the brightest bin
+    assert np.unravel_index(np.argmax(got_max), got_max.shape) == (85 // 8, 42 // 8) and got_max.max() > 40
+    assert np.median(got_spread.astype(float)) == pytest.approx(1.0, abs=0.15)
+    # every stored row has finite channels; Petastorm decodes them with the Unischema
+    for r in features(store):
+        for c in ("max_sn", "spread_sn"):
+            assert np.isfinite(decode_ndarray(r[c]).astype(np.float32)).all()
+        assert r["noise_sigma"] > 0
+    url = "file://" + os.path.abspath(os.path.join(store, "features"))
+    with make_reader(url, schema_fields=["expnum", "ccdnum", "max_sn", "spread_sn", "noise_sigma"], num_epochs=1,
+                     workers_count=1, shuffle_row_groups=False) as rd:
+        got = {(int(x.expnum), int(x.ccdnum)): x for x in rd}
+    assert len(got) == s["stored"]
+    x = got[(E1, 2)]
+    assert x.max_sn.dtype == np.float16 and x.max_sn.shape == (32, 16)
+    np.testing.assert_array_equal(x.max_sn, got_max)
+    np.testing.assert_array_equal(x.spread_sn, got_spread)
 
 
 def test_labels_and_metadata_in_rows(first_run):
@@ -337,3 +382,62 @@ def test_new_attempt_replacing_a_vanished_file_leaves_one_row(spark, tmp_path, s
     assert sorted((r["ccdnum"], r["attnum"]) for r in rows) == [(5, 2), (6, 1)]
     man = {r["path"]: r for r in table(store, "manifest")}
     assert man[_uri(old)]["status"] == "replaced" and "row replaced by" in man[_uri(old)]["detail"]
+
+
+def test_feature_version_bump_rebuilds_an_old_store(spark, tmp_path, small_cfg, monkeypatch):
+    """A store written before FEATURE_VERSION 2 (its config hash, rows without max_sn / spread_sn /
+    noise_sigma) is rebuilt row by row by the next run, even though no input changed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from artifactspark import config as config_mod
+    root = str(tmp_path / "a")
+    write_pair(root, 400001, 5)
+    write_pair(root, 400001, 6)
+    store = str(tmp_path / "s")
+    cfg = small_cfg[1]
+    assert run_preprocess(spark, [root], store, cfg)["stored"] == 2
+    with monkeypatch.context() as m:  # the same config under the previous feature version
+        m.setattr(config_mod, "FEATURE_VERSION", config_mod.FEATURE_VERSION - 1)
+        old_hash = cfg.config_hash
+    assert old_hash != cfg.config_hash
+
+    # turn the store into one the previous version wrote
+    def drop_crc(path):  # Hadoop's checksum of the old bytes (a missing one is not checked)
+        crc = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".crc")
+        if os.path.exists(crc):
+            os.unlink(crc)
+
+    def rewrite(path, fn):
+        t = fn(pq.ParquetFile(path).read())
+        i = t.column_names.index("config_hash")
+        pq.write_table(t.set_column(i, "config_hash", pa.array([old_hash] * t.num_rows, pa.string())), path)
+        drop_crc(path)
+
+    new_cols = ["max_sn", "spread_sn", "noise_sigma"]
+    n_files = 0
+    for sub, fn in (("features", lambda t: t.drop(new_cols)), ("manifest", lambda t: t)):
+        for d, _, fs in os.walk(os.path.join(store, sub)):
+            for f in fs:
+                if f.endswith(".parquet"):
+                    rewrite(os.path.join(d, f), fn)
+                    n_files += 1
+    assert n_files >= 2
+    meta_path = os.path.join(store, "_store.json")
+    meta = json.load(open(meta_path))
+    meta["config_hash"] = old_hash
+    open(meta_path, "w").write(json.dumps(meta))
+    drop_crc(meta_path)
+    assert all("max_sn" not in r and r["config_hash"] == old_hash for r in features(store))
+
+    s = run_preprocess(spark, [root], store, cfg)
+    assert s["rebuild"] and (s["inputs"], s["stored"], s["skipped"]) == (2, 2, 0)
+    rows = features(store)
+    assert len(rows) == 2 and {r["config_hash"] for r in rows} == {cfg.config_hash}
+    for r in rows:
+        assert decode_ndarray(r["max_sn"]).shape == decode_ndarray(r["spread_sn"]).shape == (32, 16)
+        assert r["noise_sigma"] == pytest.approx(10.0, rel=0.05)
+    assert json.load(open(meta_path))["config_hash"] == cfg.config_hash
+    assert {r["config_hash"] for r in table(store, "manifest")} == {cfg.config_hash}
+    s2 = run_preprocess(spark, [root], store, cfg)  # rebuilt once, then up to date
+    assert not s2["rebuild"] and (s2["stored"], s2["skipped"]) == (0, 2)

@@ -31,14 +31,14 @@ CCD_CLASS_WEIGHTS = {
 #: smooth classes are limited by the background model's error (0.15 sigma), so they start near
 #: 0.25-0.3 sigma; compact ones by the binned S/N or by sharp pixels.
 DEFAULT_SNR_RANGE = {
-    "Satellite": (0.4, 30.0), "Airplane": (3.0, 100.0), "Cosmic ray": (5.0, 200.0),
+    "Satellite": (0.5, 30.0), "Airplane": (3.0, 100.0), "Cosmic ray": (5.0, 200.0),
     "Column mask": (1.0, 50.0), "Cross-talk": (1.0, 30.0), "Edge-bleed": (5.0, 200.0),
     "Excessive mask": (1.0, 1.0), "Dark rim": (0.3, 3.0), "Dark halo": (0.25, 5.0),
     "Quilted sky": (0.3, 1.5), "Wavy sky": (0.8, 3.0), "Anti-bleed": (0.5, 10.0),
-    "A/B jump": (0.25, 3.0), "Fringing": (0.2, 1.5), "Tape bump": (0.3, 2.0),
+    "A/B jump": (0.25, 3.0), "Fringing": (0.25, 1.5), "Tape bump": (0.3, 2.0),
     "Tree rings": (0.3, 1.5), "Vertical jump": (0.25, 2.0), "Ghost": (0.3, 5.0),
     "Bright spray": (0.25, 10.0), "Brush strokes": (0.25, 3.0), "Bright arc": (0.5, 10.0),
-    "Guiding": (0.15, 0.5), "Shutter": (0.2, 5.0), "Readout": (0.3, 5.0), "Haze": (0.08, 2.0),
+    "Guiding": (0.15, 0.5), "Shutter": (0.2, 5.0), "Readout": (0.3, 5.0), "Haze": (0.1, 2.0),
     "Vertical stripes": (0.3, 2.0),
 }
 #: Exposure-wide classes that reach every CCD of the exposure (the rest reach some CCDs).
