@@ -121,6 +121,19 @@ def _strided_body(x, tc: TrainConfig, act):
     return layers.Dropout(tc.dropout)(x)
 
 
+def any_weighted_bce(any_weight: float = 1.0):
+    """Multi-label loss with an 'any artifact' head (the last output): the mean binary
+    cross-entropy over the class outputs plus ``any_weight`` times the head's. With a plain mean
+    over the 27 outputs the decision that matters most (artifact or not) would carry 1/27 of
+    the gradient, and the rare class outputs (mostly 0) would dominate."""
+    import tensorflow as tf
+
+    def loss(y_true, y_pred):
+        bce = tf.keras.backend.binary_crossentropy(tf.cast(y_true, y_pred.dtype), y_pred)
+        return tf.reduce_mean(bce[:, :-1], axis=-1) + any_weight * bce[:, -1]
+    return loss
+
+
 def n_outputs(problem: str, n_classes_out: int, tc: TrainConfig) -> int:
     """Width of the network's last layer: the classes, plus the 'any artifact' sigmoid of a
     multi-label model with ``any_head``."""
@@ -146,7 +159,8 @@ def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
     out = layers.Dense(n_out, activation="sigmoid" if problem == "multilabel" else "softmax", name="probs")(x)
     model = tf.keras.Model(inp, out, name=f"artifactspark_cnn_{problem}")
     if problem == "multilabel":
-        loss, metrics = tf.keras.losses.BinaryCrossentropy(), [artifact_accuracy]
+        loss = any_weighted_bce(tc.any_weight) if tc.any_head else tf.keras.losses.BinaryCrossentropy()
+        metrics = [artifact_accuracy]
     else:
         loss, metrics = tf.keras.losses.SparseCategoricalCrossentropy(), ["sparse_categorical_accuracy"]
     model.compile(optimizer=tf.keras.optimizers.Adam(tc.learning_rate), loss=loss, metrics=metrics)

@@ -170,7 +170,7 @@ def write_ccd(immasked_path: str, bkg_path: str | None, sci, msk, wgt, bkg, head
     ``quantize_steps`` ({"SCI": s, "WGT": s, "BKG": s}, optional) gives absolute quantisation
     steps for float planes instead of q=16 relative to each tile's estimated noise: about 3x
     faster (cfitsio skips its per-tile noise estimate) and the right choice for noise-free
-    planes such as the background model.
+    planes such as the background model. Every quantised plane is dithered.
     """
     import fitsio
 
@@ -189,9 +189,11 @@ def write_ccd(immasked_path: str, bkg_path: str | None, sci, msk, wgt, bkg, head
                     kw = dict(compress="RICE", tile_dims=[1, arr.shape[1]])
                     if arr.dtype.kind == "f":
                         step = steps.get(step_names[extname])
-                        if step:  # cfitsio: a negative level is an absolute step; smooth planes need no dither
-                            kw.update(qlevel=-float(step), dither_seed=dither_seed,
-                                      qmethod="SUBTRACTIVE_DITHER_1" if step_names[extname] == "SCI" else "NO_DITHER")
+                        if step:  # cfitsio: a negative level is an absolute step
+                            # dithered for every plane, as fpack does: a smooth plane (the background
+                            # model) quantised without dither turns into terraces of +-step/2 that
+                            # are coherent over large areas: contour rings in SCI - BKG after binning
+                            kw.update(qlevel=-float(step), dither_seed=dither_seed, qmethod="SUBTRACTIVE_DITHER_1")
                         else:
                             kw.update(qlevel=RICE_QLEVEL, qmethod="SUBTRACTIVE_DITHER_2", dither_seed=dither_seed)
                 f.write(arr, extname=extname, header=_hdr_records(header) if extname == "SCI" else None, **kw)

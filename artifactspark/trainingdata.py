@@ -52,6 +52,7 @@ class TrainConfig:
     architecture: str = "strided"
     channels: tuple[str, ...] = ("image", "mask_frac", "max_sn", "spread_sn")
     any_head: bool = True                 # multilabel: an extra 'any artifact' sigmoid = P(artifact)
+    any_weight: float = 1.0               # its loss weight against the mean over the class outputs
     stem: int = 4                         # strided: the patch stem's size and stride, in bins
     net_filters: tuple[int, ...] = (16, 32, 64, 128)
     batch_size: int = 16
@@ -73,7 +74,7 @@ class TrainConfig:
     shuffle_buffer: int = 512
     reader_workers: int = 2
     # SVM
-    svm_coarsen: int = 4                  # further block-mean of the stored image for the SVM
+    svm_coarsen: int = 8                  # further block-mean of each channel for the SVM (4 x 64x32 = 8192 features)
     svm_c: float = 1.0
     svm_max_train: int = 20000
     learning_curve_points: int = 6
@@ -95,7 +96,7 @@ def train_config(cfg: PipelineConfig, overrides: dict | None = None) -> TrainCon
         (tc.shuffle_buffer >= 1 and tc.reader_workers >= 1 and tc.svm_max_train >= 10, "shuffle_buffer, reader_workers >= 1, svm_max_train >= 10"),
         (tc.architecture in ARCHITECTURES, f"architecture must be one of {list(ARCHITECTURES)}"),
         (tc.threshold_rule in THRESHOLD_RULES, f"threshold_rule must be one of {list(THRESHOLD_RULES)}"),
-        (tc.fn_cost > 0, "fn_cost must be > 0"),
+        (tc.fn_cost > 0 and tc.any_weight >= 0, "fn_cost must be > 0 and any_weight >= 0"),
         (len(tc.channels) >= 1 and tc.channels[0] == "image" and set(tc.channels) <= set(CHANNELS)
          and len(set(tc.channels)) == len(tc.channels), f"channels must start with 'image' and be distinct names from {list(CHANNELS)}"),
         (tc.stem >= 1 and len(tc.net_filters) >= 1 and min(tc.net_filters) >= 1, "stem >= 1 and net_filters non-empty, >= 1"),
