@@ -19,7 +19,8 @@ from .errors import ConfigError
 
 #: Bump when the feature computation changes in a way that must invalidate stored rows.
 #: 2: sharpness channels max_sn / spread_sn and the scalar noise_sigma added to every row.
-FEATURE_VERSION = 2
+#: 3: the Laplacian sharpness channel sharp_sn.
+FEATURE_VERSION = 3
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "conf" / "pipeline.toml"
 

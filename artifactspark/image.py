@@ -174,6 +174,42 @@ def bin_sharpness(sub: np.ndarray, valid: np.ndarray, factor: int, sigma: float,
     return mx, spread
 
 
+def bin_laplacian_max(sub: np.ndarray, valid: np.ndarray, factor: int, sigma: float, edge: str = "crop"):
+    """Per-bin maximum of the discrete Laplacian excess ``(p - mean of its 4 neighbours) / sigma``
+    over pixels that are valid together with their 4 neighbours (``sharp_sn``).
+
+    Why: ``max_sn`` cannot tell a cosmic ray from the ~3000 stars and galaxies of a CCD, both are
+    bright peaks. What tells them apart is the PSF: a star's pixel exceeds its neighbours by a
+    fraction of its peak (about 0.3 at a 1.2-pixel PSF sigma), a cosmic ray, a hot or dark column,
+    a thin track or readout hatching by most of theirs (0.5-1). ``sharp_sn`` next to ``max_sn``
+    gives the network that ratio (after the model's arcsinh, a difference). A dark column shows
+    through its neighbours, which exceed it. Border pixels and bins without a usable pixel get 0.
+    """
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be finite and > 0, not {sigma}")
+    x = np.asarray(sub, np.float32)
+    valid = np.asarray(valid, dtype=bool)
+    lap = np.full(x.shape, -np.inf, np.float32)      # -inf: no usable pixel (border, masked)
+    inner = lap[1:-1, 1:-1]
+    np.add(x[:-2, 1:-1], x[2:, 1:-1], out=inner)
+    inner += x[1:-1, :-2]
+    inner += x[1:-1, 2:]
+    inner *= np.float32(-0.25)
+    inner += x[1:-1, 1:-1]
+    bad = ~valid[1:-1, 1:-1]
+    bad |= ~valid[:-2, 1:-1]
+    bad |= ~valid[2:, 1:-1]
+    bad |= ~valid[1:-1, :-2]
+    bad |= ~valid[1:-1, 2:]
+    np.putmask(inner, bad, -np.inf)
+    lap, _, H, W = _binnable(lap, np.ones(lap.shape, bool), factor, edge)  # neighbours beyond a cropped edge count
+    if edge == "pad":
+        lap = np.where(_binnable(valid, valid, factor, edge)[1], lap, -np.inf)
+    lap = lap.reshape(H, factor, W, factor).max(axis=(1, 3))
+    out = np.where(np.isfinite(lap), lap / np.float32(sigma), 0.0)
+    return np.clip(out, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float32)
+
+
 def arcsinh_stretch(binned: np.ndarray, has_data: np.ndarray, softening: float = 1.0,
                     percentiles=(0.0, 100.0)):
     """The paper's stretch: ``y = arcsinh(((I - m) / (M - m)) / softening)``.
@@ -229,6 +265,7 @@ def preprocess_planes(sci, msk, bkg, wgt, cfg, bkg_already_subtracted: bool = Fa
         raise InputRejected("non_finite", "stretched image is not finite")
     sigma = noise_sigma(sub, valid)
     max_sn, spread_sn = bin_sharpness(sub, valid, cfg.downsample.factor, sigma, cfg.downsample.edge)
-    return {"image": y, "mask_frac": frac, "max_sn": max_sn, "spread_sn": spread_sn,
+    sharp_sn = bin_laplacian_max(sub, valid, cfg.downsample.factor, sigma, cfg.downsample.edge)
+    return {"image": y, "mask_frac": frac, "max_sn": max_sn, "spread_sn": spread_sn, "sharp_sn": sharp_sn,
             "stretch_min": m, "stretch_max": M, "noise_sigma": sigma,
             "masked_fraction": float(1.0 - valid.mean()), "bkg_source": source}

@@ -171,6 +171,7 @@ def compute_features(unit: dict, cfg: PipelineConfig, label: CCDLabel | None) ->
         "nite": np.int32(nite), "reqnum": np.int32(name.reqnum), "attnum": np.int32(name.attnum),
         "image": planes["image"].astype(dtype), "mask_frac": planes["mask_frac"].astype(dtype),
         "max_sn": planes["max_sn"].astype(dtype), "spread_sn": planes["spread_sn"].astype(dtype),
+        "sharp_sn": planes["sharp_sn"].astype(dtype),
         "noise_sigma": np.float32(planes["noise_sigma"]),
         "stretch_min": np.float32(planes["stretch_min"]), "stretch_max": np.float32(planes["stretch_max"]),
         "masked_fraction": np.float32(planes["masked_fraction"]), "bkg_source": planes["bkg_source"],

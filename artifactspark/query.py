@@ -89,7 +89,7 @@ from .store import FEATURES, JOURNAL, LOCK, MANIFEST, QUARANTINE, Store
 log = logging.getLogger(__name__)
 
 #: The image columns the ``features`` view leaves out (hundreds of KB per row).
-BLOB_COLUMNS = ("image", "mask_frac", "max_sn", "spread_sn")
+BLOB_COLUMNS = ("image", "mask_frac", "max_sn", "spread_sn", "sharp_sn")
 #: The predictions table's contract (jobs/infer.py writes it); band and nite are partitions.
 PREDICTION_COLUMNS = ("expnum", "ccdnum", "model_name", "model_version", "model_kind", "problem",
                       "p_artifact", "threshold", "flagged", "predicted_classes", "class_probs",

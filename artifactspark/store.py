@@ -72,6 +72,7 @@ def feature_schema(binned_shape, n_classes: int, image_dtype: str = "float16"):
         # sharpness channels (per bin, in units of noise_sigma): what the block mean erases
         UnischemaField("max_sn", img_t, (h, w), CompressedNdarrayCodec(), False),
         UnischemaField("spread_sn", img_t, (h, w), CompressedNdarrayCodec(), False),
+        UnischemaField("sharp_sn", img_t, (h, w), CompressedNdarrayCodec(), False),
         scalar("noise_sigma", np.float32),
         scalar("stretch_min", np.float32), scalar("stretch_max", np.float32),
         scalar("masked_fraction", np.float32), scalar("bkg_source", np.str_),
@@ -110,7 +111,7 @@ def _pid_alive(pid) -> bool:
 
 
 def decode_ndarray(cell: bytes) -> np.ndarray:
-    """Decode an ``image`` / ``mask_frac`` / ``max_sn`` / ``spread_sn`` cell read with pyarrow, DuckDB or Spark.
+    """Decode an ``image`` / ``mask_frac`` / ``max_sn`` / ``spread_sn`` / ``sharp_sn`` cell read with pyarrow, DuckDB or Spark.
 
     Petastorm's CompressedNdarrayCodec stores ``np.savez_compressed(arr=...)`` bytes; vector
     columns (``multi_hot``, ``report_*``) use NdarrayCodec (``np.save`` bytes) and decode the same

@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 
 PROBLEMS = ("binary", "multiclass", "multilabel")
 #: Store planes the models can take as input channels; the first must be "image".
-CHANNELS = ("image", "mask_frac", "max_sn", "spread_sn")
+CHANNELS = ("image", "mask_frac", "max_sn", "spread_sn", "sharp_sn")
 #: Channels in units of the CCD's sky noise (the model takes their arcsinh).
-SIGMA_CHANNELS = ("max_sn", "spread_sn")
+SIGMA_CHANNELS = ("max_sn", "spread_sn", "sharp_sn")
 ARCHITECTURES = ("strided", "paper")
 THRESHOLD_RULES = ("cost", "fnr")
 NO_ARTIFACT = "no artifact"
@@ -50,7 +50,7 @@ class TrainConfig:
     # CNN. architecture "strided" (default, see cnn._strided_body) or "paper" (the reference:
     # the paper's layer order, sizes conv_filters / kernel_size / pool_size / dense_units)
     architecture: str = "strided"
-    channels: tuple[str, ...] = ("image", "mask_frac", "max_sn", "spread_sn")
+    channels: tuple[str, ...] = ("image", "mask_frac", "max_sn", "spread_sn", "sharp_sn")
     any_head: bool = True                 # multilabel: an extra 'any artifact' sigmoid = P(artifact)
     any_weight: float = 1.0               # its loss weight against the mean over the class outputs
     stem: int = 4                         # strided: the patch stem's size and stride, in bins
@@ -74,7 +74,7 @@ class TrainConfig:
     shuffle_buffer: int = 512
     reader_workers: int = 2
     # SVM
-    svm_coarsen: int = 8                  # further block-mean of each channel for the SVM (4 x 64x32 = 8192 features)
+    svm_coarsen: int = 8                  # further block-mean of each channel for the SVM (5 x 64x32 = 10240 features)
     svm_c: float = 1.0
     svm_max_train: int = 20000
     learning_curve_points: int = 6

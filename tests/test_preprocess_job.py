@@ -127,7 +127,7 @@ def test_sharpness_channels_in_store(first_run, archive):
     from astropy.io import fits
     from petastorm import make_reader
 
-    from artifactspark.image import bin_sharpness, noise_sigma
+    from artifactspark.image import bin_laplacian_max, bin_sharpness, noise_sigma
     store, s = first_run
     cfg = load_config(archive["conf"])
     path = [p for p, v in archive["expected"].items() if "c02" in p and f"D00{E1}" in p][0]
@@ -146,12 +146,14 @@ def test_sharpness_channels_in_store(first_run, archive):
     assert got_max.dtype == got_spread.dtype == np.float16 and got_max.shape == got_spread.shape == (32, 16)
     np.testing.assert_allclose(got_max.astype(float), mx, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(got_spread.astype(float), spread, rtol=1e-3, atol=1e-3)
+    sharp = bin_laplacian_max(sub, valid, cfg.downsample.factor, sigma, cfg.downsample.edge)
+    np.testing.assert_allclose(decode_ndarray(row["sharp_sn"]).astype(float), sharp, rtol=1e-3, atol=1e-3)
     # the planted 5x5 "star" (+500 = 50 sigma at rows/cols 83-87 / 40-44) is the brightest bin
     assert np.unravel_index(np.argmax(got_max), got_max.shape) == (85 // 8, 42 // 8) and got_max.max() > 40
     assert np.median(got_spread.astype(float)) == pytest.approx(1.0, abs=0.15)
     # every stored row has finite channels; Petastorm decodes them with the Unischema
     for r in features(store):
-        for c in ("max_sn", "spread_sn"):
+        for c in ("max_sn", "spread_sn", "sharp_sn"):
             assert np.isfinite(decode_ndarray(r[c]).astype(np.float32)).all()
         assert r["noise_sigma"] > 0
     url = "file://" + os.path.abspath(os.path.join(store, "features"))
