@@ -42,6 +42,9 @@ def artifact_accuracy(y_true, y_pred):
 
 
 _STANDARDIZE = None
+#: The largest share of its peak by which a PSF-shaped source's pixel exceeds its 4 neighbours
+#: (Gaussian PSF, sigma >= 1.1 px, i.e. FWHM >= 0.68" at DECam's 0.263"/px; with pixel phase ~0.45).
+SHARP_PSF_RATIO = 0.5
 
 
 def standardize_layer():
@@ -58,10 +61,11 @@ def standardize_layer():
     import tensorflow as tf
 
     class Standardize(tf.keras.layers.Layer):
-        def __init__(self, iterations=2, clip=3.0, asinh_channels=(), standardize=True, **kw):
+        def __init__(self, iterations=2, clip=3.0, asinh_channels=(), standardize=True, sharp_pair=None, **kw):
             super().__init__(**kw)
             self.iterations, self.clip = iterations, clip
             self.asinh_channels, self.standardize = [int(c) for c in asinh_channels], bool(standardize)
+            self.sharp_pair = [int(c) for c in sharp_pair] if sharp_pair else None
 
         def call(self, x):
             img = x[..., :1]
@@ -76,11 +80,16 @@ def standardize_layer():
                 img = tf.math.asinh((img - mu) / tf.maximum(sd, 1e-6))
             planes = [img] + [tf.math.asinh(x[..., c:c + 1]) if c in self.asinh_channels else x[..., c:c + 1]
                               for c in range(1, x.shape[-1])]
+            if self.sharp_pair:
+                i_max, i_sharp = self.sharp_pair
+                excess = x[..., i_sharp:i_sharp + 1] - SHARP_PSF_RATIO * x[..., i_max:i_max + 1]
+                planes.append(tf.math.asinh(tf.nn.relu(excess)))
             return tf.concat(planes, axis=-1)
 
         def get_config(self):
             return {**super().get_config(), "iterations": self.iterations, "clip": self.clip,
-                    "asinh_channels": self.asinh_channels, "standardize": self.standardize}
+                    "asinh_channels": self.asinh_channels, "standardize": self.standardize,
+                    "sharp_pair": self.sharp_pair}
 
     _STANDARDIZE = Standardize
     return Standardize
@@ -152,8 +161,10 @@ def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
     inp = tf.keras.Input(shape=tuple(input_shape), name="ccd")
     x = layers.AveragePooling2D(tc.input_pool)(inp) if tc.input_pool > 1 else inp
     sn = [i for i, c in enumerate(tc.channels) if c in SIGMA_CHANNELS]
+    chans = list(tc.channels)
+    pair = [chans.index("max_sn"), chans.index("sharp_sn")] if {"max_sn", "sharp_sn"} <= set(chans) else None
     if tc.standardize or sn:
-        x = standardize_layer()(asinh_channels=sn, standardize=tc.standardize, name="standardize")(x)
+        x = standardize_layer()(asinh_channels=sn, standardize=tc.standardize, sharp_pair=pair, name="standardize")(x)
     body = _paper_body if tc.architecture == "paper" else _strided_body
     x = body(x, tc, act)
     out = layers.Dense(n_out, activation="sigmoid" if problem == "multilabel" else "softmax", name="probs")(x)

@@ -5,8 +5,9 @@
 1. simulates a DES-format archive with injected artifacts and exposure-checker labels
    (artifactspark.sim; full-size 4096x2048 CCDs, RICE-compressed);
 2. preprocesses it into a Petastorm feature store;
-3. trains the CNN (binary and many-class) and the SVM (binary and many-class) on one split by exposure;
-4. scores the whole store with the CNNs into a predictions table (batch inference);
+3. trains the CNN (multi-label, with binary and many-class views) and the SVM (binary and many-class)
+   on one split by exposure;
+4. scores the whole store with the CNN into a predictions table (batch inference);
 5. writes the report (confusion matrices, FPR/FNR curve, error vs epoch, learning curves,
    recall vs artifact strength, CNN vs SVM) and a gallery with one PNG per class;
 and prints where to look. Running it again reuses what did not change: the archive, the store
@@ -25,7 +26,9 @@ from artifactspark.cli import run_job
 # exposures, CCDs, [train] overrides
 SIZES = {"tiny": (5, "1-4", {"epochs": 2}), "small": (12, "1-20", {}),
          "medium": (30, "1-62", {}), "large": (60, "1-62", {})}
-MODELS = (("cnn", "binary"), ("cnn", "multiclass"), ("svm", "binary"), ("svm", "multiclass"))
+# the main CNN is multi-label (its binary and many-class views are written under views/); the SVMs
+# are trained on the binary and many-class problems on its split
+MODELS = (("cnn", "multilabel"), ("svm", "binary"), ("svm", "multiclass"))
 
 
 def main(argv=None) -> int:
@@ -95,15 +98,17 @@ def main(argv=None) -> int:
             split_file = split_file or os.path.join(md, "model.json")   # every model on the first one's split
 
         t = time.time()
-        step(4, f"batch inference with the CNNs -> predictions table {paths['predictions']}")
+        step(4, f"batch inference with the CNN -> predictions table {paths['predictions']}")
         res["infer"] = [{k: s[k] for k in ("model_version", "scored", "already_scored", "flagged")}
-                        for s in (run_infer(spark, store, dirs[("cnn", pr)], paths["predictions"], cfg)
-                                  for pr in ("binary", "multiclass"))]
+                        for s in (run_infer(spark, store, dirs[("cnn", "multilabel")], paths["predictions"], cfg),)]
         print(f"      {time.time() - t:.0f} s: {json.dumps(res['infer'])}", file=sys.stderr, flush=True)
 
         step(5, f"report -> {paths['report']}")
         truth = os.path.join(archive, "labels", "truth.parquet")
-        res["report"] = build_report(list(dirs.values()), paths["report"], truth if os.path.exists(truth) else None)
+        cnn = dirs[("cnn", "multilabel")]
+        views = [os.path.join(cnn, "views", v) for v in ("binary", "multiclass")]
+        res["report"] = build_report(list(dirs.values()) + [v for v in views if os.path.isdir(v)], paths["report"],
+                                     truth if os.path.exists(truth) else None)
         step(6, f"gallery -> {paths['gallery']}")
         make_gallery(archive, paths["gallery"], cfg)
         res["gallery_pngs"] = len([f for f in os.listdir(paths["gallery"]) if f.endswith(".png")])

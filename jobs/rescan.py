@@ -7,7 +7,7 @@ is reprocessed or rescored. One JSON summary line ("changed": false when there w
 Exit codes: 0 ok, 2 bad arguments/config/model, 3 Java/Spark, 4 store problem,
 75 another rescan (or writer) holds the lock: retry later, 1 other.
 
-    crontab:  17 6 * * *  cd /opt/artifactspark && ./submit.sh rescan --input /data/des --labels /data/checker.json --store /data/store --model /models/cnn-binary --output /data/predictions >> /var/log/artifactspark.log 2>&1
+    crontab:  17 6 * * *  cd /opt/artifactspark && ./submit.sh rescan --input /data/des --labels /data/checker.json --store /data/store --model /models/cnn --output /data/predictions >> /var/log/artifactspark.log 2>&1
 """
 import argparse
 import sys

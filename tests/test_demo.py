@@ -20,8 +20,10 @@ def test_demo_runs_and_reruns_incrementally(tmp_path):
     assert "[1/6] simulating" in first.stderr and "Where to look" in first.stderr
     assert os.path.exists(out / "store" / "features" / "_common_metadata")
     assert s1["gallery_pngs"] >= 1
-    assert set(s1["train"]) == {"cnn-binary", "cnn-multiclass", "svm-binary", "svm-multiclass"}
-    assert [i["scored"] for i in s1["infer"]] == [20, 20]
+    assert set(s1["train"]) == {"cnn-multilabel", "svm-binary", "svm-multiclass"}
+    assert [i["scored"] for i in s1["infer"]] == [20]
+    for view in ("binary", "multiclass"):
+        assert (out / "models" / "cnn-multilabel" / "views" / view / "predictions_test.parquet").exists()
     assert (out / "report" / "report.html").stat().st_size > 1000
     splits = {json.load(open(out / "models" / m / "model.json"))["split"]["id"] for m in s1["train"]}
     assert len(splits) == 1                                   # CNN and SVM on one split
@@ -31,4 +33,4 @@ def test_demo_runs_and_reruns_incrementally(tmp_path):
     assert "reusing it" in second.stderr
     assert (s2["preprocess"]["stored"], s2["preprocess"]["skipped"]) == (0, 20)
     assert set(s2["train"].values()) == {"reused"}
-    assert [(i["scored"], i["already_scored"]) for i in s2["infer"]] == [(0, 20), (0, 20)]
+    assert [(i["scored"], i["already_scored"]) for i in s2["infer"]] == [(0, 20)]
