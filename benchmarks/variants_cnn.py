@@ -1,7 +1,7 @@
 """Train CNN variants on one store and one split, score each against the simulator's truth.
 
   .venv/bin/python benchmarks/variants_cnn.py --store STORE --truth ARCHIVE/labels --split MODEL_JSON \
-      --out DIR --variant NAME:PROBLEM:KEY=VALUE,KEY=VALUE ...
+      --out DIR --variant 'NAME:PROBLEM:KEY=VALUE;KEY=VALUE' ...
 
 One JSON line per variant: validation/test AUC and recall/FPR at the validation-chosen threshold,
 against truth and against the volunteer labels, epochs run and training images per second.
@@ -17,12 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def parse_variant(text):
-    name, problem, *rest = text.split(":")
+    """NAME:PROBLEM:KEY=VALUE;KEY=VALUE (TOML values; ';' separates, so lists may hold commas)."""
     import tomllib
+
+    name, problem, *rest = text.split(":", 2)
     over = {}
-    for kv in ",".join(rest).split(",") if rest and rest[0] else []:
+    for kv in (rest[0].split(";") if rest and rest[0] else []):
         k, v = kv.split("=", 1)
-        over[k] = tomllib.loads(f"v = {v}")["v"]
+        over[k.strip()] = tomllib.loads(f"v = {v}")["v"]
     return name, problem, over
 
 

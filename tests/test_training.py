@@ -67,14 +67,16 @@ def test_standardize_numpy_and_keras_layer_agree():
     np.testing.assert_allclose(got[..., 2], np.arcsinh(sn), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(got[..., 1], mask)
     # with (max_sn, sharp_sn) a "sharper than the PSF" channel is appended: asinh(relu(sharp - 0.5 max))
-    from artifactspark.cnn import SHARP_PSF_RATIO
+    from artifactspark.cnn import SHARP_MIN_PEAK, SHARP_PSF_RATIO
     mx = np.abs(rng.normal(0, 50, img.shape)).astype(np.float32)
     sh = (mx * rng.uniform(0, 1, img.shape)).astype(np.float32)
     got = standardize_layer()(asinh_channels=[1, 2], sharp_pair=[1, 2])(np.stack([img, mx, sh], -1)).numpy()
     assert got.shape[-1] == 4
-    want = np.arcsinh(np.maximum(sh - SHARP_PSF_RATIO * mx, 0))
+    want = np.arcsinh(np.maximum(sh - SHARP_PSF_RATIO * mx, 0) * (mx >= SHARP_MIN_PEAK))
     np.testing.assert_allclose(got[..., 3], want, rtol=1e-4, atol=1e-4)
     assert (got[..., 3][sh < 0.5 * mx] == 0).all()     # PSF-like bins give nothing
+    assert (got[..., 3][mx < SHARP_MIN_PEAK] == 0).all()  # nor the maxima of plain noise
+    assert (got[..., 3] > 0).any()
 
 
 def test_class_weights_balance_and_clip():
