@@ -55,7 +55,7 @@ def standardize_layer():
     """The input preparation layer (Keras), built lazily so importing this module needs no TF.
 
     Channel 0 (the stored image) gets ``trainingdata.standardize_image``'s twin when
-    ``iterations > 0``: a per-image sigma-clipped standardisation and an arcsinh. Channels in
+    ``standardize``: a per-image sigma-clipped standardisation and an arcsinh. Channels in
     ``asinh_channels`` (the sky-sigma channels max_sn, spread_sn) get an arcsinh, which keeps
     the noise (~1) linear and compresses stars and tracks of thousands of sigma. The rest
     (mask_frac) pass unchanged."""
@@ -102,10 +102,7 @@ def standardize_layer():
 
 
 def custom_objects() -> dict:
-    if _TOPK is None:
-        import tensorflow as tf
-        _top_k_excess(tf.keras.Input((8, 8, 2)), 1)   # defines the TopK layer class
-    return {"artifact_accuracy": artifact_accuracy, "Standardize": standardize_layer(), "TopK": _TOPK}
+    return {"artifact_accuracy": artifact_accuracy, "Standardize": standardize_layer(), "TopK": top_k_layer()}
 
 
 def _paper_body(x, tc: TrainConfig, act):
@@ -122,15 +119,21 @@ def _paper_body(x, tc: TrainConfig, act):
     return act(layers.Dropout(tc.dropout)(layers.Dense(tc.dense_units[1])(x)))
 
 
-def _top_k_excess(x, k: int):
-    """The ``k`` largest values of the appended 'sharper than the PSF' channel (the last one of
-    the prepared input), sorted: a compact artifact is one or a few bins among ~131 000, which a
-    convolutional stack has to learn to single out from few examples; as scalars beside the
-    pooled features the head only has to learn a threshold on them."""
-    import tensorflow as tf
-    from tensorflow.keras import layers
+_TOPK = None
 
-    class TopK(layers.Layer):
+
+def top_k_layer():
+    """The Keras layer giving the ``k`` largest values of the last channel of its input (the
+    appended 'sharper than the PSF' map), sorted: a compact artifact is one or a few bins among
+    ~131 000, which a convolutional stack has to learn to single out from few examples; as
+    scalars beside the pooled features the head only has to learn a threshold on them. Built
+    lazily, like :func:`standardize_layer`."""
+    global _TOPK
+    if _TOPK is not None:
+        return _TOPK
+    import tensorflow as tf
+
+    class TopK(tf.keras.layers.Layer):
         def __init__(self, k=8, **kw):
             super().__init__(**kw)
             self.k = int(k)
@@ -142,12 +145,8 @@ def _top_k_excess(x, k: int):
         def get_config(self):
             return {**super().get_config(), "k": self.k}
 
-    global _TOPK
     _TOPK = TopK
-    return TopK(k, name="top_sharp")(x)
-
-
-_TOPK = None
+    return TopK
 
 
 def _strided_body(x, tc: TrainConfig, act, extra=None):
@@ -208,7 +207,7 @@ def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
     if tc.architecture == "paper":
         x = _paper_body(x, tc, act)
     else:
-        x = _strided_body(x, tc, act, _top_k_excess(x, 8) if pair else None)
+        x = _strided_body(x, tc, act, top_k_layer()(8, name="top_sharp")(x) if pair else None)
     out = layers.Dense(n_out, activation="sigmoid" if problem == "multilabel" else "softmax", name="probs")(x)
     model = tf.keras.Model(inp, out, name=f"artifactspark_cnn_{problem}")
     if problem == "multilabel":

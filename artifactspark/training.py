@@ -169,6 +169,7 @@ def write_views(model_dir: str) -> list[str]:
     the multi-label model itself. Returns the view directories."""
     import pyarrow.parquet as pq
 
+    from .metrics import summarize_model
     from .trainingdata import output_classes
 
     meta = modelio.read_meta(model_dir)
@@ -200,7 +201,6 @@ def write_views(model_dir: str) -> list[str]:
         vmeta.pop("class_thresholds", None)
         vmeta.pop("class_threshold_rules", None)
         modelio.write_meta(vdir, vmeta)
-        from .metrics import summarize_model
         modelio.write_json(os.path.join(vdir, "metrics.json"), summarize_model(vdir))
         out.append(vdir)
     return out
