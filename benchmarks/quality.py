@@ -1,13 +1,14 @@
 """The quality run: simulate >= 3000 labelled full-size CCDs, preprocess, train, evaluate against truth.
 
-    .venv/bin/python benchmarks/quality.py [--out benchmarks/data/quality] [--exposures 180]
+    .venv/bin/python benchmarks/quality.py [--out benchmarks/data/quality] [--exposures 155]
         [--stages simulate,preprocess,train,report] [--epochs 25] [--reference]
 
 Stages (each skipped when its output is already there, so a run can be resumed or split):
 
 1. simulate: ``--exposures`` x 21 CCDs spread over the focal plane (CCDNUM 2, 5, ..., 62), full
    size, RICE-compressed, with the default [simulate] settings except ``inspected_share = 0.95``
-   (so that >= 3000 CCDs carry a volunteer label; the label noise rates stay the defaults);
+   (155 x 21 = 3255 CCDs, of which ~3090 carry a volunteer label; the label noise rates stay the
+   defaults);
 2. preprocess into a Petastorm store;
 3. train: the default CNN (multi-label with the 'any artifact' head; its binary and many-class
    views are written beside it), then the SVM (RBF) on the binary and the many-class problem on
@@ -42,7 +43,7 @@ def quality_config(config_path=None):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "quality"))
-    ap.add_argument("--exposures", type=int, default=180)
+    ap.add_argument("--exposures", type=int, default=155)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--epochs", type=int, default=None, help="override [train] epochs")
