@@ -188,7 +188,8 @@ def n_outputs(problem: str, n_classes_out: int, tc: TrainConfig) -> int:
     return n_classes_out + (1 if problem == "multilabel" and tc.any_head else 0)
 
 
-def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
+def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig, decay_steps: int = 1):
+    """The compiled Keras model; ``decay_steps`` (epochs x steps per epoch) sets the cosine schedule's length."""
     import tensorflow as tf
     from tensorflow.keras import layers
 
@@ -215,7 +216,10 @@ def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
         metrics = [artifact_accuracy]
     else:
         loss, metrics = tf.keras.losses.SparseCategoricalCrossentropy(), ["sparse_categorical_accuracy"]
-    model.compile(optimizer=tf.keras.optimizers.Adam(tc.learning_rate), loss=loss, metrics=metrics)
+    lr = tc.learning_rate
+    if tc.lr_schedule == "cosine":
+        lr = tf.keras.optimizers.schedules.CosineDecay(tc.learning_rate, decay_steps=max(1, decay_steps), alpha=0.02)
+    model.compile(optimizer=tf.keras.optimizers.Adam(lr), loss=loss, metrics=metrics)
     return model
 
 
@@ -272,9 +276,9 @@ def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int |
     test = load_side(ts, "test", tc)
     log.info("validation %d and test %d CCDs in memory", len(val[1]), len(test[1]))
 
-    model = build_model(input_shape, n_out, ts.problem, tc)
     n_train = ts.counts["train"] // (shard_count or 1)
     steps = max(1, math.ceil(n_train / tc.batch_size))
+    model = build_model(input_shape, n_out, ts.problem, tc, decay_steps=steps * tc.epochs)
     history = {"epoch": [], "loss": [], "val_loss": [], "train_error": [], "val_error": [], "test_error": [], "seconds": []}
     acc_key = "artifact_accuracy" if ts.problem == "multilabel" else "sparse_categorical_accuracy"
 

@@ -58,6 +58,9 @@ class TrainConfig:
     batch_size: int = 16
     epochs: int = 25
     learning_rate: float = 0.001
+    # "constant", or "cosine": decay to 2 % of learning_rate over epochs x steps (a late low-rate
+    # phase that settles the noisy batch-norm statistics of 16-image batches)
+    lr_schedule: str = "constant"
     input_pool: int = 1                   # extra block-mean of the stored image inside the model
     conv_filters: tuple[int, int] = (16, 32)
     kernel_size: int = 5
@@ -80,6 +83,9 @@ class TrainConfig:
     learning_curve_points: int = 6
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 def train_config(cfg: PipelineConfig, overrides: dict | None = None) -> TrainConfig:
     data = dict(cfg.extra.get("train", {}))
     data.update(overrides or {})
@@ -96,6 +102,7 @@ def train_config(cfg: PipelineConfig, overrides: dict | None = None) -> TrainCon
         (tc.shuffle_buffer >= 1 and tc.reader_workers >= 1 and tc.svm_max_train >= 10, "shuffle_buffer, reader_workers >= 1, svm_max_train >= 10"),
         (tc.architecture in ARCHITECTURES, f"architecture must be one of {list(ARCHITECTURES)}"),
         (tc.threshold_rule in THRESHOLD_RULES, f"threshold_rule must be one of {list(THRESHOLD_RULES)}"),
+        (tc.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {list(LR_SCHEDULES)}"),
         (tc.fn_cost > 0 and tc.any_weight >= 0, "fn_cost must be > 0 and any_weight >= 0"),
         (len(tc.channels) >= 1 and tc.channels[0] == "image" and set(tc.channels) <= set(CHANNELS)
          and len(set(tc.channels)) == len(tc.channels), f"channels must start with 'image' and be distinct names from {list(CHANNELS)}"),
