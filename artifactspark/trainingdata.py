@@ -54,6 +54,7 @@ class TrainConfig:
     any_head: bool = True                 # multilabel: an extra 'any artifact' sigmoid = P(artifact)
     any_weight: float = 1.0               # its loss weight against the mean over the class outputs
     stem: int = 4                         # strided: the patch stem's size and stride, in bins
+    line_k: int = 0                       # strided: the k largest line S/N (lines.py, Radon) into the head; 0 = off
     net_filters: tuple[int, ...] = (16, 32, 64, 128)
     batch_size: int = 16
     epochs: int = 25
@@ -102,6 +103,7 @@ def train_config(cfg: PipelineConfig, overrides: dict | None = None) -> TrainCon
         (tc.shuffle_buffer >= 1 and tc.reader_workers >= 1 and tc.svm_max_train >= 10, "shuffle_buffer, reader_workers >= 1, svm_max_train >= 10"),
         (tc.architecture in ARCHITECTURES, f"architecture must be one of {list(ARCHITECTURES)}"),
         (tc.threshold_rule in THRESHOLD_RULES, f"threshold_rule must be one of {list(THRESHOLD_RULES)}"),
+        (tc.line_k >= 0 and (tc.line_k == 0 or tc.standardize), "line_k must be >= 0, and needs standardize = true"),
         (tc.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {list(LR_SCHEDULES)}"),
         (tc.fn_cost > 0 and tc.any_weight >= 0, "fn_cost must be > 0 and any_weight >= 0"),
         (len(tc.channels) >= 1 and tc.channels[0] == "image" and set(tc.channels) <= set(CHANNELS)
