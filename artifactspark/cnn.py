@@ -169,8 +169,9 @@ def line_layer():
 
     class LineSN(tf.keras.layers.Layer):
         def __init__(self, k=4, mask_index=None, n_angles=lines.N_ANGLES, pool=lines.POOL, clip=lines.CLIP,
-                     min_cells=lines.MIN_CELLS, window=lines.WINDOW, **kw):
+                     min_cells=lines.MIN_CELLS, window=lines.WINDOW, box=lines.BOX, **kw):
             super().__init__(**kw)
+            self.box = int(box)
             self.k, self.mask_index, self.n_angles, self.pool = int(k), mask_index, int(n_angles), int(pool)
             self.clip, self.min_cells, self.window = float(clip), float(min_cells), int(window)
 
@@ -189,8 +190,11 @@ def line_layer():
                      if self.mask_index is not None else tf.ones_like(img))
             s = tf.nn.avg_pool2d(img * valid, p, p, "VALID") * (p * p)
             n = tf.nn.avg_pool2d(valid, p, p, "VALID") * (p * p)
-            z = tf.clip_by_value(s / tf.sqrt(tf.maximum(n, 1.0)), -self.clip, self.clip)
             w = tf.cast(n > 0, x.dtype)
+            z = tf.clip_by_value(s / tf.sqrt(tf.maximum(n, 1.0)), -self.clip, self.clip)
+            b = self.box    # local mean of the valid cells (avg_pool's divisor cancels in the ratio)
+            local = tf.nn.avg_pool2d(z * w, b, 1, "SAME") / tf.maximum(tf.nn.avg_pool2d(w, b, 1, "SAME"), 1e-6)
+            z = tf.clip_by_value((z - local) * w, -self.clip, self.clip)
             zw = tf.transpose(tf.reshape(tf.concat([z, w], -1), [-1, self.cells, 2]), [1, 0, 2])  # (P, B, 2)
             both = tf.math.segment_sum(tf.gather(zw, self.cols), self.rows)
             both = tf.pad(both, [[0, self.tail], [0, 0], [0, 0]])               # (lines, B, [sum, count])
@@ -204,7 +208,8 @@ def line_layer():
 
         def get_config(self):
             return {**super().get_config(), "k": self.k, "mask_index": self.mask_index, "n_angles": self.n_angles,
-                    "pool": self.pool, "clip": self.clip, "min_cells": self.min_cells, "window": self.window}
+                    "pool": self.pool, "clip": self.clip, "min_cells": self.min_cells, "window": self.window,
+                    "box": self.box}
 
     _LINES = LineSN
     return LineSN

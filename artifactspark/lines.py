@@ -14,7 +14,9 @@ is pure numpy: the reference the TensorFlow layer is tested against.
 Steps, on a noise-normalised binned image ``z`` (unit variance per bin, masked bins invalid):
 
 1. 2x2 sums over valid bins, divided by sqrt(their count): unit variance again, at 16 px;
-2. clipped to +-``clip`` sigma, so that a star adds at most a few sigma to any line through it;
+2. clipped to +-``clip`` sigma, minus the mean of the valid cells in a ``box`` x ``box`` window
+   around each (residual sky, gradients, haze and the halos of bright stars are smooth on that
+   scale; a track is one cell wide), clipped again: a star adds at most a few sigma to any line;
 3. for ``n_angles`` angles in [0, pi) and every integer offset, the sum over the cells whose
    centre rounds to that line, divided by sqrt(number of valid cells): S/N of that line;
    lines with fewer than ``min_cells`` valid cells get 0;
@@ -35,6 +37,7 @@ N_ANGLES = 180
 CLIP = 3.0
 MIN_CELLS = 32
 WINDOW = 17
+BOX = 15
 
 
 def radon_geometry(shape, n_angles: int = N_ANGLES):
@@ -56,20 +59,29 @@ def radon_geometry(shape, n_angles: int = N_ANGLES):
     return rows[order], cols[order], n_off
 
 
-def pool_normalised(z: np.ndarray, valid: np.ndarray, pool: int = POOL, clip: float = CLIP):
-    """Step 1-2 for one (H, W) image: (pooled unit-variance values clipped, pooled validity)."""
+def box_sum(x: np.ndarray, box: int) -> np.ndarray:
+    """Sum over the ``box`` x ``box`` window centred on each cell (zeros beyond the edges)."""
+    pad = box // 2
+    c = np.pad(x, ((pad + 1, pad), (pad + 1, pad))).cumsum(0).cumsum(1)
+    return c[box:, box:] - c[:-box, box:] - c[box:, :-box] + c[:-box, :-box]
+
+
+def pool_normalised(z: np.ndarray, valid: np.ndarray, pool: int = POOL, clip: float = CLIP, box: int = BOX):
+    """Steps 1-2 for one (H, W) image: (pooled, locally flattened, clipped values; pooled validity)."""
     h, w = (z.shape[0] // pool) * pool, (z.shape[1] // pool) * pool
     v = valid[:h, :w].astype(np.float64)
     s = (z[:h, :w] * v).reshape(h // pool, pool, w // pool, pool).sum(axis=(1, 3))
     n = v.reshape(h // pool, pool, w // pool, pool).sum(axis=(1, 3))
-    out = np.clip(s / np.sqrt(np.maximum(n, 1.0)), -clip, clip)
-    return out, (n > 0).astype(np.float64)
+    ok = (n > 0).astype(np.float64)
+    x = np.clip(s / np.sqrt(np.maximum(n, 1.0)), -clip, clip)
+    local = box_sum(x * ok, box) / np.maximum(box_sum(ok, box), 1.0)
+    return np.clip((x - local) * ok, -clip, clip), ok
 
 
 def line_sn(z: np.ndarray, valid: np.ndarray, n_angles: int = N_ANGLES, pool: int = POOL, clip: float = CLIP,
-            min_cells: int = MIN_CELLS, window: int = WINDOW) -> np.ndarray:
+            min_cells: int = MIN_CELLS, window: int = WINDOW, box: int = BOX) -> np.ndarray:
     """The (n_angles, n_offsets) high-passed line S/N map of one image (steps 1-5)."""
-    x, v = pool_normalised(np.asarray(z, np.float64), np.asarray(valid, bool), pool, clip)
+    x, v = pool_normalised(np.asarray(z, np.float64), np.asarray(valid, bool), pool, clip, box)
     rows, cols, n_off = radon_geometry(x.shape, n_angles)
     size = n_angles * n_off
     s = np.bincount(rows, weights=(x * v).ravel()[cols], minlength=size)
