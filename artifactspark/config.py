@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .des import MASK_BITS
+from .io.des import MASK_BITS
 from .errors import ConfigError
 
 #: Bump when the feature computation changes in a way that must invalidate stored rows.

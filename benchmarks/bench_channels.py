@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from artifactspark.config import PipelineConfig  # noqa: E402
-from artifactspark.image import (arcsinh_stretch, bin_sharpness, block_mean, noise_sigma,  # noqa: E402
+from artifactspark.features.image import (arcsinh_stretch, bin_sharpness, block_mean, noise_sigma,  # noqa: E402
                                  preprocess_planes, valid_pixels)
 
 
@@ -152,7 +152,7 @@ def main():
     res["median_spread_sn"] = round(float(np.median(out["spread_sn"])), 3)
     res["max_max_sn"] = round(float(out["max_sn"].max()), 1)
     # what each channel adds to a stored row (float16, CompressedNdarrayCodec, as in the store)
-    from artifactspark.store import feature_schema
+    from artifactspark.features.store import feature_schema
     schema = feature_schema(out["image"].shape, len(cfg.taxonomy.classes), "float16")
     res["encoded_kib_float16"] = {c: round(len(schema.fields[c].codec.encode(
         schema.fields[c], out[c].astype(np.float16))) / 1024, 1) for c in ("image", "mask_frac", "max_sn", "spread_sn")}

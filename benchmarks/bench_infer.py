@@ -33,8 +33,8 @@ def loop(store: str, model: str, batch: int):
     import pyarrow.dataset as ds
     import tensorflow as tf
 
-    from artifactspark.modelio import Predictor
-    from artifactspark.store import decode_ndarray
+    from artifactspark.models.modelio import Predictor
+    from artifactspark.features.store import decode_ndarray
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -51,7 +51,7 @@ def loop(store: str, model: str, batch: int):
 
 def spark_run(store, model, cfg_path, cores, out):
     from artifactspark.config import load_config
-    from artifactspark.infer import run_infer
+    from artifactspark.serve.infer import run_infer
     from artifactspark.spark import get_spark
 
     spark = get_spark(f"bench-infer-{cores}", master=f"local[{cores}]", conf={"spark.ui.enabled": "false"})
@@ -79,7 +79,7 @@ def main():
     ap.add_argument("--loop-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     from artifactspark.config import load_config
-    from artifactspark.infer import infer_config
+    from artifactspark.serve.infer import infer_config
     from artifactspark.logs import setup_logging
     setup_logging("WARNING")
     batch = infer_config(load_config(args.config)).batch_size

@@ -5,7 +5,7 @@
 One script run, same files for every measurement:
   1. a full-size simulated archive (RICE-compressed 4096x2048 CCDs), generated once and cached;
   2. the baseline: one Python process calling the same library function the executors call
-     (artifactspark.preprocess.process_unit: read SCI/MSK/WGT/bkg, subtract, mask, bin,
+     (artifactspark.features.preprocess.process_unit: read SCI/MSK/WGT/bkg, subtract, mask, bin,
      stretch, sharpness channels) and encoding the row with the same Petastorm codecs, for every CCD;
   3. the Spark job (run_preprocess: listing, processing, Petastorm write, manifest, commit)
      into a fresh store on local[1] and on local[2]; the SparkSession is started before timing.
@@ -35,7 +35,7 @@ CHANNELS = ("image", "mask_frac", "max_sn", "spread_sn")
 
 def ensure_archive(data: str, exposures: int, ccds: str) -> str:
     from artifactspark.config import load_config
-    from artifactspark.des import parse_ccd_list
+    from artifactspark.io.des import parse_ccd_list
     from artifactspark.sim.archive import run_simulation
     from artifactspark.spark import get_spark
 
@@ -49,7 +49,7 @@ def ensure_archive(data: str, exposures: int, ccds: str) -> str:
 
 
 def list_units(root: str) -> list[dict]:
-    from artifactspark.des import parse_name
+    from artifactspark.io.des import parse_name
     imgs, bkgs = {}, {}
     for d, _, files in os.walk(root):
         for f in files:
@@ -63,8 +63,8 @@ def list_units(root: str) -> list[dict]:
 def loop_baseline(units, cfg):
     from petastorm.unischema import dict_to_spark_row
 
-    from artifactspark.preprocess import process_unit
-    from artifactspark.store import schema_for_config
+    from artifactspark.features.preprocess import process_unit
+    from artifactspark.features.store import schema_for_config
     schema = schema_for_config(cfg)
     process_unit(units[0], cfg, None)  # warm-up: imports, page cache
     t = time.perf_counter()
@@ -98,9 +98,9 @@ def dtype_sizes(units, cfg, n=8):
     """Encoded bytes of the image channels per CCD for float16 and float32 (same CCDs)."""
     import dataclasses
 
-    from artifactspark.preprocess import process_unit
+    from artifactspark.features.preprocess import process_unit
     cfg = dataclasses.replace(cfg, store=dataclasses.replace(cfg.store, image_dtype="float32"))
-    from artifactspark.store import feature_schema
+    from artifactspark.features.store import feature_schema
     schemas = {dt: feature_schema(cfg.binned_shape(), len(cfg.taxonomy.classes), dt) for dt in ("float16", "float32")}
     out = {"float16": 0, "float32": 0}
     err = 0.0
@@ -117,7 +117,7 @@ def dtype_sizes(units, cfg, n=8):
 
 
 def spark_run(root, cfg, cores: int, data: str):
-    from artifactspark.preprocess import run_preprocess
+    from artifactspark.features.preprocess import run_preprocess
     from artifactspark.spark import get_spark
     spark = get_spark(f"bench-preprocess-{cores}", master=f"local[{cores}]",
                       conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": str(2 * cores)})

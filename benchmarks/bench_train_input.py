@@ -30,12 +30,12 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from artifactspark.cnn import build_model, load_side, n_outputs
+    from artifactspark.models.cnn import build_model, load_side, n_outputs
     from artifactspark.config import load_config
     from artifactspark.logs import setup_logging
     from artifactspark.spark import get_spark
-    from artifactspark.training import prepare
-    from artifactspark.trainingdata import augment_flips, class_weights, train_config, train_stream
+    from artifactspark.models.training import prepare
+    from artifactspark.models.trainingdata import augment_flips, class_weights, train_config, train_stream
 
     setup_logging("WARNING")
     cfg = load_config(args.config)

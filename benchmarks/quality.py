@@ -79,7 +79,7 @@ def main(argv=None) -> int:
                                                          "ccds_per_second", "features_below_floor_by_class")}
             times["simulate"] = round(time.time() - t, 1)
         if "preprocess" in stages:
-            from artifactspark.preprocess import run_preprocess
+            from artifactspark.features.preprocess import run_preprocess
             t = time.time()
             p = run_preprocess(spark, [archive], store, cfg, [labels])
             res["preprocess"] = {k: p.get(k) for k in ("inputs", "stored", "quarantined", "skipped")}
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         if "train" in stages or "report" in stages:
             dirs = train(spark, cfg, store, models, a, res, times, run="train" in stages)
         if "report" in stages:
-            from artifactspark.report import build_report
+            from artifactspark.evaluate.report import build_report
             t = time.time()
             res["report"] = build_report(dirs, report, os.path.join(archive, "labels", "truth.parquet"))
             times["report"] = round(time.time() - t, 1)
@@ -101,10 +101,10 @@ def main(argv=None) -> int:
 
 def train(spark, cfg, store, models, a, res, times, run: bool) -> list[str]:
     """Train (or find) the quality run's models; returns the model directories for the report."""
-    from artifactspark.cnn import train_cnn
-    from artifactspark.svm import train_svm
-    from artifactspark.training import prepare
-    from artifactspark.trainingdata import train_config
+    from artifactspark.models.cnn import train_cnn
+    from artifactspark.models.svm import train_svm
+    from artifactspark.models.training import prepare
+    from artifactspark.models.trainingdata import train_config
 
     over = {"epochs": a.epochs} if a.epochs else {}
     tc = train_config(cfg, over)

@@ -36,13 +36,13 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--variant", action="append", required=True)
     a = ap.parse_args()
-    from artifactspark.cnn import train_cnn
+    from artifactspark.models.cnn import train_cnn
     from artifactspark.config import load_config
     from artifactspark.logs import setup_logging
-    from artifactspark.metrics import summarize_model
+    from artifactspark.evaluate.metrics import summarize_model
     from artifactspark.spark import get_spark
-    from artifactspark.training import prepare
-    from artifactspark.trainingdata import train_config
+    from artifactspark.models.training import prepare
+    from artifactspark.models.trainingdata import train_config
 
     setup_logging("WARNING")
     cfg = load_config(None)

@@ -49,16 +49,16 @@ def main(argv=None) -> int:
         print(f"[{i}/{n_steps}] {text}", file=sys.stderr, flush=True)
 
     def job(spark, cfg):
-        from artifactspark.cnn import train_cnn
-        from artifactspark.des import parse_ccd_list
-        from artifactspark.infer import run_infer
-        from artifactspark.preprocess import run_preprocess
-        from artifactspark.report import build_report
+        from artifactspark.models.cnn import train_cnn
+        from artifactspark.io.des import parse_ccd_list
+        from artifactspark.serve.infer import run_infer
+        from artifactspark.features.preprocess import run_preprocess
+        from artifactspark.evaluate.report import build_report
         from artifactspark.sim.archive import run_simulation
         from artifactspark.sim.gallery import make_gallery
-        from artifactspark.svm import train_svm
-        from artifactspark.training import prepare
-        from artifactspark.trainingdata import train_config
+        from artifactspark.models.svm import train_svm
+        from artifactspark.models.training import prepare
+        from artifactspark.models.trainingdata import train_config
 
         n_exp, ccds, overrides = SIZES[args.size]
         res, t_all = {}, time.time()

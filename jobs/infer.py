@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
 
     def job(spark, cfg):
-        from artifactspark.infer import run_infer
+        from artifactspark.serve.infer import run_infer
         return run_infer(spark, args.store, args.model, args.output, cfg)
 
     return run_job("artifactspark-infer", args, job)

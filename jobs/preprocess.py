@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
 
     def job(spark, cfg):
-        from artifactspark.preprocess import run_preprocess
+        from artifactspark.features.preprocess import run_preprocess
         return run_preprocess(spark, args.input, args.output, cfg, args.labels)
 
     return run_job("artifactspark-preprocess", args, job)

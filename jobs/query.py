@@ -1,6 +1,6 @@
 """spark-submit jobs/query.py --store STORE_URI [--predictions PRED_URI] [--json] [--limit N] QUESTION ...
 
-What data engineers ask of the store and the predictions table (see artifactspark/query.py):
+What data engineers ask of the store and the predictions table (see artifactspark/serve/query.py):
 
   flagged   [--class NAME] [--band B] [--nite N | --nite-from N --nite-to N] [--model-version V]
             CCDs the model flags (or whose predicted classes include NAME), with their labels
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
 
     def job(spark, cfg):
-        from artifactspark import query as q
+        from artifactspark.serve import query as q
 
         limit = args.limit if args.limit > 0 else None
         scope = {k: getattr(args, k) for k in ("band", "nite", "nite_from", "nite_to", "model_version")

@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from artifactspark.metrics import ModelDirError, TruthTableError
-    from artifactspark.report import ReportInputError, build_report
+    from artifactspark.evaluate.metrics import ModelDirError, TruthTableError
+    from artifactspark.evaluate.report import ReportInputError, build_report
 
     return run_plain("artifactspark-report",
                      lambda: build_report(args.model_dir, args.out, truth_path=args.truth, target_fnr=args.target_fnr),

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def job(spark, cfg):
-        from artifactspark.rescan import run_rescan
+        from artifactspark.serve.rescan import run_rescan
         return run_rescan(spark, args.input, args.labels, args.store, args.model, args.output, cfg)
 
     return run_job("artifactspark-rescan", args, job)

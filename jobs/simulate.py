@@ -13,7 +13,7 @@ import sys
 import _bootstrap  # noqa: F401
 
 from artifactspark.cli import EXIT_USAGE, add_config_master_args, run_job  # noqa: E402
-from artifactspark.des import parse_ccd_list as parse_ccds  # noqa: E402
+from artifactspark.io.des import parse_ccd_list as parse_ccds  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

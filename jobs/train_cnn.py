@@ -13,11 +13,11 @@ import sys
 import _bootstrap  # noqa: F401
 
 from artifactspark.cli import run_job
-from artifactspark.trainingdata import PROBLEMS
+from artifactspark.models.trainingdata import PROBLEMS
 
 
 def main(argv=None) -> int:
-    from artifactspark.training import add_common_args
+    from artifactspark.models.training import add_common_args
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p)
@@ -31,9 +31,9 @@ def main(argv=None) -> int:
         p.error("--shard and --num-shards go together, with 0 <= shard < num-shards")
 
     def job(spark, cfg):
-        from artifactspark.cnn import train_cnn
-        from artifactspark.training import parse_overrides, prepare
-        from artifactspark.trainingdata import train_config
+        from artifactspark.models.cnn import train_cnn
+        from artifactspark.models.training import parse_overrides, prepare
+        from artifactspark.models.trainingdata import train_config
 
         tc = train_config(cfg, parse_overrides(args.set))
         ts = prepare(spark, args.store, args.problem, cfg, tc, args.split)

@@ -15,7 +15,7 @@ from artifactspark.cli import run_job
 
 
 def main(argv=None) -> int:
-    from artifactspark.training import add_common_args
+    from artifactspark.models.training import add_common_args
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p)
@@ -24,9 +24,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def job(spark, cfg):
-        from artifactspark.svm import train_svm
-        from artifactspark.training import parse_overrides, prepare
-        from artifactspark.trainingdata import train_config
+        from artifactspark.models.svm import train_svm
+        from artifactspark.models.training import parse_overrides, prepare
+        from artifactspark.models.trainingdata import train_config
 
         tc = train_config(cfg, parse_overrides(args.set))
         ts = prepare(spark, args.store, args.problem, cfg, tc, args.split)

@@ -48,7 +48,7 @@ def small_cfg(tmp_path):
 def toy(spark, tmp_path_factory):
     """A separable toy archive (tests/toystore.py) preprocessed into a labelled store."""
     from artifactspark.config import load_config
-    from artifactspark.preprocess import run_preprocess
+    from artifactspark.features.preprocess import run_preprocess
     from toystore import TOY_CONF, build_toy
 
     d = tmp_path_factory.mktemp("toy")

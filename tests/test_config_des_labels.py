@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from artifactspark import des
+from artifactspark.io import des
 from artifactspark.config import DEFAULT_CONFIG_PATH, PipelineConfig, config_from_dict, load_config
 from artifactspark.errors import ConfigError, LabelError
-from artifactspark.labels import aggregate_reports, load_labels, pixel_to_report, report_to_pixel
+from artifactspark.features.labels import aggregate_reports, load_labels, pixel_to_report, report_to_pixel
 from desarchive import report
 
 
@@ -18,7 +18,7 @@ def test_shipped_config_equals_defaults():
     assert shipped.as_dict() == PipelineConfig().as_dict()
     assert shipped.config_hash == PipelineConfig().config_hash
     assert sim_config(shipped) == sim_config(PipelineConfig())
-    from artifactspark.trainingdata import TrainConfig, train_config
+    from artifactspark.models.trainingdata import TrainConfig, train_config
     assert train_config(shipped) == TrainConfig()
 
 
@@ -191,7 +191,7 @@ def test_a_zombie_holder_of_a_lock_counts_as_gone():
     import sys
     import time
 
-    from artifactspark.store import _pid_alive
+    from artifactspark.features.store import _pid_alive
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     for _ in range(100):                         # exited but not reaped: a zombie

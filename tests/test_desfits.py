@@ -6,7 +6,7 @@ import pytest
 import fitsio
 from astropy.io import fits
 
-from artifactspark.desfits import read_ccd, write_ccd
+from artifactspark.io.desfits import read_ccd, write_ccd
 from artifactspark.errors import InputRejected
 from desarchive import make_planes, write_pair
 
@@ -74,7 +74,7 @@ def test_quantised_smooth_background_has_no_terraces(tmp_path):
     """A smooth background model written with an absolute quantisation step must come back
     without terraces: binned 8x8, its error stays far below the step (dithered quantisation
     averages out). Undithered, the error is coherent over large areas, up to step / 2 per bin."""
-    from artifactspark.desfits import write_ccd
+    from artifactspark.io.desfits import write_ccd
 
     h, w = 256, 128
     r = np.linspace(0, 1, h, dtype=np.float32)[:, None]

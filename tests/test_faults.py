@@ -30,7 +30,7 @@ pytestmark = pytest.mark.cluster
 SLOW_COMMIT = '''"""jobs/preprocess.py, pausing after every rename of the commit (for the fault test)."""
 import os, sys, time
 sys.path.insert(0, {jobs!r})
-from artifactspark import store
+from artifactspark.features import store
 _swap = store.Store._swap
 def _slow_swap(self, *a):
     _swap(self, *a)
@@ -96,7 +96,7 @@ def _kill(p):
 def _wait_gone(pid, timeout=20):
     """SIGKILL is asynchronous and the Python driver is the JVM's child: wait until its pid is
     gone as the store's lock sees it (signal 0 fails)."""
-    from artifactspark.store import _pid_alive
+    from artifactspark.features.store import _pid_alive
     deadline = time.time() + timeout
     while _pid_alive(pid):
         assert time.time() < deadline, f"the killed driver's pid {pid} is still there: " \
@@ -133,7 +133,7 @@ def _state(store):
     """The store's logical content, without what differs from run to run (run ids, times)."""
     import pyarrow.dataset as ds
 
-    from artifactspark.store import decode_ndarray, decode_vector
+    from artifactspark.features.store import decode_ndarray, decode_vector
     feats = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive").to_table().to_pylist()
     rows, images = set(), {}
     for r in feats:

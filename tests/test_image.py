@@ -4,7 +4,7 @@ import pytest
 
 from artifactspark.config import PipelineConfig, config_from_dict
 from artifactspark.errors import InputRejected
-from artifactspark.image import (arcsinh_stretch, bin_sharpness, block_mean, noise_sigma, preprocess_planes,
+from artifactspark.features.image import (arcsinh_stretch, bin_sharpness, block_mean, noise_sigma, preprocess_planes,
                                  valid_pixels)
 
 
@@ -301,7 +301,7 @@ def brute_laplacian_max(sub, valid, f, sigma):
 
 
 def test_laplacian_channel_matches_brute_force_and_separates_sharp_from_psf():
-    from artifactspark.image import bin_laplacian_max
+    from artifactspark.features.image import bin_laplacian_max
 
     rng = np.random.default_rng(5)
     sub = rng.normal(0, 2.0, (35, 27)).astype(np.float32)

@@ -19,7 +19,7 @@ def _preds(path):
 
 def _store_rows(store, fields=("image", "mask_frac")):
     """Keys (pandas) and the decoded planes {field: (N, H, W)} of every stored CCD, by key."""
-    from artifactspark.store import decode_ndarray
+    from artifactspark.features.store import decode_ndarray
 
     t = pads.dataset(os.path.join(store, "features"), partitioning="hive").to_table(
         columns=["expnum", "ccdnum", "band", "nite", *fields]).to_pandas()
@@ -36,7 +36,7 @@ def scored(trained, toy, tmp_path_factory):
 
 
 def test_one_row_per_ccd_with_the_local_model_values(scored, trained, toy):
-    from artifactspark.modelio import Predictor
+    from artifactspark.models.modelio import Predictor
 
     p = _preds(scored).sort_values(["expnum", "ccdnum"]).reset_index(drop=True)
     model = Predictor(trained["cnn_binary"])
@@ -97,7 +97,7 @@ def test_refuses_a_model_from_another_preprocessing_config(trained, toy, tmp_pat
 
 
 def test_refuses_to_mix_two_stores_in_one_table(spark, scored, trained, toy, tmp_path, capsys):
-    from artifactspark.preprocess import run_preprocess
+    from artifactspark.features.preprocess import run_preprocess
 
     other = str(tmp_path / "other")
     run_preprocess(spark, [str(toy["dir"] / "archive")], other, toy["cfg"], [])

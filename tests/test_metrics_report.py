@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn import metrics as skm
 
-from artifactspark import metrics as M
-from artifactspark.metrics import ModelDirError
-from artifactspark.report import ReportInputError, build_report
+from artifactspark.evaluate import metrics as M
+from artifactspark.evaluate.metrics import ModelDirError
+from artifactspark.evaluate.report import ReportInputError, build_report
 from conftest import ROOT
 
 from artifactspark.config import DEFAULT_CLASSES as TAXONOMY  # noqa: E402
@@ -645,7 +645,7 @@ def _boundary_summary(det_flagged, clean_flagged, kind="cnn", n=100):
 
 
 def test_target_rules_at_the_boundaries():
-    from artifactspark import report as R
+    from artifactspark.evaluate import report as R
 
     def status(target_id, det_flagged, clean_flagged):
         s, _ = _boundary_summary(det_flagged, clean_flagged)

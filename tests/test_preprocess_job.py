@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from artifactspark.config import config_from_dict, load_config
-from artifactspark.preprocess import run_preprocess
-from artifactspark.store import decode_ndarray, decode_vector
+from artifactspark.features.preprocess import run_preprocess
+from artifactspark.features.store import decode_ndarray, decode_vector
 from desarchive import E1, E2, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
 
 from conftest import ROOT
@@ -127,7 +127,7 @@ def test_sharpness_channels_in_store(first_run, archive):
     from astropy.io import fits
     from petastorm import make_reader
 
-    from artifactspark.image import bin_laplacian_max, bin_sharpness, noise_sigma
+    from artifactspark.features.image import bin_laplacian_max, bin_sharpness, noise_sigma
     store, s = first_run
     cfg = load_config(archive["conf"])
     path = [p for p, v in archive["expected"].items() if "c02" in p and f"D00{E1}" in p][0]
@@ -199,7 +199,7 @@ def test_petastorm_sharded_read_into_tensorflow(first_run):
             seen.append({(int(x.expnum), int(x.ccdnum)) for x in r})
     assert seen[0] and seen[1] and not (seen[0] & seen[1])
     assert len(seen[0] | seen[1]) == s["stored"]
-    from artifactspark.tfdata import store_dataset
+    from artifactspark.models.tfdata import store_dataset
     with store_dataset(url, ["image", "mask_frac", "label"], workers_count=1) as ds:
         batches = list(ds.batch(4))
     n = sum(int(b.image.shape[0]) for b in batches)
@@ -285,7 +285,7 @@ def test_missing_input_root_is_a_clear_error(spark, tmp_path, small_cfg):
 
 
 def test_interrupted_commit_is_rolled_forward(spark, archive, tmp_path, monkeypatch):
-    from artifactspark import store as store_mod
+    from artifactspark.features import store as store_mod
     cfg = load_config(archive["conf"])
     clean = str(tmp_path / "clean")
     run_preprocess(spark, [archive["root"]], clean, cfg, [archive["labels"]])

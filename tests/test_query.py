@@ -1,4 +1,4 @@
-"""artifactspark.query and jobs/query.py on a real store (the preprocess job on a test archive)
+"""artifactspark.serve.query and jobs/query.py on a real store (the preprocess job on a test archive)
 and a synthetic predictions table written per jobs/infer.py's contract; every answer is checked
 against a plain-Python computation over the same rows (read with pyarrow, not with Spark)."""
 import datetime as dt
@@ -11,11 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from artifactspark import query as q
+from artifactspark.serve import query as q
 from artifactspark.config import config_from_dict, load_config
 from artifactspark.errors import StoreError
-from artifactspark.preprocess import run_preprocess
-from artifactspark.store import decode_vector
+from artifactspark.features.preprocess import run_preprocess
+from artifactspark.features.store import decode_vector
 from conftest import ROOT
 from desarchive import E1, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
 
@@ -365,7 +365,7 @@ def _snippet(doc: str, marker: str) -> str:
 
 
 def test_docstring_pyarrow_and_duckdb_snippets_give_the_spark_rows(spark, store, preds):
-    """The snippets in artifactspark/query.py's docstring, run as written, agree with Spark."""
+    """The snippets in artifactspark/serve/query.py's docstring, run as written, agree with Spark."""
     pred, rows = preds
     q.register_views(spark, store, pred)
     def key(r):

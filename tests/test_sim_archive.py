@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from artifactspark.config import config_from_dict
-from artifactspark.des import parse_name
-from artifactspark.desfits import read_ccd
+from artifactspark.io.des import parse_name
+from artifactspark.io.desfits import read_ccd
 from artifactspark.errors import ConfigError
-from artifactspark.labels import load_labels
+from artifactspark.features.labels import load_labels
 from artifactspark.sim.archive import simulate_ccd, write_outputs
 from artifactspark.sim.detect import SMOOTH
 from artifactspark.sim.config import sim_config

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from artifactspark.des import MASK_BITS
+from artifactspark.io.des import MASK_BITS
 from artifactspark.sim.artifacts import INJECTORS, inject
 from artifactspark.sim.config import SIMULATED_CLASSES, sim_config
 from artifactspark.sim.exposure import _draw_feature

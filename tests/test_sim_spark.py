@@ -24,7 +24,7 @@ def test_simulate_job_local2(tmp_path, capsys):
     assert len(list(out.rglob("*_immasked.fits.fz"))) == 6 and len(list(out.rglob("*_bkg.fits.fz"))) == 6
     assert (out / "labels" / "checker_export.json").exists() and (out / "labels" / "truth.parquet").exists()
     from artifactspark.config import load_config
-    from artifactspark.labels import load_labels
+    from artifactspark.features.labels import load_labels
     labels = load_labels(str(out / "labels" / "checker_export.json"), load_config(conf))
     assert labels.rejected == {} and labels.unknown_classes == {}
     gal = tmp_path / "gal"

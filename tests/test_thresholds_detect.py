@@ -1,4 +1,4 @@
-"""The validation threshold rules (artifactspark/thresholds.py) and the simulator's detectability
+"""The validation threshold rules (artifactspark/models/thresholds.py) and the simulator's detectability
 floors (artifactspark/sim/detect.py), against brute force and hand-computed cases."""
 import math
 
@@ -8,7 +8,7 @@ import pytest
 from artifactspark.sim import detect
 from artifactspark.sim.artifacts import inject
 from artifactspark.sim.sky import blank_canvas
-from artifactspark.thresholds import class_thresholds, cost_threshold
+from artifactspark.models.thresholds import class_thresholds, cost_threshold
 
 
 def brute_cost(pos, neg, c):
@@ -31,7 +31,7 @@ def test_cost_threshold_reaches_the_brute_force_minimum(seed):
 
 def test_cost_threshold_ignores_a_few_invisible_positives():
     """The old FNR rule drops to the lowest positive; the cost rule stays between the bulks."""
-    from artifactspark.metrics import threshold_for_fnr
+    from artifactspark.evaluate.metrics import threshold_for_fnr
 
     rng = np.random.default_rng(3)
     pos = np.r_[rng.uniform(0.8, 1.0, 40), [0.01, 0.02]]     # two positives the model cannot see

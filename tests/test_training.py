@@ -9,7 +9,7 @@ import pytest
 
 from artifactspark.config import load_config
 from artifactspark.errors import ConfigError, StoreError
-from artifactspark.splits import SplitError, check_split, split_exposures
+from artifactspark.models.splits import SplitError, check_split, split_exposures
 from toystore import FIRST_EXP
 
 
@@ -47,8 +47,8 @@ def test_loaded_split_must_cover_and_be_disjoint():
 
 
 def test_standardize_numpy_and_keras_layer_agree():
-    from artifactspark.cnn import standardize_layer
-    from artifactspark.trainingdata import standardize_image
+    from artifactspark.models.cnn import standardize_layer
+    from artifactspark.models.trainingdata import standardize_image
 
     rng = np.random.default_rng(0)
     img = rng.normal(0.01, 0.002, (3, 32, 16)).astype(np.float32)
@@ -67,7 +67,7 @@ def test_standardize_numpy_and_keras_layer_agree():
     np.testing.assert_allclose(got[..., 2], np.arcsinh(sn), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(got[..., 1], mask)
     # with (max_sn, sharp_sn) a "sharper than the PSF" channel is appended: asinh(relu(sharp - 0.5 max))
-    from artifactspark.cnn import SHARP_MIN_PEAK, SHARP_PSF_RATIO
+    from artifactspark.models.cnn import SHARP_MIN_PEAK, SHARP_PSF_RATIO
     mx = np.abs(rng.normal(0, 50, img.shape)).astype(np.float32)
     sh = (mx * rng.uniform(0, 1, img.shape)).astype(np.float32)
     got = standardize_layer()(asinh_channels=[1, 2], sharp_pair=[1, 2])(np.stack([img, mx, sh], -1)).numpy()
@@ -80,7 +80,7 @@ def test_standardize_numpy_and_keras_layer_agree():
 
 
 def test_class_weights_balance_and_clip():
-    from artifactspark.trainingdata import class_weights
+    from artifactspark.models.trainingdata import class_weights
 
     w = class_weights(np.array([0] * 90 + [1] * 10), 3)
     np.testing.assert_allclose(w[:2], [100 / (2 * 90), 100 / (2 * 10)])
@@ -90,7 +90,7 @@ def test_class_weights_balance_and_clip():
 
 def test_train_config_validation():
     from artifactspark.config import config_from_dict
-    from artifactspark.trainingdata import train_config
+    from artifactspark.models.trainingdata import train_config
 
     cfg = config_from_dict({"train": {"epochs": 3}})
     assert train_config(cfg).epochs == 3
@@ -158,7 +158,7 @@ def test_default_cnn_recall_and_fpr_against_truth(trained, toy):
 
 
 def test_metadata_threshold_and_metrics_recomputed(trained):
-    from artifactspark.thresholds import cost_threshold
+    from artifactspark.models.thresholds import cost_threshold
 
     for md in trained.values():
         meta = _meta(md)
@@ -180,8 +180,8 @@ def test_metadata_threshold_and_metrics_recomputed(trained):
 
 
 def test_saved_models_reload_with_identical_predictions(trained, toy):
-    from artifactspark.modelio import Predictor
-    from artifactspark.trainingdata import read_rows
+    from artifactspark.models.modelio import Predictor
+    from artifactspark.models.trainingdata import read_rows
 
     for md in trained.values():
         meta = _meta(md)
@@ -205,7 +205,7 @@ def test_cnn_history_and_svm_learning_curve(trained):
 
 
 def test_report_on_trained_models(trained, toy, tmp_path):
-    from artifactspark.report import build_report
+    from artifactspark.evaluate.report import build_report
 
     s = build_report([trained["cnn_binary"], trained["svm_binary"], trained["cnn_multiclass"]], str(tmp_path / "rep"))
     assert (tmp_path / "rep" / "report.html").stat().st_size > 1000
@@ -218,9 +218,9 @@ def test_report_on_trained_models(trained, toy, tmp_path):
 
 def test_training_needs_labels_and_a_known_split(spark, toy, tmp_path):
     import train_cnn
-    from artifactspark.preprocess import run_preprocess
-    from artifactspark.training import prepare
-    from artifactspark.trainingdata import train_config
+    from artifactspark.features.preprocess import run_preprocess
+    from artifactspark.models.training import prepare
+    from artifactspark.models.trainingdata import train_config
 
     store = str(tmp_path / "nolabels")
     run_preprocess(spark, [str(toy["dir"] / "archive")], store, toy["cfg"], [])
@@ -236,9 +236,9 @@ def test_training_needs_labels_and_a_known_split(spark, toy, tmp_path):
 
 
 def test_svm_refuses_multilabel(spark, toy, tmp_path):
-    from artifactspark.svm import train_svm
-    from artifactspark.training import prepare
-    from artifactspark.trainingdata import train_config
+    from artifactspark.models.svm import train_svm
+    from artifactspark.models.training import prepare
+    from artifactspark.models.trainingdata import train_config
 
     tc = train_config(toy["cfg"])
     ts = prepare(spark, toy["store"], "multilabel", toy["cfg"], tc)

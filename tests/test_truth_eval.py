@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import binomtest
 from sklearn import metrics as skm
 
-from artifactspark import metrics as M
+from artifactspark.evaluate import metrics as M
 
 TAX = ["A", "B", "C"]
 NO = M.NO_ARTIFACT

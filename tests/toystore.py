@@ -13,7 +13,7 @@ import numpy as np
 
 from desarchive import make_planes, write_pair
 
-from artifactspark.labels import make_report, write_reports
+from artifactspark.features.labels import make_report, write_reports
 
 TOY_CONF = """
 [input]

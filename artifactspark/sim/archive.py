@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from ..des import AMP_SPLIT_COLUMN, DESName, MASK_BITS, archive_relpath, detpos_for_ccdnum
-from ..labels import make_report, pixel_to_report
+from ..io.des import AMP_SPLIT_COLUMN, DESName, MASK_BITS, archive_relpath, detpos_for_ccdnum
+from ..features.labels import make_report, pixel_to_report
 from . import focalplane
 from ..config import MaskConfig
 from .artifacts import inject
@@ -120,7 +120,7 @@ def simulate_ccd(sc: SimConfig, seed: int, index: int, ccdnum: int, shape, ccds,
     rel_bkg = archive_relpath(DESName(plan.expnum, plan.band, ccdnum, sc.reqnum, sc.attnum, "bkg", sc.compression),
                               plan.nite)
     if write and root is not None:
-        from ..desfits import write_ccd
+        from ..io.desfits import write_ccd
 
         wpos = wgt[wgt > 0]
         steps = {"SCI": cv.sigma / sc.quantize_level, "BKG": cv.sigma / sc.quantize_level,
@@ -196,7 +196,7 @@ def write_outputs(root: str, results: list) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ..labels import write_reports
+    from ..features.labels import write_reports
 
     lab_dir = os.path.join(root, "labels")
     os.makedirs(lab_dir, exist_ok=True)

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ..des import MASK_BITS as M
+from ..io.des import MASK_BITS as M
 from .sky import Canvas, add_bright_star, add_stamp
 
 INJECTORS = {}

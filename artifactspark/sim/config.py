@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import DEFAULT_CLASSES, PipelineConfig, _build
-from ..des import BANDS
+from ..io.des import BANDS
 from ..errors import ConfigError
 
 #: Classes drawn once per exposure (their geometry lives in focal-plane coordinates and every CCD

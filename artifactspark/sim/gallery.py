@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 
-from ..des import DESName, archive_relpath
+from ..io.des import DESName, archive_relpath
 from ..errors import ConfigError
-from ..image import arcsinh_stretch, block_mean, valid_pixels
-from ..labels import report_to_pixel
+from ..features.image import arcsinh_stretch, block_mean, valid_pixels
+from ..features.labels import report_to_pixel
 from .config import sim_config
 
 
@@ -28,7 +28,7 @@ def make_gallery(archive: str, out_dir: str, cfg, factor: int = 8) -> dict:
     import matplotlib.pyplot as plt
     import pyarrow.parquet as pq
 
-    from ..desfits import read_ccd
+    from ..io.desfits import read_ccd
 
     lab = os.path.join(archive, "labels")
     if not os.path.exists(os.path.join(lab, "truth.parquet")):

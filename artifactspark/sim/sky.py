@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..des import MASK_BITS
+from ..io.des import MASK_BITS
 from .exposure import ExposurePlan
 
 FULL_AREA = 4096 * 2048

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import fs as fsmod
-from .config import PipelineConfig, _build
-from .errors import ConfigError, StoreError
-from .modelio import ModelError, input_fields, read_meta
-from .preprocess import Progress
-from .store import FEATURES, Store, decode_ndarray
+from ..io import fs as fsmod
+from ..config import PipelineConfig, _build
+from ..errors import ConfigError, StoreError
+from ..models.modelio import ModelError, input_fields, read_meta
+from ..features.preprocess import Progress
+from ..features.store import FEATURES, Store, decode_ndarray
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def _predictor(version: str, local_dir: str | None, tf_threads: int = 1):
     if version not in _PREDICTORS:
         from pyspark import SparkFiles
 
-        from .modelio import Predictor
+        from ..models.modelio import Predictor
         path = local_dir if local_dir and os.path.isdir(local_dir) else SparkFiles.get(f"model-{version}.zip")
         _PREDICTORS.clear()             # one model per worker: bounded memory on long-lived workers
         _limit_tf_threads(tf_threads)

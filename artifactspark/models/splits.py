@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 SIDES = ("train", "val", "test")
 

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from .errors import ConfigError, StoreError
-from .store import Store
+from ..errors import ConfigError, StoreError
+from ..features.store import Store
 from .training import TrainingSet
 from .trainingdata import TrainConfig, collect_svm_features
 

@@ -23,9 +23,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from .config import LabelConfig, PipelineConfig
-from .des import CCD_SHAPE, expname_to_expnum, expnum_to_expname
-from .errors import LabelError
+from ..config import LabelConfig, PipelineConfig
+from ..io.des import CCD_SHAPE, expname_to_expnum, expnum_to_expname
+from ..errors import LabelError
 
 REQUIRED_KEYS = ("expname", "ccd", "problem")
 
@@ -112,7 +112,7 @@ class LabelSet:
 
 
 def _read_json(uri: str):
-    from .desfits import local_copy
+    from ..io.desfits import local_copy
 
     try:
         with local_copy(uri) as p, open(p) as f:

@@ -16,11 +16,11 @@ import uuid
 
 import numpy as np
 
-from . import fs as fsmod
-from .config import PipelineConfig
-from .des import NAME_REGEX_JAVA, parse_name
-from .desfits import read_ccd
-from .errors import InputRejected, StoreError
+from ..io import fs as fsmod
+from ..config import PipelineConfig
+from ..io.des import NAME_REGEX_JAVA, parse_name
+from ..io.desfits import read_ccd
+from ..errors import InputRejected, StoreError
 from .image import preprocess_planes
 from .labels import CCDLabel, aggregate_reports, read_records, unlabelled
 from .store import (FEATURES, HEADER_COLUMNS, MANIFEST, QUARANTINE, REPORTS, STAGING, Store,
@@ -148,7 +148,7 @@ def compute_features(unit: dict, cfg: PipelineConfig, label: CCDLabel | None) ->
 
     Raises InputRejected for anything that must be quarantined.
     """
-    from .des import HEADER_KEYS
+    from ..io.des import HEADER_KEYS
 
     name = parse_name(unit["path"])
     ccd = read_ccd(unit["path"], unit.get("bkg_path"), read_wgt=True)
@@ -189,7 +189,7 @@ def compute_features(unit: dict, cfg: PipelineConfig, label: CCDLabel | None) ->
             v = _header_value(hdr, key, typ)
             row[col] = None if v is None else (HEADER_COLUMNS[col](v) if HEADER_COLUMNS[col] is not np.str_ else str(v))
     if row["detpos"] is None:
-        from .des import detpos_for_ccdnum
+        from ..io.des import detpos_for_ccdnum
         row["detpos"] = detpos_for_ccdnum(name.ccdnum) if 1 <= name.ccdnum <= 62 else None
     return row
 

@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
-from . import fs as fsmod
-from .errors import Busy, StoreError
+from ..io import fs as fsmod
+from ..errors import Busy, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class Store:
     def _write_petastorm_metadata(self, journal: dict) -> None:
         from petastorm.etl.dataset_metadata import materialize_dataset
 
-        from .config import config_from_dict
+        from ..config import config_from_dict
 
         schema = getattr(self, "_schema", None)
         if schema is None:  # recovering: rebuild the schema from the stored config

@@ -25,7 +25,7 @@ def open_reader(features_uri: str, **kwargs):
     complete." on stdout, where every job keeps only its JSON summary: sent to stderr here."""
     from petastorm import make_reader
 
-    from .fs import to_uri
+    from ..io.fs import to_uri
 
     reader = make_reader(to_uri(features_uri), **kwargs)
     try:

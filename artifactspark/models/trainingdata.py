@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import PipelineConfig, _build
-from .errors import ConfigError, StoreError
-from .store import FEATURES, Store, decode_ndarray, decode_vector
+from ..config import PipelineConfig, _build
+from ..errors import ConfigError, StoreError
+from ..features.store import FEATURES, Store, decode_ndarray, decode_vector
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MODEL_JSON = "model.json"
 

@@ -1,7 +1,7 @@
 """Evaluation numbers for the artifact classifiers (numpy; pandas/pyarrow to read files and join tables).
 
 One source of numbers: :func:`summarize_model` computes everything for one model directory from
-its ``model.json`` and ``predictions_test.parquet``; the report (:mod:`artifactspark.report`) and
+its ``model.json`` and ``predictions_test.parquet``; the report (:mod:`artifactspark.evaluate.report`) and
 the training jobs' ``metrics.json`` both use it, so a number never differs between the two.
 
 Conventions, everywhere in this module:
@@ -35,7 +35,7 @@ import os
 
 import numpy as np
 
-from .errors import ArtifactSparkError
+from ..errors import ArtifactSparkError
 
 NO_ARTIFACT = "no artifact"
 PROBLEMS = ("binary", "multiclass", "multilabel")
@@ -1118,7 +1118,7 @@ def _ml_scores(meta, probs, taxonomy):
 def _floor_rules() -> dict | None:
     """The simulator's documented floors (``artifactspark.sim.detect.FLOORS``), if importable."""
     try:
-        from .sim.detect import FLOORS
+        from ..sim.detect import FLOORS
     except Exception:  # noqa: BLE001 - an older tree without the floors: nothing to quote
         return None
     return dict(FLOORS)

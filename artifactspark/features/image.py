@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .errors import InputRejected
+from ..errors import InputRejected
 
 
 def valid_pixels(sci: np.ndarray, msk: np.ndarray, bitmask: int, wgt: np.ndarray | None = None,

@@ -11,10 +11,10 @@ import logging
 import time
 import uuid
 
-from .config import PipelineConfig
+from ..config import PipelineConfig
 from .infer import run_infer
-from .preprocess import run_preprocess
-from .store import Store
+from ..features.preprocess import run_preprocess
+from ..features.store import Store
 
 log = logging.getLogger(__name__)
 

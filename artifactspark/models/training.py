@@ -10,9 +10,9 @@ import time
 import numpy as np
 
 from . import modelio, splits
-from .config import PipelineConfig
-from .errors import ConfigError, StoreError
-from .store import FEATURES
+from ..config import PipelineConfig
+from ..errors import ConfigError, StoreError
+from ..features.store import FEATURES
 from .trainingdata import PROBLEMS, TrainConfig, labelled, load_index, open_store, output_classes
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,8 @@ def binary_truth(keys) -> np.ndarray:
 
 def choose_threshold(keys_val, p_val: np.ndarray, tc: TrainConfig) -> tuple[float, str]:
     """The decision threshold on P(artifact), chosen on validation by ``[train] threshold_rule``
-    (see artifactspark/thresholds.py)."""
-    from .metrics import threshold_for_fnr
+    (see artifactspark/models/thresholds.py)."""
+    from ..evaluate.metrics import threshold_for_fnr
     from .thresholds import cost_threshold
 
     y = binary_truth(keys_val)
@@ -92,7 +92,7 @@ def finish(ts: TrainingSet, model_dir: str, kind: str, model_file: str, tc: Trai
 
     preds: side -> (keys, probs, y_true[, p_artifact]) for "val" and "test" (p_artifact when a
     model has its own 'any artifact' output)."""
-    from .metrics import summarize_model
+    from ..evaluate.metrics import summarize_model
     from .thresholds import class_thresholds
 
     p_art = {}
@@ -129,7 +129,7 @@ def finish(ts: TrainingSet, model_dir: str, kind: str, model_file: str, tc: Trai
 # ------------------------------------------------------------------------------ job plumbing
 def add_common_args(p) -> None:
     """The arguments train_cnn.py and train_svm.py share."""
-    from .cli import add_config_master_args
+    from ..cli import add_config_master_args
 
     p.add_argument("--store", required=True, help="feature store root written by jobs/preprocess.py")
     p.add_argument("--model-dir", required=True, help="folder to write the model, its metadata and predictions into")
@@ -169,7 +169,7 @@ def write_views(model_dir: str) -> list[str]:
     the multi-label model itself. Returns the view directories."""
     import pyarrow.parquet as pq
 
-    from .metrics import summarize_model
+    from ..evaluate.metrics import summarize_model
     from .trainingdata import output_classes
 
     meta = modelio.read_meta(model_dir)

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from .des import HEADER_KEYS
-from .errors import InputRejected
+from ..errors import InputRejected
 
 #: Quantisation used when writing float HDUs, as fpack does for DESDM (RICE_1, q=16, dithered).
 RICE_QLEVEL = 16.0

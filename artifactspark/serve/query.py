@@ -82,9 +82,9 @@ import difflib
 import json
 import logging
 
-from . import fs as fsmod
-from .errors import ConfigError, StoreError
-from .store import FEATURES, JOURNAL, LOCK, MANIFEST, QUARANTINE, Store
+from ..io import fs as fsmod
+from ..errors import ConfigError, StoreError
+from ..features.store import FEATURES, JOURNAL, LOCK, MANIFEST, QUARANTINE, Store
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The evaluation report: figures, tables and the issue's targets for one or more trained models.
 
 :func:`build_report` reads model directories written by the training jobs (model.json,
-predictions_test.parquet, history.json or learning_curve.json; see :mod:`artifactspark.metrics`
+predictions_test.parquet, history.json or learning_curve.json; see :mod:`artifactspark.evaluate.metrics`
 for the numbers) and, for simulated data, the simulator's truth (truth.parquet and
 ccds.parquet), and writes into ``out_dir``:
 
@@ -37,12 +37,12 @@ import re
 
 import numpy as np
 
-from .errors import ArtifactSparkError
+from ..errors import ArtifactSparkError
 from .metrics import (NO_ARTIFACT, ModelDirError, TruthTableError, jsonable, load_predictions, load_truth,
                       prepare_truth, read_model_json, summarize_predictions, threshold_for_fnr, truth_ccd_frame,
                       truth_correctness, truth_evaluation)
 
-log = logging.getLogger("artifactspark.report")
+log = logging.getLogger("artifactspark.evaluate.report")
 
 # The issue's targets (issue 9), measured against the simulator's truth.
 TARGET_RECALL = 0.98         # binary: recall on CCDs with a detectable artifact ...
@@ -274,10 +274,10 @@ def fig_per_class(rows, title, path):
 def fig_recall_strength(rows, title, path, floors=None):
     """Small multiples: per class, recall of injected artifacts against strength bins (and the volunteers').
 
-    ``rows``: :func:`artifactspark.metrics.recall_vs_strength` records. Bins where most features
+    ``rows``: :func:`artifactspark.evaluate.metrics.recall_vs_strength` records. Bins where most features
     are below their class's detectability floor are shaded grey and drawn with open markers;
     the dashed red line is the class's floor on this strength axis (``floors``: class ->
-    :func:`artifactspark.metrics.strength_floor` dict with "strength"), when it lies inside the data.
+    :func:`artifactspark.evaluate.metrics.strength_floor` dict with "strength"), when it lies inside the data.
     """
     plt = _plt()
     import pandas as pd
@@ -389,7 +389,7 @@ def _load_model(model_dir, target_fnr, min_support, warnings):
 
 
 def _read_truth(path):
-    """The simulator's truth as :func:`~artifactspark.metrics.prepare_truth` tables, and the files read."""
+    """The simulator's truth as :func:`~artifactspark.evaluate.metrics.prepare_truth` tables, and the files read."""
     try:
         truth_df, ccds_df, source = load_truth(path)
         return prepare_truth(truth_df, ccds_df), source
@@ -465,7 +465,7 @@ def _compare(models, preds, frames=None):
     """CNN (or a derived view of one) vs SVM for every (split id, problem) holding both kinds.
 
     Against the volunteer labels (each model's accuracy rule) and, with the truth (``frames``:
-    per model :func:`~artifactspark.metrics.truth_ccd_frame` or None), against the truth under
+    per model :func:`~artifactspark.evaluate.metrics.truth_ccd_frame` or None), against the truth under
     "truth". ``significant``: the CNN is right on more of the discordant CCDs and the exact
     McNemar p < TARGET_MCNEMAR_P.
     """
@@ -1053,7 +1053,7 @@ def build_report(model_dirs, out_dir, truth_path=None, target_fnr=None, min_supp
     ``target_fnr``: re-choose each model's threshold on its validation predictions
     (predictions_val.parquet) for this FNR instead of using model.json's threshold.
     Returns a small summary (paths, counts, target statuses) for the job's JSON line.
-    Raises :class:`~artifactspark.metrics.ModelDirError` for a directory breaking the training
+    Raises :class:`~artifactspark.evaluate.metrics.ModelDirError` for a directory breaking the training
     jobs' file contract and :class:`ReportInputError` for other unusable inputs.
     """
     dirs = [str(d) for d in (model_dirs or [])]
