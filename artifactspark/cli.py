@@ -68,3 +68,29 @@ def run_job(app_name: str, args, job, spark_conf: dict | None = None) -> int:
         return job(get_spark(app_name, getattr(args, "master", None), spark_conf), cfg)
 
     return run_plain(app_name, with_spark)
+
+
+# ------------------------------------------------------------------------------ the training jobs
+def add_train_args(p) -> None:
+    """The arguments train_cnn.py and train_svm.py share."""
+    p.add_argument("--store", required=True, help="feature store root written by jobs/preprocess.py")
+    p.add_argument("--model-dir", required=True, help="folder to write the model, its metadata and predictions into")
+    p.add_argument("--split", help="reuse a split: a split JSON or another model's model.json (default: made from [train] seed)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a [train] setting, e.g. --set epochs=5 --set augment=false (TOML values)")
+    add_config_master_args(p)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    import tomllib
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set epochs=5")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out

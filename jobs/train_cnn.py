@@ -12,15 +12,13 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from artifactspark.cli import run_job
+from artifactspark.cli import add_train_args, parse_overrides, run_job
 from artifactspark.models.trainingdata import PROBLEMS
 
 
 def main(argv=None) -> int:
-    from artifactspark.models.training import add_common_args
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p)
+    add_train_args(p)
     p.add_argument("--problem", choices=PROBLEMS, default="multilabel",
                    help="multilabel (default: the main model; its 'any artifact' head gives P(artifact), and its "
                         "binary and many-class views are written under MODEL_DIR/views), binary or multiclass")
@@ -32,7 +30,7 @@ def main(argv=None) -> int:
 
     def job(spark, cfg):
         from artifactspark.models.cnn import train_cnn
-        from artifactspark.models.training import parse_overrides, prepare
+        from artifactspark.models.training import prepare
         from artifactspark.models.trainingdata import train_config
 
         tc = train_config(cfg, parse_overrides(args.set))

@@ -11,21 +11,19 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from artifactspark.cli import run_job
+from artifactspark.cli import add_train_args, parse_overrides, run_job
 
 
 def main(argv=None) -> int:
-    from artifactspark.models.training import add_common_args
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p)
+    add_train_args(p)
     p.add_argument("--problem", choices=("binary", "multiclass"), default="binary")
     p.add_argument("--kernel", choices=("linear", "rbf"), default="linear")
     args = p.parse_args(argv)
 
     def job(spark, cfg):
         from artifactspark.models.svm import train_svm
-        from artifactspark.models.training import parse_overrides, prepare
+        from artifactspark.models.training import prepare
         from artifactspark.models.trainingdata import train_config
 
         tc = train_config(cfg, parse_overrides(args.set))

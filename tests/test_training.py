@@ -47,7 +47,7 @@ def test_loaded_split_must_cover_and_be_disjoint():
 
 
 def test_standardize_numpy_and_keras_layer_agree():
-    from artifactspark.models.cnn import standardize_layer
+    from artifactspark.models.layers import standardize_layer
     from artifactspark.models.trainingdata import standardize_image
 
     rng = np.random.default_rng(0)
@@ -67,7 +67,7 @@ def test_standardize_numpy_and_keras_layer_agree():
     np.testing.assert_allclose(got[..., 2], np.arcsinh(sn), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(got[..., 1], mask)
     # with (max_sn, sharp_sn) a "sharper than the PSF" channel is appended: asinh(relu(sharp - 0.5 max))
-    from artifactspark.models.cnn import SHARP_MIN_PEAK, SHARP_PSF_RATIO
+    from artifactspark.models.layers import SHARP_MIN_PEAK, SHARP_PSF_RATIO
     mx = np.abs(rng.normal(0, 50, img.shape)).astype(np.float32)
     sh = (mx * rng.uniform(0, 1, img.shape)).astype(np.float32)
     got = standardize_layer()(asinh_channels=[1, 2], sharp_pair=[1, 2])(np.stack([img, mx, sh], -1)).numpy()

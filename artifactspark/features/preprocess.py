@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 
@@ -20,6 +19,7 @@ from ..io import fs as fsmod
 from ..config import PipelineConfig
 from ..io.des import NAME_REGEX_JAVA, parse_name
 from ..io.desfits import read_ccd
+from ..progress import Progress
 from ..errors import InputRejected, StoreError
 from .image import preprocess_planes
 from .labels import CCDLabel, aggregate_reports, read_records, unlabelled
@@ -255,33 +255,6 @@ def resolve_labels(spark, store: Store, label_paths, cfg: PipelineConfig):
     records = [json.loads(r["record_json"]) for r in old.select("record_json").collect()]
     log.info("no --labels given: reusing the %d reports stored with the store", len(records))
     return aggregate_reports(records, cfg), None
-
-
-# ------------------------------------------------------------------------------ progress
-class Progress:
-    """Logs 'n/total CCDs, rate, ETA' every ``every`` seconds from an accumulator."""
-
-    def __init__(self, acc, total: int, every: float = 10.0, what: str = "preprocess"):
-        self.acc, self.total, self.every, self.what = acc, total, every, what
-        self._stop = threading.Event()
-        self._t0 = time.time()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-    def _loop(self):
-        while not self._stop.wait(self.every):
-            n = self.acc.value
-            el = time.time() - self._t0
-            rate = n / el if el > 0 else 0.0
-            eta = (self.total - n) / rate if rate > 0 else float("nan")
-            log.info("%s: %d/%d CCDs done, %.2f CCD/s, ETA %.0f s", self.what, n, self.total, rate, eta)
 
 
 # ------------------------------------------------------------------------------ the job

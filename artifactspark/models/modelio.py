@@ -142,7 +142,7 @@ class Predictor:
         if self.kind == "cnn":
             import tensorflow as tf
 
-            from .cnn import custom_objects
+            from .layers import custom_objects
             self.model = tf.keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
         elif self.kind == "svm":
             import joblib
@@ -162,7 +162,7 @@ class Predictor:
         if missing:
             raise ModelError(f"the model needs the store planes {missing}: re-preprocess the store with this version")
         if self.kind == "cnn":
-            from .cnn import predict
+            from .layers import predict
             raw = predict(self.model, stack_channels([planes[f] for f in self.fields]), batch_size)
             return split_outputs(self.meta, raw)
         X = svm_planes(planes, self.fields, self.coarsen, self.meta["input"].get("standardize", False))

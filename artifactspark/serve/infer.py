@@ -38,8 +38,8 @@ from ..io import fs as fsmod
 from ..config import PipelineConfig, _build
 from ..errors import ConfigError, StoreError
 from ..models.modelio import ModelError, input_fields, read_meta
-from ..features.preprocess import Progress
 from ..features.store import FEATURES, Store, decode_ndarray
+from ..progress import Progress
 
 log = logging.getLogger(__name__)
 
