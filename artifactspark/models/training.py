@@ -71,7 +71,7 @@ def binary_truth(keys) -> np.ndarray:
 def choose_threshold(keys_val, p_val: np.ndarray, tc: TrainConfig) -> tuple[float, str]:
     """The decision threshold on P(artifact), chosen on validation by ``[train] threshold_rule``
     (see artifactspark/models/thresholds.py)."""
-    from ..evaluate.metrics import threshold_for_fnr
+    from ..evaluate.scores import threshold_for_fnr
     from .thresholds import cost_threshold
 
     y = binary_truth(keys_val)
@@ -92,7 +92,7 @@ def finish(ts: TrainingSet, model_dir: str, kind: str, model_file: str, tc: Trai
 
     preds: side -> (keys, probs, y_true[, p_artifact]) for "val" and "test" (p_artifact when a
     model has its own 'any artifact' output)."""
-    from ..evaluate.metrics import summarize_model
+    from ..evaluate.summary import summarize_model
     from .thresholds import class_thresholds
 
     p_art = {}
@@ -141,7 +141,7 @@ def write_views(model_dir: str) -> list[str]:
     the multi-label model itself. Returns the view directories."""
     import pyarrow.parquet as pq
 
-    from ..evaluate.metrics import summarize_model
+    from ..evaluate.summary import summarize_model
     from .trainingdata import output_classes
 
     meta = modelio.read_meta(model_dir)
