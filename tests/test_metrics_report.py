@@ -645,7 +645,7 @@ def _boundary_summary(det_flagged, clean_flagged, kind="cnn", n=100):
 
 
 def test_target_rules_at_the_boundaries():
-    from artifactspark.evaluate import report as R
+    from artifactspark.evaluate import targets as R
 
     def status(target_id, det_flagged, clean_flagged):
         s, _ = _boundary_summary(det_flagged, clean_flagged)
