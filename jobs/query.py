@@ -60,6 +60,7 @@ def main(argv=None) -> int:
 
     def job(spark, cfg):
         from artifactspark.serve import query as q
+        from artifactspark.serve.printing import print_result
 
         limit = args.limit if args.limit > 0 else None
         scope = {k: getattr(args, k) for k in ("band", "nite", "nite_from", "nite_to", "model_version")
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
             res = q.disagreements(spark, args.store, args.predictions, limit=limit, **scope)
         else:
             res = q.sql(spark, " ".join(args.query), args.store, args.predictions, limit=limit)
-        return q.print_result(res, as_json=args.json, command=args.question)
+        return print_result(res, as_json=args.json, command=args.question)
 
     return run_job("artifactspark-query", args, job)
 

@@ -74,28 +74,12 @@ need, the image blobs are large)::
 """
 from __future__ import annotations
 
-import base64
 import contextlib
-import datetime as dt
-import decimal
 import difflib
-import json
 import logging
 
-from ..io import fs as fsmod
-from ..errors import ConfigError, StoreError
-from ..features.store import FEATURES, JOURNAL, LOCK, MANIFEST, QUARANTINE, Store
-
-log = logging.getLogger(__name__)
-
-#: The image columns the ``features`` view leaves out (hundreds of KB per row).
-BLOB_COLUMNS = ("image", "mask_frac", "max_sn", "spread_sn", "sharp_sn")
-#: The predictions table's contract (jobs/infer.py writes it); band and nite are partitions.
-PREDICTION_COLUMNS = ("expnum", "ccdnum", "model_name", "model_version", "model_kind", "problem",
-                      "p_artifact", "threshold", "flagged", "predicted_classes", "class_probs",
-                      "config_hash", "scored_at", "band", "nite")
-MODELS_DIR = "_models"
-VIEWS = ("features", "labels", "quarantine", "manifest", "predictions", "models")
+from ..errors import ConfigError
+from .views import VIEWS, _register, register_views, store_classes
 
 
 class QueryError(ConfigError):
@@ -116,141 +100,6 @@ class Result(list):
         self.info = dict(info or {})
 
 
-# ------------------------------------------------------------------------------ views
-def _open_store(spark, store_uri: str) -> tuple[Store, dict]:
-    store = Store(spark, store_uri)
-    if not store.fs.exists(store.uri):
-        raise StoreError(f"no feature store at {store.uri}: check --store, or build one with "
-                         f"jobs/preprocess.py --output {store.uri}")
-    interrupted = store.fs.exists(store.path(JOURNAL))
-    if interrupted and (not store.has_features() or store.meta() is None):
-        raise StoreError(f"store {store.uri}: the first commit into it was interrupted ({JOURNAL} exists); "
-                         f"run jobs/preprocess.py with --output {store.uri} again to complete it")
-    store.check_readable()
-    if interrupted:
-        log.warning("store %s: a commit was interrupted (%s exists); some partitions may be from the "
-                    "interrupted run until jobs/preprocess.py runs on the store again", store.uri, JOURNAL)
-    elif store.fs.exists(store.path(LOCK)):
-        log.info("store %s: a preprocess run holds %s; answers reflect the last committed run",
-                 store.uri, LOCK)
-    return store, store.meta() or {}
-
-
-def store_classes(meta: dict) -> list[str]:
-    """The taxonomy the store was built with (``_store.json``)."""
-    classes = meta.get("classes") or ((meta.get("config") or {}).get("taxonomy") or {}).get("classes")
-    if not classes:
-        raise StoreError("the store's _store.json names no taxonomy classes: rebuild it with jobs/preprocess.py")
-    return list(classes)
-
-
-def _labels_frame(features, classes: list[str]):
-    """``labels`` from the feature rows: class index -> name, multi_hot bytes -> class names.
-
-    ``multi_hot`` is ``np.save`` of an int8 vector with one entry per class: its last
-    ``len(classes)`` bytes are the entries, so plain SQL can read them (no Python UDF).
-    """
-    from pyspark.sql import functions as F
-
-    n = len(classes)
-    names = F.array(*[F.lit(c) for c in classes])
-    pc = F.col("primary_class")
-    mh = F.col("multi_hot")
-    zero = F.lit(bytearray(b"\x00"))
-    bits = F.array(*[F.when(F.substring(mh, -(n - i), 1) != zero, F.lit(c)) for i, c in enumerate(classes)])
-    label_classes = F.when(F.length(mh) >= n, F.filter(bits, lambda x: x.isNotNull()))
-    return features.select(
-        "expnum", "ccdnum", "band", "nite", "inspected", "label", "primary_class",
-        F.when((pc >= 0) & (pc < n), F.element_at(names, pc.cast("int") + 1)).alias("primary_class_name"),
-        "n_reports", "has_false_positive", label_classes.alias("label_classes"))
-
-
-def _read_predictions(spark, uri: str):
-    fs = fsmod.HadoopFS(spark, uri)
-    if not fs.exists(uri) or not fs.list_partitions(uri, 2):
-        raise StoreError(f"no predictions table at {uri}: check --predictions, or write one with "
-                         f"jobs/infer.py (its output is the predictions table)")
-    df = spark.read.option("basePath", uri).parquet(uri)
-    missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
-    if missing:
-        raise StoreError(f"the predictions table at {uri} lacks the columns {missing} (written by another "
-                         f"version of jobs/infer.py?): run jobs/infer.py again into a new directory")
-    return df
-
-
-def read_models(spark, predictions_uri: str) -> list[dict]:
-    """The models' metadata (``PRED/_models/<model_version>.json``), newest file name last."""
-    uri = fsmod.to_uri(predictions_uri)
-    fs = fsmod.HadoopFS(spark, uri)
-    out = []
-    for name in sorted(fs.list_names(fsmod.join(uri, MODELS_DIR))):
-        if not name.endswith(".json"):
-            continue
-        text = fs.read_text(fsmod.join(uri, MODELS_DIR, name))
-        try:
-            meta = json.loads(text or "{}")
-        except ValueError:
-            log.warning("%s/%s/%s is not JSON: ignored", uri, MODELS_DIR, name)
-            continue
-        meta.setdefault("model_version", meta.get("version") or name[: -len(".json")])
-        out.append(meta)
-    return out
-
-
-def _models_frame(spark, models: list[dict]):
-    from pyspark.sql import types as T
-
-    schema = T.StructType([T.StructField("model_version", T.StringType()), T.StructField("model_name", T.StringType()),
-                           T.StructField("model_kind", T.StringType()), T.StructField("problem", T.StringType()),
-                           T.StructField("classes", T.ArrayType(T.StringType())),
-                           T.StructField("metadata_json", T.StringType())])
-    # jobs/infer.py writes the model's own metadata: name, kind, problem, classes, ...
-    rows = [(str(m.get("model_version")), _str_or_none(m.get("model_name", m.get("name"))),
-             _str_or_none(m.get("model_kind", m.get("kind"))), _str_or_none(m.get("problem")),
-             [str(c) for c in m.get("classes") or []], json.dumps(m, sort_keys=True, default=str)) for m in models]
-    return spark.createDataFrame(rows, schema)
-
-
-def _str_or_none(v):
-    return None if v is None else str(v)
-
-
-def register_views(spark, store_uri: str, predictions_uri: str | None = None) -> list[str]:
-    """Create the temp views ``features``, ``labels``, ``quarantine``, ``manifest`` (and
-    ``predictions``, ``models`` with ``predictions_uri``) in ``spark``; return their names.
-
-    Raises StoreError when the store (or the predictions table) does not exist.
-    """
-    return _register(spark, store_uri, predictions_uri)[0]
-
-
-def _register(spark, store_uri, predictions_uri):
-    """(view names, store meta, models' metadata)."""
-    store, meta = _open_store(spark, store_uri)
-    classes = store_classes(meta)
-    feats = spark.read.option("basePath", store.path(FEATURES)).parquet(store.path(FEATURES))
-    feats = feats.drop(*BLOB_COLUMNS)
-    feats.createOrReplaceTempView("features")
-    _labels_frame(feats, classes).createOrReplaceTempView("labels")
-    names = ["features", "labels"]
-    for table in (QUARANTINE, MANIFEST):
-        df = store.read_table(table)
-        if df is None:
-            log.warning("store %s has no %s table", store.uri, table)
-            continue
-        df.createOrReplaceTempView(table)
-        names.append(table)
-    models = []
-    if predictions_uri is not None:
-        uri = fsmod.to_uri(predictions_uri)
-        _read_predictions(spark, uri).createOrReplaceTempView("predictions")
-        models = read_models(spark, uri)
-        _models_frame(spark, models).createOrReplaceTempView("models")
-        names += ["predictions", "models"]
-    return names, meta, models
-
-
-# ------------------------------------------------------------------------------ arguments
 def _check_nite(name: str, v):
     if v is None:
         return None
@@ -317,7 +166,6 @@ def resolve_class(name: str, classes: list[str], aliases: dict | None = None) ->
     raise QueryError(f"unknown class {name!r}{hint}; known classes: {', '.join(classes)}")
 
 
-# ------------------------------------------------------------------------------ running
 def _collect(df, limit: int | None):
     """(rows as dicts, truncated?) of ``df``; at most ``limit`` rows."""
     if limit is not None and limit < 0:
@@ -432,7 +280,6 @@ def _prepare(spark, store_uri, predictions_uri, band, nite_from, nite_to, nite, 
     return scope, {**args, "model_version": info["model_version"]}, canon, info
 
 
-# ------------------------------------------------------------------------------ the questions
 def flagged_frame(spark, store_uri: str, predictions_uri: str, cls: str | None = None, band: str | None = None,
                   nite_from=None, nite_to=None, model_version: str | None = None, nite=None):
     """(DataFrame, info) behind :func:`flagged` (for ``explain()`` or further Spark work)."""
@@ -551,100 +398,3 @@ def sql(spark, query: str, store_uri: str, predictions_uri: str | None = None, l
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise QueryError(f"SQL error: {msg}") from None
     return Result(rows, df.columns, {"question": "sql", "views": views, "truncated": truncated})
-
-
-# ------------------------------------------------------------------------------ output
-def _cell(v, width: int) -> str:
-    if v is None:
-        s = ""
-    elif isinstance(v, float):
-        s = f"{v:.4g}"
-    elif isinstance(v, (list, tuple)):
-        s = "[" + ", ".join(_cell(x, 10 ** 6) for x in v) + "]"
-    elif isinstance(v, (bytes, bytearray)):
-        s = f"<{len(v)} bytes>"
-    elif isinstance(v, dt.datetime):
-        s = v.isoformat(sep=" ", timespec="seconds")
-    elif isinstance(v, dict):
-        s = json.dumps(v, default=str)
-    else:
-        s = str(v)
-    return s if len(s) <= width else s[: width - 1] + "…"
-
-
-def format_table(rows, columns=None, max_width: int = 48) -> str:
-    """A plain-text table (numbers right-aligned, long cells cut at ``max_width``)."""
-    columns = list(columns) if columns is not None else (list(rows[0]) if rows else [])
-    if not columns:
-        return "(no columns)"
-    cells = [[_cell(r.get(c), max_width) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    numeric = [bool(rows) and all(isinstance(r.get(c), (int, float, decimal.Decimal)) and not isinstance(r.get(c), bool)
-                                  for r in rows if r.get(c) is not None) for c in columns]
-    def line(vals):  # noqa: E306
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric)).rstrip()
-    out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return "\n".join(out)
-
-
-def json_default(v):
-    """``json.dumps(default=...)`` for Spark values: timestamps ISO, bytes base64, decimals float."""
-    if isinstance(v, (dt.datetime, dt.date)):
-        return v.isoformat()
-    if isinstance(v, (bytes, bytearray)):
-        return base64.b64encode(bytes(v)).decode("ascii")
-    if isinstance(v, decimal.Decimal):
-        return float(v)
-    return str(v)
-
-
-def json_lines(rows) -> str:
-    return "\n".join(json.dumps(r, default=json_default) for r in rows)
-
-
-def format_confusion(c: dict) -> str:
-    w = max(len(str(c[k])) for k in ("tp", "fp", "fn", "tn")) + 2
-    return "\n".join([
-        f"confusion among {c['n_compared']} inspected CCDs with a label ({c['n_scored']} scored in scope):",
-        f"{'':18}{'flagged':>{max(w, 9)}}{'not flagged':>{max(w, 13)}}",
-        f"{'label 1 (artifact)':18}{c['tp']:>{max(w, 9)}}{c['fn']:>{max(w, 13)}}",
-        f"{'label 0 (clean)':18}{c['fp']:>{max(w, 9)}}{c['tn']:>{max(w, 13)}}",
-        "precision {}  recall {}  accuracy {}".format(*(("-" if c[k] is None else c[k])
-                                                       for k in ("precision", "recall", "accuracy")))])
-
-
-def describe_info(info: dict) -> list[str]:
-    """Human lines about an answer (which model, why, truncation)."""
-    out = []
-    if info.get("model_version") is not None:
-        kind = " ".join(str(info[k]) for k in ("problem", "model_kind") if info.get(k))
-        out.append(f"model {info['model_version']}" + (f" ({kind})" if kind else "")
-                   + (f": {info['model_choice']}" if info.get("model_choice") not in (None, "given") else ""))
-    if info.get("note"):
-        out.append(info["note"])
-    return out
-
-
-def print_result(res: Result, as_json: bool = False, command: str | None = None, out=None) -> dict:
-    """Print ``res`` (a table with what it is based on, or JSON lines) and return the job summary."""
-    import sys
-
-    out = out or sys.stdout
-    info = res.info
-    if as_json:
-        if res:
-            print(json_lines(res), file=out)
-    else:
-        for line in describe_info(info):
-            print(f"# {line}", file=out)
-        if info.get("confusion"):
-            print(format_confusion(info["confusion"]), file=out)
-            print("disagreeing CCDs:", file=out)
-        print(format_table(res, res.columns), file=out)
-        if info.get("truncated"):
-            print(f"(cut at {len(res)} rows: --limit N for more, --limit 0 for all)", file=out)
-    out.flush()
-    summary = {"job": "query", "question": command or info.get("question"), "rows": len(res),
-               **{k: v for k, v in info.items() if k not in ("question",)}}
-    return json.loads(json.dumps(summary, default=json_default))
