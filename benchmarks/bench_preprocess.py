@@ -5,7 +5,7 @@
 One script run, same files for every measurement:
   1. a full-size simulated archive (RICE-compressed 4096x2048 CCDs), generated once and cached;
   2. the baseline: one Python process calling the same library function the executors call
-     (artifactspark.features.preprocess.process_unit: read SCI/MSK/WGT/bkg, subtract, mask, bin,
+     (artifactspark.features.extract.process_unit: read SCI/MSK/WGT/bkg, subtract, mask, bin,
      stretch, sharpness channels) and encoding the row with the same Petastorm codecs, for every CCD;
   3. the Spark job (run_preprocess: listing, processing, Petastorm write, manifest, commit)
      into a fresh store on local[1] and on local[2]; the SparkSession is started before timing.
@@ -63,7 +63,7 @@ def list_units(root: str) -> list[dict]:
 def loop_baseline(units, cfg):
     from petastorm.unischema import dict_to_spark_row
 
-    from artifactspark.features.preprocess import process_unit
+    from artifactspark.features.extract import process_unit
     from artifactspark.features.store import schema_for_config
     schema = schema_for_config(cfg)
     process_unit(units[0], cfg, None)  # warm-up: imports, page cache
@@ -98,7 +98,7 @@ def dtype_sizes(units, cfg, n=8):
     """Encoded bytes of the image channels per CCD for float16 and float32 (same CCDs)."""
     import dataclasses
 
-    from artifactspark.features.preprocess import process_unit
+    from artifactspark.features.extract import process_unit
     cfg = dataclasses.replace(cfg, store=dataclasses.replace(cfg.store, image_dtype="float32"))
     from artifactspark.features.store import feature_schema
     schemas = {dt: feature_schema(cfg.binned_shape(), len(cfg.taxonomy.classes), dt) for dt in ("float16", "float32")}

@@ -43,8 +43,6 @@ NEVER = [("sim", "models")]
 MAX_LINES = 450
 ONE_THING = {
     "artifactspark.sim.artifacts": "one injector per exposure-checker class",
-    # split by topic in the next commits
-    "artifactspark.serve.query": "", "artifactspark.features.preprocess": "",
 }
 
 

@@ -2,32 +2,29 @@
 
 Driver work is limited to listing (done by Spark itself, in parallel for large trees), small
 joins on file metadata, and the commit's renames. Pixels are only ever touched on executors,
-in :func:`process_unit`, which is also what the single-process baseline benchmark calls.
+in :func:`~artifactspark.features.extract.process_unit`, which is also what the single-process baseline benchmark calls.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
-import re
 import time
 import uuid
 
 import numpy as np
 
-from ..io import fs as fsmod
 from ..config import PipelineConfig
-from ..io.des import NAME_REGEX_JAVA, parse_name
-from ..io.desfits import read_ccd
+from ..errors import StoreError
+from ..io import fs as fsmod
 from ..progress import Progress
-from ..errors import InputRejected, StoreError
-from .image import preprocess_planes
-from .labels import CCDLabel, aggregate_reports, read_records, unlabelled
-from .store import (FEATURES, HEADER_COLUMNS, MANIFEST, QUARANTINE, REPORTS, STAGING, Store,
-                    schema_for_config)
+from .discover import discover
+from .extract import process_unit
+from .labels import aggregate_reports, read_records
+from .store import FEATURES, MANIFEST, QUARANTINE, REPORTS, STAGING, Store, schema_for_config
+
 
 log = logging.getLogger(__name__)
-
 #: Manifest columns (one row per input). ``fingerprint`` folds everything but the config hash
 #: that decides whether an input must be processed again.
 MANIFEST_COLUMNS = ["path", "size", "mtime", "bkg_path", "bkg_size", "bkg_mtime", "fingerprint",
@@ -35,181 +32,8 @@ MANIFEST_COLUMNS = ["path", "size", "mtime", "bkg_path", "bkg_size", "bkg_mtime"
                     "expnum", "ccdnum", "band", "nite", "run_id"]
 #: Quarantine reasons that may pass without the input changing: retried on every run.
 RETRYABLE = ("unexpected_error", "read_error")
-_NAME_GROUPS = ["expnum", "band", "ccdnum", "reqnum", "attnum", "kind", "comp"]
 
 
-def _matches_any(name_col, patterns):
-    """Spark condition: the base name matches one of the fnmatch patterns (* and ?)."""
-    from functools import reduce
-
-    def java_regex(pattern):
-        return "^" + "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern) + "$"
-
-    return reduce(lambda a, b: a | b, [name_col.rlike(java_regex(p)) for p in patterns])
-
-
-# ------------------------------------------------------------------------------ discovery
-def discover(spark, roots: list[str], cfg: PipelineConfig):
-    """List inputs under ``roots`` and pair them into units (one per CCD file to process).
-
-    Returns a DataFrame with: path, size, mtime, bkg_path, bkg_size, bkg_mtime, expnum,
-    ccdnum, band, reqnum, attnum, static_reason, static_detail. ``static_reason`` is set for
-    inputs that are quarantined from their name alone: bad_name, orphan_bkg, duplicate_ccd,
-    superseded.
-    """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    uris = [fsmod.to_uri(r) for r in roots]
-    for u in uris:
-        if not fsmod.HadoopFS(spark, u).exists(u):
-            raise FileNotFoundError(f"input root {u} does not exist (check --input)")
-        spark.catalog.refreshByPath(u)  # a long-lived session must not list from its file cache
-    # One projection for everything derived from the name (few plan nodes: the planner's time
-    # is a visible share of a small run).
-    name = F.element_at(F.split("path", "/"), -1)
-    is_img = _matches_any(name, cfg.input.image_patterns)
-    is_bkg = _matches_any(name, cfg.input.bkg_patterns)
-    rx = NAME_REGEX_JAVA.replace("?P<", "?<")
-    parsed = name.rlike(rx)
-    group = {g: F.when(parsed, F.regexp_extract(name, rx, i)) for i, g in enumerate(_NAME_GROUPS, start=1)}
-    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(uris)
-             .select("path", F.col("length").alias("size"), F.unix_millis("modificationTime").alias("mtime"),
-                     name.alias("name"), is_img.alias("is_img"), (is_bkg & ~is_img).alias("is_bkg"),
-                     parsed.alias("parsed"), group["expnum"].cast("long").alias("expnum"),
-                     group["ccdnum"].cast("int").alias("ccdnum"), group["band"].alias("band"),
-                     group["reqnum"].cast("int").alias("reqnum"), group["attnum"].cast("int").alias("attnum"),
-                     F.regexp_replace(name, r"_(immasked|bkg)\.fits(\.fz|\.gz)?$", "").alias("stem"))
-             .where("is_img OR is_bkg"))
-
-    no_bkg = [F.lit(None).cast("string").alias("bkg_path"), F.lit(None).cast("long").alias("bkg_size"),
-              F.lit(None).cast("long").alias("bkg_mtime")]
-    keys = ["expnum", "ccdnum", "band", "reqnum", "attnum"]
-    bad = files.where(~F.col("parsed")).select(
-        "path", "size", "mtime", *no_bkg, *keys, F.lit("bad_name").alias("static_reason"),
-        F.concat(F.lit("file name does not follow the DESDM convention: "), "name").alias("static_detail"))
-    imgs = files.where("parsed AND is_img")
-    # One background per stem (a stem with several, e.g. .fits and .fits.fz, takes the first by path).
-    bkgs = (files.where("parsed AND is_bkg").groupBy("stem")
-            .agg(F.min(F.struct(F.col("path").alias("bkg_path"), F.col("size").alias("bkg_size"),
-                                F.col("mtime").alias("bkg_mtime"))).alias("b"))
-            .select("stem", "b.*"))
-    orphans = files.where("parsed AND is_bkg").join(imgs.select("stem"), "stem", "left_anti").select(
-        "path", "size", "mtime", *no_bkg, *keys, F.lit("orphan_bkg").alias("static_reason"),
-        F.lit("background file without a matching *_immasked file").alias("static_detail"))
-    # Two files for the same CCD: the newest processing attempt wins; a tie quarantines all.
-    w = Window.partitionBy("expnum", "ccdnum")
-    newest = w.orderBy(F.desc("reqnum"), F.desc("attnum"))
-    rank = F.rank().over(newest)
-    paired = imgs.join(bkgs, "stem", "left").select(
-        "*", rank.alias("_rank"),
-        F.first("path").over(w.orderBy(F.desc("reqnum"), F.desc("attnum"), "path")
-                             .rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)).alias("_winner"))
-    top = F.count(F.when(F.col("_rank") == 1, 1)).over(w)
-    paired = paired.select("*", top.alias("_top")).select(
-        "path", "size", "mtime", "bkg_path", "bkg_size", "bkg_mtime", *keys,
-        F.when(F.col("_rank") > 1, "superseded").when(F.col("_top") > 1, "duplicate_ccd").alias("static_reason"),
-        F.when(F.col("_rank") > 1, F.concat(F.lit("a newer processing attempt of this CCD exists: "), "_winner"))
-        .when(F.col("_top") > 1, F.concat(F.col("_top").cast("string"), F.lit(" files for the same CCD and attempt")))
-        .alias("static_detail"))
-    return paired.unionByName(bad).unionByName(orphans)
-
-
-# ------------------------------------------------------------------------------ per-CCD work
-def _nite_from_header(hdr: dict) -> int:
-    nite = hdr.get("NITE")
-    if nite not in (None, ""):
-        try:
-            return int(str(nite).strip())
-        except ValueError:
-            raise InputRejected("bad_header", f"NITE = {nite!r} is not YYYYMMDD") from None
-    date_obs = hdr.get("DATE-OBS")
-    if date_obs:
-        try:  # DES nights are named by the local (Chile) evening date: UTC minus ~14 h lands on it
-            t = dt.datetime.fromisoformat(str(date_obs).strip().rstrip("Z"))
-            return int((t - dt.timedelta(hours=14)).strftime("%Y%m%d"))
-        except ValueError:
-            pass
-    raise InputRejected("missing_header", "neither NITE nor a parsable DATE-OBS in the header")
-
-
-def _header_value(hdr: dict, key: str, typ):
-    v = hdr.get(key)
-    if v is None or v == "":
-        return None
-    try:
-        return typ(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def compute_features(unit: dict, cfg: PipelineConfig, label: CCDLabel | None) -> dict:
-    """Read one CCD and return its feature row as a dict of Python / numpy values.
-
-    Raises InputRejected for anything that must be quarantined.
-    """
-    from ..io.des import HEADER_KEYS
-
-    name = parse_name(unit["path"])
-    ccd = read_ccd(unit["path"], unit.get("bkg_path"), read_wgt=True)
-    if ccd.sci.shape != tuple(cfg.input.ccd_shape):
-        raise InputRejected("bad_shape", f"image shape {ccd.sci.shape} is not the configured CCD shape {tuple(cfg.input.ccd_shape)}")
-    hdr = ccd.header
-    for key, expect in (("EXPNUM", name.expnum), ("CCDNUM", name.ccdnum)):
-        if key in hdr and _header_value(hdr, key, int) != expect:
-            raise InputRejected("header_mismatch", f"header {key} = {hdr[key]!r} but the file name says {expect}")
-    if hdr.get("BAND") not in (None, "") and str(hdr["BAND"]).strip() != name.band:
-        raise InputRejected("header_mismatch", f"header BAND = {hdr['BAND']!r} but the file name says {name.band!r}")
-    nite = _nite_from_header(hdr)
-    mode = cfg.background.already_subtracted
-    presub = mode == "yes" or (mode == "auto" and "SKYSUB" in hdr)
-    planes = preprocess_planes(ccd.sci, ccd.msk, ccd.bkg, ccd.wgt, cfg, bkg_already_subtracted=presub)
-    dtype = np.float16 if cfg.store.image_dtype == "float16" else np.float32
-    lab = label or unlabelled(name.expnum, name.ccdnum, len(cfg.taxonomy.classes))
-    row = {
-        "expnum": np.int64(name.expnum), "ccdnum": np.int16(name.ccdnum), "band": name.band,
-        "nite": np.int32(nite), "reqnum": np.int32(name.reqnum), "attnum": np.int32(name.attnum),
-        "image": planes["image"].astype(dtype), "mask_frac": planes["mask_frac"].astype(dtype),
-        "max_sn": planes["max_sn"].astype(dtype), "spread_sn": planes["spread_sn"].astype(dtype),
-        "sharp_sn": planes["sharp_sn"].astype(dtype),
-        "noise_sigma": np.float32(planes["noise_sigma"]),
-        "stretch_min": np.float32(planes["stretch_min"]), "stretch_max": np.float32(planes["stretch_max"]),
-        "masked_fraction": np.float32(planes["masked_fraction"]), "bkg_source": planes["bkg_source"],
-        "path": unit["path"], "bkg_path": unit.get("bkg_path"), "config_hash": cfg.config_hash,
-        "inspected": bool(lab.inspected), "label": np.int8(lab.label),
-        "multi_hot": np.asarray(lab.multi_hot, np.int8), "primary_class": np.int16(lab.primary_class),
-        "has_false_positive": bool(lab.has_false_positive), "n_reports": np.int16(lab.n_reports),
-    }
-    for col, t in (("report_class", np.int16), ("report_fp", np.bool_), ("report_x", np.int32),
-                   ("report_y", np.int32), ("report_row", np.int32), ("report_col", np.int32),
-                   ("report_brow", np.int32), ("report_bcol", np.int32)):
-        row[col] = np.asarray(getattr(lab, col), dtype=t)
-    for key, (col, typ) in HEADER_KEYS.items():
-        if col in HEADER_COLUMNS:
-            v = _header_value(hdr, key, typ)
-            row[col] = None if v is None else (HEADER_COLUMNS[col](v) if HEADER_COLUMNS[col] is not np.str_ else str(v))
-    if row["detpos"] is None:
-        from ..io.des import detpos_for_ccdnum
-        row["detpos"] = detpos_for_ccdnum(name.ccdnum) if 1 <= name.ccdnum <= 62 else None
-    return row
-
-
-def process_unit(unit: dict, cfg: PipelineConfig, label: CCDLabel | None):
-    """One input -> ``(row_or_None, status, reason, detail)``; never raises for bad input."""
-    if unit.get("static_reason"):
-        return None, "quarantined", unit["static_reason"], unit.get("static_detail") or ""
-    try:
-        return compute_features(unit, cfg, label), "stored", None, None
-    except InputRejected as e:
-        return None, "quarantined", e.reason, e.detail
-    except MemoryError:
-        raise
-    except Exception as e:  # a reader bug must not kill a full-archive run: quarantine, loudly
-        log.exception("unexpected error on %s", unit.get("path"))
-        return None, "quarantined", "unexpected_error", f"{type(e).__name__}: {e}"[:2000]
-
-
-# ------------------------------------------------------------------------------ labels
 def _reports_to_df(spark, records: list):
     """The reports as a Parquet-friendly table: the checker's fields for queries, plus each
     record's raw JSON, from which a later run rebuilds exactly the same labels."""
@@ -257,7 +81,6 @@ def resolve_labels(spark, store: Store, label_paths, cfg: PipelineConfig):
     return aggregate_reports(records, cfg), None
 
 
-# ------------------------------------------------------------------------------ the job
 def run_preprocess(spark, inputs: list[str], output: str, cfg: PipelineConfig, label_paths=()) -> dict:
     """Incremental, idempotent preprocess of ``inputs`` into the store at ``output``."""
     try:
