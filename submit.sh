@@ -50,10 +50,24 @@ setup() {
     echo "submit.sh: creating $VENV" >&2
     "$(find_python)" -m venv "$VENV"
   fi
-  echo "submit.sh: installing artifactspark and its pinned dependencies into $VENV (first time: a few minutes)" >&2
-  "$PY" -m pip install --disable-pip-version-check -q --upgrade pip >&2
-  "$PY" -m pip install --disable-pip-version-check -q -e "$ROOT[test]" >&2
+  # pip's output (warnings, setuptools' editable-install banner) goes to a log, shown only on failure
+  local log="$VENV/setup.log"
+  echo "submit.sh: installing artifactspark and its pinned dependencies into $VENV (first time: a few minutes; log: $log)" >&2
+  if ! { "$PY" -m pip install --disable-pip-version-check -q --upgrade pip &&
+         "$PY" -m pip install --disable-pip-version-check -q -e "$ROOT[test]"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    die "installing the dependencies failed (the output above is in $log)"
+  fi
   echo "$want" > "$stamp"
+}
+
+# Spark's JVM logs at WARN without the known-harmless warnings (conf/log4j2.properties), and a
+# local run binds to the loopback address (no hostname warning); ARTIFACTSPARK_LOG=DEBUG: Spark's defaults.
+quiet_spark() {
+  local profile="$1"
+  [ "${ARTIFACTSPARK_LOG:-}" = "DEBUG" ] && return 0
+  export LOG4J_CONFIGURATION_FILE="${LOG4J_CONFIGURATION_FILE:-$ROOT/conf/log4j2.properties}"
+  if [ "$profile" = "local" ]; then export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"; fi
 }
 
 build_zip() {
@@ -97,6 +111,7 @@ run_job() {
   [ -f "$props" ] || die "no Spark profile $profile (files: $(ls "$ROOT/conf/spark" | tr '\n' ' '))"
   setup
   local zip; zip=$(build_zip)
+  quiet_spark "$profile"
   export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$PY}"
   export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PY}"
   local cmd=("$VENV/bin/spark-submit" --properties-file "$props" --py-files "$zip" "${extra[@]}")

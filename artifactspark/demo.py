@@ -20,6 +20,7 @@ import time
 from .evaluate.report import build_report
 from .features.preprocess import run_preprocess
 from .io.des import parse_ccd_list
+from .logs import current_log_file
 from .models.cnn import train_cnn
 from .models.svm import train_svm
 from .models.training import prepare
@@ -108,6 +109,7 @@ def run_demo(spark, cfg, size: str, out: str, seed: int = 1) -> dict:
           f"  predictions table              {paths['predictions']}  (query: ./submit.sh query --store {store} "
           f"--predictions {paths['predictions']} disagree)\n"
           f"  one PNG per class              {paths['gallery']}\n"
-          f"  total {time.time() - t_all:.0f} s\n", file=sys.stderr, flush=True)
+          f"  every detail (the log)         {current_log_file() or 'ARTIFACTSPARK_LOG=INFO shows it here'}\n"
+          f"  total {time.time() - t_all:.0f} s", file=sys.stderr, flush=True)
     res["driver_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # training runs here
     return {"job": "demo", "size": size, "out": out, "seconds": round(time.time() - t_all, 1), **res}

@@ -5,13 +5,16 @@ import logging
 import threading
 import time
 
+from .logs import PROGRESS
+
 log = logging.getLogger(__name__)
 
 
 class Progress:
-    """Logs 'n/total CCDs, rate, ETA' every ``every`` seconds from an accumulator."""
+    """Logs 'n/total CCDs, rate, ETA' (a progress line) every ``every`` seconds from an accumulator,
+    when the count moved (Spark adds a task's count when the task ends)."""
 
-    def __init__(self, acc, total: int, every: float = 10.0, what: str = "preprocess"):
+    def __init__(self, acc, total: int, every: float = 30.0, what: str = "preprocess"):
         self.acc, self.total, self.every, self.what = acc, total, every, what
         self._stop = threading.Event()
         self._t0 = time.time()
@@ -26,9 +29,13 @@ class Progress:
         self._thread.join(timeout=2)
 
     def _loop(self):
+        last = 0
         while not self._stop.wait(self.every):
             n = self.acc.value
+            if n == last:
+                continue
+            last = n
             el = time.time() - self._t0
             rate = n / el if el > 0 else 0.0
             eta = (self.total - n) / rate if rate > 0 else float("nan")
-            log.info("%s: %d/%d CCDs done, %.2f CCD/s, ETA %.0f s", self.what, n, self.total, rate, eta)
+            log.info("%s: %d/%d CCDs done, %.2f CCD/s, ETA %.0f s", self.what, n, self.total, rate, eta, extra=PROGRESS)

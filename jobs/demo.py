@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("--master", help="Spark master (default local[*])")
     args = p.parse_args(argv)
     out = os.path.abspath(args.out)
-    return run_job("artifactspark-demo", args, lambda spark, cfg: run_demo(spark, cfg, args.size, out, args.seed))
+    return run_job("artifactspark-demo", args, lambda spark, cfg: run_demo(spark, cfg, args.size, out, args.seed), output=out)
 
 
 if __name__ == "__main__":

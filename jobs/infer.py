@@ -30,7 +30,7 @@ def main(argv=None) -> int:
         from artifactspark.serve.infer import run_infer
         return run_infer(spark, args.store, args.model, args.output, cfg)
 
-    return run_job("artifactspark-infer", args, job)
+    return run_job("artifactspark-infer", args, job, output=args.output)
 
 
 if __name__ == "__main__":

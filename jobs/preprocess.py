@@ -28,7 +28,7 @@ def main(argv=None) -> int:
         from artifactspark.features.preprocess import run_preprocess
         return run_preprocess(spark, args.input, args.output, cfg, args.labels)
 
-    return run_job("artifactspark-preprocess", args, job)
+    return run_job("artifactspark-preprocess", args, job, output=args.output)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def main(argv=None) -> int:
 
     return run_plain("artifactspark-report",
                      lambda: build_report(args.model_dir, args.out, truth_path=args.truth, target_fnr=args.target_fnr),
-                     usage_errors=(ModelDirError, ReportInputError, TruthTableError))
+                     usage_errors=(ModelDirError, ReportInputError, TruthTableError), output=args.out)
 
 
 if __name__ == "__main__":

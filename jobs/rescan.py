@@ -31,7 +31,7 @@ def main(argv=None) -> int:
         from artifactspark.serve.rescan import run_rescan
         return run_rescan(spark, args.input, args.labels, args.store, args.model, args.output, cfg)
 
-    return run_job("artifactspark-rescan", args, job)
+    return run_job("artifactspark-rescan", args, job, output=args.output)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         from artifactspark.sim.archive import run_simulation
         return run_simulation(spark, args.output, args.exposures, cfg, ccds=ccds, seed=args.seed)
 
-    return run_job("artifactspark-simulate", args, job)
+    return run_job("artifactspark-simulate", args, job, output=args.output)
 
 
 if __name__ == "__main__":

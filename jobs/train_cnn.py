@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         ts = prepare(spark, args.store, args.problem, cfg, tc, args.split)
         return train_cnn(ts, args.model_dir, tc, args.shard, args.num_shards)
 
-    return run_job("artifactspark-train-cnn", args, job)
+    return run_job("artifactspark-train-cnn", args, job, output=args.model_dir)
 
 
 if __name__ == "__main__":

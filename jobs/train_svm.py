@@ -30,7 +30,7 @@ def main(argv=None) -> int:
         ts = prepare(spark, args.store, args.problem, cfg, tc, args.split)
         return train_svm(spark, ts, args.model_dir, tc, args.kernel)
 
-    return run_job("artifactspark-train-svm", args, job)
+    return run_job("artifactspark-train-svm", args, job, output=args.model_dir)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import numpy as np
 from ..config import PipelineConfig
 from ..errors import StoreError
 from ..io import fs as fsmod
+from ..logs import PROGRESS
 from ..progress import Progress
 from .discover import discover
 from .extract import process_unit
@@ -148,7 +149,7 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
     n_skipped = n_inputs - n_changed
     timings["discover"] = round(time.time() - t0, 2)
     log.info("preprocess: %d inputs, %d new or changed, %d unchanged%s", n_inputs, n_changed, n_skipped,
-             " (full rebuild)" if rebuild else "")
+             " (full rebuild)" if rebuild else "", extra=PROGRESS)
 
     summary = {"job": "preprocess", "run_id": run_id, "store": store.uri, "config_hash": chash,
                "inputs": n_inputs, "stored": 0, "quarantined": 0, "skipped": n_skipped,

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from ..logs import PROGRESS, import_tensorflow
 from . import modelio
 from .layers import artifact_accuracy, predict, standardize_layer, top_k_layer
 from .training import TrainingSet
@@ -72,7 +73,7 @@ def any_weighted_bce(any_weight: float = 1.0):
     cross-entropy over the class outputs plus ``any_weight`` times the head's. With a plain mean
     over the 27 outputs the decision that matters most (artifact or not) would carry 1/27 of
     the gradient, and the rare class outputs (mostly 0) would dominate."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     def loss(y_true, y_pred):
         bce = tf.keras.backend.binary_crossentropy(tf.cast(y_true, y_pred.dtype), y_pred)
@@ -87,7 +88,7 @@ def n_outputs(problem: str, n_classes_out: int, tc: TrainConfig) -> int:
 
 
 def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
-    import tensorflow as tf
+    tf = import_tensorflow()
     from tensorflow.keras import layers
 
     def act(x):
@@ -142,7 +143,7 @@ def load_side(ts: TrainingSet, side: str, tc: TrainConfig):
 
 def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int | None = None,
               shard_count: int | None = None) -> dict:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     from .training import finish
 
@@ -188,7 +189,7 @@ def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int |
             history["seconds"].append(round(time.time() - self.t, 2))
             log.info("cnn %s epoch %d/%d: loss %.4f val_loss %.4f | error train %.3f val %.3f (%.1f s)",
                      ts.problem, epoch + 1, tc.epochs, history["loss"][-1], history["val_loss"][-1],
-                     history["train_error"][-1], history["val_error"][-1], history["seconds"][-1])
+                     history["train_error"][-1], history["val_error"][-1], history["seconds"][-1], extra=PROGRESS)
             self.t = time.time()
 
     callbacks = [Track()]

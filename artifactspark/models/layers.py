@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..logs import import_tensorflow
+
 
 def artifact_accuracy(y_true, y_pred):
     """Multi-label: accuracy of 'any artifact' (max output >= 0.5) against 'any class true'."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     t = tf.reduce_max(y_true, axis=-1) > 0.5
     p = tf.reduce_max(y_pred, axis=-1) >= 0.5
@@ -40,7 +42,7 @@ def standardize_layer():
     global _STANDARDIZE
     if _STANDARDIZE is not None:
         return _STANDARDIZE
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     class Standardize(tf.keras.layers.Layer):
         def __init__(self, iterations=2, clip=3.0, asinh_channels=(), standardize=True, sharp_pair=None, **kw):
@@ -95,7 +97,7 @@ def top_k_layer():
     global _TOPK
     if _TOPK is not None:
         return _TOPK
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     class TopK(tf.keras.layers.Layer):
         def __init__(self, k=8, **kw):

@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from ..errors import ConfigError
+from ..logs import import_tensorflow
 
 MODEL_JSON = "model.json"
 
@@ -140,7 +141,7 @@ class Predictor:
         if not os.path.isfile(path):
             raise ModelError(f"{path} is missing: the model directory is incomplete")
         if self.kind == "cnn":
-            import tensorflow as tf
+            tf = import_tensorflow()
 
             from .layers import custom_objects
             self.model = tf.keras.models.load_model(path, custom_objects=custom_objects(), compile=False)

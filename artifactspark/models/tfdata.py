@@ -7,13 +7,17 @@ fields; :func:`enable_float16` adds it (one dict entry, no behaviour change othe
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 
 import numpy as np
 
+from ..logs import LogWriter, import_tensorflow
+
+log = logging.getLogger(__name__)
+
 
 def enable_float16() -> None:
-    import tensorflow as tf
+    tf = import_tensorflow()
     from petastorm import tf_utils
 
     tf_utils._NUMPY_TO_TF_DTYPES_MAPPING.setdefault(np.float16, tf.float16)
@@ -22,7 +26,7 @@ def enable_float16() -> None:
 @contextlib.contextmanager
 def open_reader(features_uri: str, **kwargs):
     """``petastorm.make_reader`` on a store path or URI. Its close prints "Cache cleanup
-    complete." on stdout, where every job keeps only its JSON summary: sent to stderr here."""
+    complete." on stdout, where every job keeps only its JSON summary: sent to the log here."""
     from petastorm import make_reader
 
     from ..io.fs import to_uri
@@ -31,7 +35,7 @@ def open_reader(features_uri: str, **kwargs):
     try:
         yield reader
     finally:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(LogWriter(log)):
             reader.__exit__(None, None, None)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from ..config import PipelineConfig, _build
 from ..errors import ConfigError, StoreError
 from ..features.store import FEATURES, Store, decode_ndarray, decode_vector
+from ..logs import import_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ def train_stream(features_uri: str, expnums, problem: str, n_classes: int, tc: T
     read and the decompression are paid once, not once per epoch."""
     import contextlib
 
-    import tensorflow as tf
+    tf = import_tensorflow()
     from petastorm.predicates import in_lambda
 
     from .tfdata import store_dataset
@@ -320,7 +321,7 @@ def augment_flips(x):
     rotations are NOT used: they turn readout-direction features (bleeds, column masks,
     vertical jumps and stripes, readout artifacts) into horizontal ones that do not exist.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     x = tf.image.random_flip_left_right(x)
     return tf.image.random_flip_up_down(x)

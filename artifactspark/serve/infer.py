@@ -39,6 +39,7 @@ from ..config import PipelineConfig, _build
 from ..errors import ConfigError, StoreError
 from ..models.modelio import ModelError, input_fields, read_meta
 from ..features.store import FEATURES, Store, decode_ndarray
+from ..logs import PROGRESS, import_tensorflow
 from ..progress import Progress
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ _PREDICTORS: dict = {}
 def _limit_tf_threads(n: int) -> None:
     """One TF thread pool of ``n`` per task: k tasks x all-cores pools would oversubscribe."""
     try:
-        import tensorflow as tf
+        tf = import_tensorflow()
         tf.config.threading.set_intra_op_parallelism_threads(n)
         tf.config.threading.set_inter_op_parallelism_threads(n)
     except RuntimeError:        # TF already initialised in this (reused) worker: keep its setting
@@ -211,7 +212,7 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
     todo = feats if done is None else feats.join(done, ["expnum", "ccdnum"], "left_anti")
     n_todo = n_store if done is None else todo.count()
     log.info("infer: model %s (%s %s): %d CCDs in the store, %d not yet scored by this version",
-             meta["version"], meta["kind"], meta["problem"], n_store, n_todo)
+             meta["version"], meta["kind"], meta["problem"], n_store, n_todo, extra=PROGRESS)
     summary = {"job": "infer", "model": meta["name"], "model_version": meta["version"], "store": store.uri,
                "output": out.uri, "store_ccds": n_store, "scored": 0, "already_scored": n_store - n_todo}
     if n_todo:

@@ -12,6 +12,7 @@ import time
 import uuid
 
 from ..config import PipelineConfig
+from ..logs import PROGRESS
 from .infer import run_infer
 from ..features.preprocess import run_preprocess
 from ..features.store import Store
@@ -27,11 +28,12 @@ def run_rescan(spark, inputs: list[str], label_paths: list[str], store_uri: str,
     store = Store(spark, store_uri)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     with store.lock(run_id, RESCAN_LOCK):
-        log.info("rescan %s: [1/%d] preprocess %s -> %s", run_id, 1 + len(model_dirs), inputs, store.uri)
+        log.info("rescan %s: [1/%d] preprocess %s -> %s", run_id, 1 + len(model_dirs), inputs, store.uri,
+                 extra=PROGRESS)
         pre = run_preprocess(spark, inputs, store_uri, cfg, label_paths)
         inf = []
         for i, m in enumerate(model_dirs, 2):
-            log.info("rescan %s: [%d/%d] infer with %s", run_id, i, 1 + len(model_dirs), m)
+            log.info("rescan %s: [%d/%d] infer with %s", run_id, i, 1 + len(model_dirs), m, extra=PROGRESS)
             inf.append(run_infer(spark, store_uri, m, output_uri, cfg))
     keep = ("inputs", "stored", "quarantined", "skipped", "replaced", "seconds")
     return {"job": "rescan", "run_id": run_id, "store": store.uri, "output": output_uri,
