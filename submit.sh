@@ -2,7 +2,7 @@
 # artifactspark launcher: set-up, demo, tests, and spark-submit for every job.
 #
 #   ./submit.sh demo [--size small|medium|large] [--out DIR]   set up, then simulate + preprocess a sample archive locally
-#   ./submit.sh test [PYTEST ARGS]                             set up, then run the whole test suite
+#   ./submit.sh test [PYTEST ARGS]                             set up, ruff (lint, format), then the whole test suite
 #   ./submit.sh setup                                          create / refresh .venv only
 #   ./submit.sh [OPTIONS] JOB [JOB ARGS]                       spark-submit jobs/JOB.py
 #
@@ -123,7 +123,11 @@ run_job() {
 
 case "${1:-}" in
   setup) setup ;;
-  test) shift; setup; cd "$ROOT"; exec "$PY" -m pytest "$@" ;;
+  test) shift; setup; cd "$ROOT"
+        # lint and format first (pyproject.toml [tool.ruff]); CI runs this command
+        "$VENV/bin/ruff" check --quiet . || die "ruff check found problems (see above; ruff check --fix fixes some)"
+        "$VENV/bin/ruff" format --check --quiet . || die "ruff format would change the files above: run $VENV/bin/ruff format"
+        exec "$PY" -m pytest "$@" ;;
   demo) shift; setup; exec "$PY" "$ROOT/jobs/demo.py" "$@" ;;
   ""|-h|--help) sed -n '2,17p' "$0" ;;
   *) run_job "$@" ;;

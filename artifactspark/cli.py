@@ -86,6 +86,8 @@ def add_train_args(p) -> None:
 
 
 def parse_overrides(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items as a dict; a value is read as TOML (``5``, ``false``, ``[1, 2]``),
+    else kept as a string."""
     import tomllib
 
     out = {}

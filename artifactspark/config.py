@@ -14,8 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io.des import MASK_BITS
 from .errors import ConfigError
+from .io.des import MASK_BITS
 
 #: Bump when the feature computation changes in a way that must invalidate stored rows.
 #: 2: sharpness channels max_sn / spread_sn and the scalar noise_sigma added to every row.
@@ -37,6 +37,7 @@ DEFAULT_CLASSES = [
 
 @dataclass(frozen=True)
 class InputConfig:
+    """``[input]``: which files are inputs, and the CCD shape they must have."""
     #: fnmatch patterns on the file's base name.
     image_patterns: tuple[str, ...] = ("*_immasked.fits", "*_immasked.fits.fz", "*_immasked.fits.gz")
     bkg_patterns: tuple[str, ...] = ("*_bkg.fits", "*_bkg.fits.fz", "*_bkg.fits.gz")
@@ -47,6 +48,7 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class MaskConfig:
+    """``[mask]``: which pixels are left out of the bins."""
     #: MSK bits whose pixels are left out of the bin means (names from des.MASK_BITS).
     bits: tuple[str, ...] = ("BPM", "SATURATE", "BADAMP", "CRAY", "STAR", "TRAIL",
                              "EDGEBLEED", "SSXTALK", "EDGE", "STREAK")
@@ -55,6 +57,7 @@ class MaskConfig:
 
     @property
     def bitmask(self) -> int:
+        """The ``bits`` as one integer mask (OR of their DESDM values)."""
         v = 0
         for b in self.bits:
             v |= MASK_BITS[b]
@@ -63,6 +66,7 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class BackgroundConfig:
+    """``[background]``: the sky to subtract, and what to do without a background file."""
     #: What to do when a CCD has no *_bkg file: "estimate" (sep, SExtractor-style) or "quarantine".
     missing: str = "estimate"
     #: Is the SCI image already sky-subtracted? "auto" looks for the SKYSUB header key.
@@ -74,6 +78,7 @@ class BackgroundConfig:
 
 @dataclass(frozen=True)
 class DownsampleConfig:
+    """``[downsample]``: the block-mean factor and the edge rule."""
     #: Block-mean factor: 8 turns 4096x2048 into 512x256.
     factor: int = 8
     #: Shapes the factor does not divide: "crop" drops the trailing rows/columns,
@@ -83,6 +88,7 @@ class DownsampleConfig:
 
 @dataclass(frozen=True)
 class StretchConfig:
+    """``[stretch]``: the arcsinh stretch of the binned image."""
     #: y = arcsinh(((I - m) / (M - m)) / softening); softening = 1 is the paper's transform.
     softening: float = 1.0
     #: m and M are these percentiles of the valid bins; (0, 100) = min and max, as in the paper.
@@ -91,6 +97,7 @@ class StretchConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
+    """``[store]``: how the feature store is written."""
     #: dtype of the image channels in the store ("float16" halves the size; see README).
     image_dtype: str = "float16"
     #: Parquet row-group size for the petastorm dataset, in MB.
@@ -103,6 +110,7 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class LabelConfig:
+    """``[labels]``: how exposure-checker reports become labels."""
     #: Which FITS axis the checker's x runs along ("naxis2" = the 4096-pixel axis, see des-data.md).
     x_axis: str = "naxis2"
     flip_x: bool = False
@@ -116,6 +124,7 @@ class LabelConfig:
 
 @dataclass(frozen=True)
 class TaxonomyConfig:
+    """``[taxonomy]``: the artifact classes (index = class id) and their other spellings."""
     classes: tuple[str, ...] = tuple(DEFAULT_CLASSES)
     #: Other spellings seen in exports -> canonical class name.
     aliases: dict = field(default_factory=lambda: {
@@ -126,6 +135,7 @@ class TaxonomyConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    """The whole pipeline config: one frozen dataclass per section; other known sections in ``extra``."""
     input: InputConfig = field(default_factory=InputConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
@@ -154,10 +164,12 @@ class PipelineConfig:
 
     @property
     def config_hash(self) -> str:
+        """A 16-hex-digit hash of everything that changes the stored features (:meth:`feature_dict`)."""
         blob = json.dumps(self.feature_dict(), sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def binned_shape(self, shape: tuple[int, int] | None = None) -> tuple[int, int]:
+        """(rows, cols) of the binned planes for ``shape`` (default: the configured CCD shape)."""
         shape = shape or self.input.ccd_shape
         f = self.downsample.factor
         if self.downsample.edge == "crop":
@@ -265,6 +277,7 @@ EXTRA_SECTIONS = {"simulate", "train", "infer", "report"}
 
 
 def config_from_dict(data: dict, source: str = "<dict>") -> PipelineConfig:
+    """A validated :class:`PipelineConfig` from a TOML-shaped dict; ``source`` names it in errors."""
     hints = typing.get_type_hints(PipelineConfig)
     kwargs, extra = {}, {}
     for sec, body in data.items():

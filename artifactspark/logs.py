@@ -102,7 +102,7 @@ def job_log_path(output: str | None, job: str) -> str:
     the same under the system's temporary folder for a remote one (``hdfs://``, ``s3a://``) or none."""
     u = urlparse(output or "")
     folder = u.path if output and u.scheme in ("", "file") else os.path.join(tempfile.gettempdir(), "artifactspark")
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     return os.path.join(folder, LOG_DIR, f"{job}-{stamp}-{os.getpid()}.log")
 
 

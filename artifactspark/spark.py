@@ -83,7 +83,8 @@ def check_java() -> str:
     """Return the Java version string, or raise a one-line EnvironmentProblem if it is unusable."""
     java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
     if not java or not os.path.exists(java):
-        raise EnvironmentProblem("Java not found: artifactspark needs Java 17 or newer (install a JDK 17 and put java on PATH or set JAVA_HOME)")
+        raise EnvironmentProblem("Java not found: artifactspark needs Java 17 or newer "
+                                 "(install a JDK 17 and put java on PATH or set JAVA_HOME)")
     out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
     m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
     if not m:

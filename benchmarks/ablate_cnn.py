@@ -31,12 +31,12 @@ def main():
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "data" / "ablation"))
     args = ap.parse_args()
-    from artifactspark.models.cnn import train_cnn
     from artifactspark.config import load_config
     from artifactspark.logs import setup_logging
-    from artifactspark.spark import get_spark
+    from artifactspark.models.cnn import train_cnn
     from artifactspark.models.training import prepare
     from artifactspark.models.trainingdata import train_config
+    from artifactspark.spark import get_spark
 
     setup_logging("WARNING")
     cfg = load_config(args.config)

@@ -29,8 +29,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from artifactspark.config import PipelineConfig  # noqa: E402
-from artifactspark.features.image import (arcsinh_stretch, bin_sharpness, block_mean, noise_sigma,  # noqa: E402
-                                 preprocess_planes, valid_pixels)
+from artifactspark.features.image import (  # noqa: E402
+    arcsinh_stretch,
+    bin_sharpness,
+    block_mean,
+    noise_sigma,
+    preprocess_planes,
+    valid_pixels,
+)
 
 
 def make_ccd(shape=(4096, 2048), sky=1000.0, noise=6.0, seed=7):

@@ -33,8 +33,8 @@ def loop(store: str, model: str, batch: int):
     import pyarrow.dataset as ds
     import tensorflow as tf
 
-    from artifactspark.models.modelio import Predictor
     from artifactspark.features.store import decode_ndarray
+    from artifactspark.models.modelio import Predictor
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -79,8 +79,8 @@ def main():
     ap.add_argument("--loop-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     from artifactspark.config import load_config
-    from artifactspark.serve.infer import infer_config
     from artifactspark.logs import setup_logging
+    from artifactspark.serve.infer import infer_config
     setup_logging("WARNING")
     batch = infer_config(load_config(args.config)).batch_size
     if args.loop_only:

@@ -1,6 +1,7 @@
 """Training input pipeline: Petastorm (store -> make_reader -> tf.data) versus in-memory arrays.
 
-  .venv/bin/python benchmarks/bench_train_input.py --store STORE [--config FILE] [--problem binary] [--steps 60] [--rounds 2]
+  .venv/bin/python benchmarks/bench_train_input.py --store STORE [--config FILE] [--problem binary] \
+      [--steps 60] [--rounds 2]
 
 The shipped network and input channels ([train] defaults; target >= 100 img/s on 2 cores).
 Same model, same process, same training rows: ``model.fit`` for ``--steps`` steps fed (a) by
@@ -30,12 +31,12 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from artifactspark.models.cnn import build_model, load_side, n_outputs
     from artifactspark.config import load_config
     from artifactspark.logs import setup_logging
-    from artifactspark.spark import get_spark
+    from artifactspark.models.cnn import build_model, load_side, n_outputs
     from artifactspark.models.training import prepare
     from artifactspark.models.trainingdata import augment_flips, class_weights, train_config, train_stream
+    from artifactspark.spark import get_spark
 
     setup_logging("WARNING")
     cfg = load_config(args.config)

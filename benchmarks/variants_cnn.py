@@ -36,13 +36,13 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--variant", action="append", required=True)
     a = ap.parse_args()
-    from artifactspark.models.cnn import train_cnn
     from artifactspark.config import load_config
-    from artifactspark.logs import setup_logging
     from artifactspark.evaluate.metrics import summarize_model
-    from artifactspark.spark import get_spark
+    from artifactspark.logs import setup_logging
+    from artifactspark.models.cnn import train_cnn
     from artifactspark.models.training import prepare
     from artifactspark.models.trainingdata import train_config
+    from artifactspark.spark import get_spark
 
     setup_logging("WARNING")
     cfg = load_config(None)
@@ -53,7 +53,7 @@ def main():
         ts = prepare(spark, a.store, problem, cfg, tc, a.split)
         md = os.path.join(a.out, name)
         t = time.time()
-        s = train_cnn(ts, md, tc)
+        train_cnn(ts, md, tc)
         m = json.load(open(os.path.join(md, "model.json")))
         ev = summarize_model(md, truth=a.truth)
         tb, vb = ev["truth"]["binary"], ev["binary"]

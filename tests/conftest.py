@@ -35,8 +35,9 @@ def spark():
 @pytest.fixture
 def small_cfg(tmp_path):
     """Pipeline config for the small test CCDs, as a file and as the loaded object."""
-    from artifactspark.config import load_config
     from desarchive import SMALL_CONF
+
+    from artifactspark.config import load_config
 
     p = tmp_path / "small.toml"
     p.write_text(SMALL_CONF)
@@ -47,9 +48,10 @@ def small_cfg(tmp_path):
 @pytest.fixture(scope="session")
 def toy(spark, tmp_path_factory):
     """A separable toy archive (tests/toystore.py) preprocessed into a labelled store."""
+    from toystore import TOY_CONF, build_toy
+
     from artifactspark.config import load_config
     from artifactspark.features.preprocess import run_preprocess
-    from toystore import TOY_CONF, build_toy
 
     d = tmp_path_factory.mktemp("toy")
     conf = d / "toy.toml"

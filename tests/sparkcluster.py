@@ -179,7 +179,7 @@ class StandaloneCluster:
         env.update(extra or {})
         return env
 
-    def start(self, timeout: float = 90) -> "StandaloneCluster":
+    def start(self, timeout: float = 90) -> StandaloneCluster:
         """Start master and workers; return once the master lists ``n_workers`` ALIVE workers."""
         if self.master is not None:
             raise RuntimeError("StandaloneCluster.start() called twice")
@@ -319,7 +319,7 @@ class StandaloneCluster:
             except Exception:
                 pass
 
-    def __enter__(self) -> "StandaloneCluster":
+    def __enter__(self) -> StandaloneCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

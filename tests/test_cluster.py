@@ -4,7 +4,6 @@ import os
 import subprocess
 
 import pytest
-
 from conftest import ROOT
 from desarchive import SMALL_CONF, build_archive, report, write_reports
 from sparkcluster import StandaloneCluster

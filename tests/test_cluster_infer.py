@@ -8,7 +8,6 @@ import time
 
 import pyarrow.dataset as pads
 import pytest
-
 from conftest import ROOT
 from sparkcluster import StandaloneCluster
 

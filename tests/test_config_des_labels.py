@@ -2,12 +2,12 @@
 import json
 
 import pytest
+from desarchive import report
 
-from artifactspark.io import des
 from artifactspark.config import DEFAULT_CONFIG_PATH, PipelineConfig, config_from_dict, load_config
 from artifactspark.errors import ConfigError, LabelError
 from artifactspark.features.labels import aggregate_reports, load_labels, pixel_to_report, report_to_pixel
-from desarchive import report
+from artifactspark.io import des
 
 
 # ---------------------------------------------------------------------------- config

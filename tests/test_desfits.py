@@ -1,14 +1,14 @@
 """Reading DES products written by astropy: three compressions alike, and every bad kind rejected."""
 import os
 
+import fitsio
 import numpy as np
 import pytest
-import fitsio
 from astropy.io import fits
-
-from artifactspark.io.desfits import read_ccd, write_ccd
-from artifactspark.errors import InputRejected
 from desarchive import make_planes, write_pair
+
+from artifactspark.errors import InputRejected
+from artifactspark.io.desfits import read_ccd, write_ccd
 
 
 @pytest.mark.parametrize("comp", [".fz", "", ".gz"])

@@ -20,7 +20,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 from desarchive import E1, SMALL_CONF, build_archive, report, write_pair, write_reports
 from sparkcluster import StandaloneCluster

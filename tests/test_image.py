@@ -4,8 +4,14 @@ import pytest
 
 from artifactspark.config import PipelineConfig, config_from_dict
 from artifactspark.errors import InputRejected
-from artifactspark.features.image import (arcsinh_stretch, bin_sharpness, block_mean, noise_sigma, preprocess_planes,
-                                 valid_pixels)
+from artifactspark.features.image import (
+    arcsinh_stretch,
+    bin_sharpness,
+    block_mean,
+    noise_sigma,
+    preprocess_planes,
+    valid_pixels,
+)
 
 
 def loop_block_mean(img, valid, f, edge):

@@ -5,12 +5,11 @@ import json
 import os
 import shutil
 
+import infer as infer_job
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as pads
 import pytest
-
-import infer as infer_job
 
 
 def _preds(path):

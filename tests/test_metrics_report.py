@@ -12,15 +12,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import ROOT
 from sklearn import metrics as skm
 
+from artifactspark.config import DEFAULT_CLASSES as TAXONOMY  # noqa: E402
 from artifactspark.evaluate import metrics as M
 from artifactspark.evaluate.metrics import ModelDirError
 from artifactspark.evaluate.report import ReportInputError, build_report
-from conftest import ROOT
-
-from artifactspark.config import DEFAULT_CLASSES as TAXONOMY  # noqa: E402
-
 
 # ---------------------------------------------------------------------------------------------
 # threshold rule
@@ -425,8 +423,8 @@ def _truth_join(d, ccds):
 
 def _png_ok(path, size=None):
     """The file is a PNG that opens, of the given (width, height) if any, and not a blank image."""
-    from PIL import Image
     import matplotlib.image as mpimg
+    from PIL import Image
 
     with Image.open(path) as im:
         assert im.format == "PNG"

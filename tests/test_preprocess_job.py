@@ -10,13 +10,12 @@ import time
 
 import numpy as np
 import pytest
+from conftest import ROOT
+from desarchive import E1, E2, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
 
 from artifactspark.config import config_from_dict, load_config
 from artifactspark.features.preprocess import run_preprocess
 from artifactspark.features.store import decode_ndarray, decode_vector
-from desarchive import E1, E2, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
-
-from conftest import ROOT
 
 CLASSES = config_from_dict({}).taxonomy.classes
 
@@ -350,6 +349,7 @@ def test_cli_bad_config_exit_code(tmp_path):
 
 def test_one_writer_at_a_time(spark, archive, tmp_path):
     import socket
+
     from artifactspark.errors import StoreError
     cfg = load_config(archive["conf"])
     store = tmp_path / "locked"

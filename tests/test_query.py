@@ -10,14 +10,14 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import ROOT
+from desarchive import E1, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
 
-from artifactspark.serve import query as q
 from artifactspark.config import config_from_dict, load_config
 from artifactspark.errors import StoreError
 from artifactspark.features.preprocess import run_preprocess
 from artifactspark.features.store import decode_vector
-from conftest import ROOT
-from desarchive import E1, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
+from artifactspark.serve import query as q
 
 CLASSES = list(config_from_dict({}).taxonomy.classes)
 E4, E5, E6, E_GONE = 300004, 300005, 300006, 300009

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from artifactspark.config import config_from_dict
-from artifactspark.io.des import parse_name
-from artifactspark.io.desfits import read_ccd
 from artifactspark.errors import ConfigError
 from artifactspark.features.labels import load_labels
+from artifactspark.io.des import parse_name
+from artifactspark.io.desfits import read_ccd
 from artifactspark.sim.archive import simulate_ccd, write_outputs
-from artifactspark.sim.detect import SMOOTH
 from artifactspark.sim.config import sim_config
+from artifactspark.sim.detect import SMOOTH
 
 SMALL = {"input": {"ccd_shape": [512, 256]},
          "simulate": {"artifact_share": 1.0, "extra_classes_per_ccd": 2.0, "inspected_share": 1.0}}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from artifactspark.io.des import MASK_BITS
-from artifactspark.sim.artifacts import INJECTORS, inject
+from artifactspark.sim.artifacts import inject
 from artifactspark.sim.config import SIMULATED_CLASSES, sim_config
 from artifactspark.sim.exposure import _draw_feature
 from artifactspark.sim.sky import blank_canvas

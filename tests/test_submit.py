@@ -3,10 +3,10 @@ import os
 import subprocess
 
 import pytest
+from conftest import ROOT
 
 from artifactspark.errors import EnvironmentProblem
 from artifactspark.spark import check_java
-from conftest import ROOT
 
 
 def fake_java(tmp_path, version_line):

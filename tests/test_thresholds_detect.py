@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
+from artifactspark.models.thresholds import class_thresholds, cost_threshold
 from artifactspark.sim import detect
 from artifactspark.sim.artifacts import inject
 from artifactspark.sim.sky import blank_canvas
-from artifactspark.models.thresholds import class_thresholds, cost_threshold
 
 
 def brute_cost(pos, neg, c):

@@ -6,11 +6,10 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from toystore import FIRST_EXP
 
-from artifactspark.config import load_config
 from artifactspark.errors import ConfigError, StoreError
 from artifactspark.models.splits import SplitError, check_split, split_exposures
-from toystore import FIRST_EXP
 
 
 # ------------------------------------------------------------------------------ pure pieces
@@ -218,6 +217,7 @@ def test_report_on_trained_models(trained, toy, tmp_path):
 
 def test_training_needs_labels_and_a_known_split(spark, toy, tmp_path):
     import train_cnn
+
     from artifactspark.features.preprocess import run_preprocess
     from artifactspark.models.training import prepare
     from artifactspark.models.trainingdata import train_config

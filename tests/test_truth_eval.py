@@ -1,7 +1,6 @@
 """Evaluation against the simulator's truth (metrics.truth_evaluation and friends) on hand-made tables
 whose answers are worked out by hand in the comments, or recomputed independently (sklearn, scipy)."""
 import json
-import os
 
 import numpy as np
 import pandas as pd

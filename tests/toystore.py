@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
 from desarchive import make_planes, write_pair
 
 from artifactspark.features.labels import make_report, write_reports

@@ -7,7 +7,6 @@ import numpy as np
 
 from .scores import _ratio
 
-
 NO_ARTIFACT = "no artifact"
 
 

@@ -8,7 +8,6 @@ import numpy as np
 
 from .targets import TARGET_FPR, TARGET_RECALL
 
-
 ANNOTATE_MAX_CLASSES = 30    # confusion matrices up to this size get their counts written in the cells
 
 
@@ -191,7 +190,7 @@ def fig_recall_strength(rows, title, path, floors=None):
     for ax in list(axes.flat)[len(classes):]:
         ax.axis("off")
     axes[0, 0].set_ylabel("recall")
-    handles, labels = {}, []
+    handles = {}
     for ax in axes.flat:
         for hnd, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, hnd)

@@ -39,11 +39,21 @@ from .document import _Doc, _f, _slug, _vc
 from .figures import fig_confusion, fig_curve, fig_history, fig_learning_curve, fig_per_class, fig_recall_strength
 from .scores import jsonable, threshold_for_fnr
 from .sections import _doc_model, _doc_truth_overview
-from .summary import load_predictions, ModelDirError, read_model_json, summarize_predictions
-from .targets import _compare, _targets, NO_TRUTH, TARGET_CLASS_RECALL, TARGET_FPR, TARGET_MACRO_F1, TARGET_MCNEMAR_P, TARGET_MEAN_AUC, TARGET_MIN_SUPPORT, TARGET_RECALL
+from .summary import ModelDirError, load_predictions, read_model_json, summarize_predictions
+from .targets import (
+    NO_TRUTH,
+    TARGET_CLASS_RECALL,
+    TARGET_FPR,
+    TARGET_MACRO_F1,
+    TARGET_MCNEMAR_P,
+    TARGET_MEAN_AUC,
+    TARGET_MIN_SUPPORT,
+    TARGET_RECALL,
+    _compare,
+    _targets,
+)
 from .truth import truth_ccd_frame, truth_evaluation
-from .truthtables import load_truth, prepare_truth, TruthTableError
-
+from .truthtables import TruthTableError, load_truth, prepare_truth
 
 log = logging.getLogger("artifactspark.evaluate.report")
 CURVE_POINTS = 4000          # at most this many curve points are plotted / stored in report.json

@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 
-
 _EPS_COUNT = 1e-9  # target_fnr * positives is floored with this slack (0.29 * 100 -> 29, not 28)
 
 

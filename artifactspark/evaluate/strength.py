@@ -6,7 +6,6 @@ import numpy as np
 
 from .scores import _bool, _ratio
 
-
 STRENGTH_COLUMNS = ("sn_binned", "snr", "amplitude")
 
 

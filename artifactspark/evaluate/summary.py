@@ -13,11 +13,30 @@ import os
 import numpy as np
 
 from ..errors import ArtifactSparkError
-from .classes import _taxonomy, binary_by_true_class, confusion_matrix, macro_from_rows, manyclass_prediction, manyclass_scores, multilabel_prf, NO_ARTIFACT, per_class_prf, volunteer_class_names
-from .scores import _ratio, best_recall_at_fpr, binary_metrics, fpr_fnr_curve, jsonable, per_class_auc, roc_auc, wilson_interval
+from .classes import (
+    NO_ARTIFACT,
+    _taxonomy,
+    binary_by_true_class,
+    confusion_matrix,
+    macro_from_rows,
+    manyclass_prediction,
+    manyclass_scores,
+    multilabel_prf,
+    per_class_prf,
+    volunteer_class_names,
+)
+from .scores import (
+    _ratio,
+    best_recall_at_fpr,
+    binary_metrics,
+    fpr_fnr_curve,
+    jsonable,
+    per_class_auc,
+    roc_auc,
+    wilson_interval,
+)
 from .truth import truth_evaluation
 from .truthtables import load_truth
-
 
 PROBLEMS = ("binary", "multiclass", "multilabel")
 PRED_COLUMNS = ("expnum", "ccdnum", "label", "primary_class", "multi_hot", "y_true", "probs", "p_artifact")
@@ -144,6 +163,7 @@ def load_predictions(model_dir: str, split: str = "test", meta: dict | None = No
 
 
 def accuracy_rule(problem: str) -> str:
+    """How ``accuracy`` is counted for ``problem``, in words (for the report)."""
     return {"binary": "argmax(probs) == label",
             "multiclass": "argmax(probs) == y_true (26 classes + no artifact)",
             "multilabel": "artifact yes/no: (p_artifact >= 0.5) == label"}[problem]

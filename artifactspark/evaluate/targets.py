@@ -12,7 +12,6 @@ from .classes import NO_ARTIFACT
 from .document import _ci, _f, _size
 from .truth import truth_correctness
 
-
 # The issue's targets (issue 9), measured against the simulator's truth.
 TARGET_RECALL = 0.98         # binary: recall on CCDs with a detectable artifact ...
 TARGET_FPR = 0.05            # ... at this FPR on clean CCDs

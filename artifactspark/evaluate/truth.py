@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classes import _taxonomy, binary_by_true_class, macro_from_rows, manyclass_prediction, manyclass_scores, multilabel_prf, NO_ARTIFACT, per_class_prf, volunteer_class_names
+from .classes import (
+    NO_ARTIFACT,
+    _taxonomy,
+    binary_by_true_class,
+    macro_from_rows,
+    manyclass_prediction,
+    manyclass_scores,
+    multilabel_prf,
+    per_class_prf,
+    volunteer_class_names,
+)
 from .scores import _bool, _ratio, binary_metrics, jsonable, per_class_auc, roc_auc, wilson_interval
-from .strength import _pick_strength, recall_vs_strength, STRENGTH_COLUMNS, strength_floor
-from .truthtables import _opt_str, CATEGORIES, ERASED_BY_BINNING, prepare_truth
+from .strength import STRENGTH_COLUMNS, _pick_strength, recall_vs_strength, strength_floor
+from .truthtables import CATEGORIES, ERASED_BY_BINNING, _opt_str, prepare_truth
 
 
 def truth_ccd_frame(meta: dict, pred: dict, ccds_df=None, truth_df=None, threshold: float | None = None,

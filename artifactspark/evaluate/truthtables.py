@@ -10,7 +10,6 @@ import numpy as np
 from ..errors import ArtifactSparkError
 from .scores import _bool
 
-
 #: Columns the simulator adds for the detectability floor; older archives lack them.
 TRUTH_FLOOR_COLUMNS = ("sn_binned", "contrast", "n_sharp", "floor_rule", "detectable")
 #: The ones this module reads (contrast and n_sharp only explain the floor).

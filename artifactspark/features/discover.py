@@ -8,7 +8,6 @@ from ..config import PipelineConfig
 from ..io import fs as fsmod
 from ..io.des import NAME_REGEX_JAVA
 
-
 _NAME_GROUPS = ["expnum", "band", "ccdnum", "reqnum", "attnum", "kind", "comp"]
 
 

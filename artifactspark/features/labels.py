@@ -18,14 +18,14 @@ Checker (x, y) <-> numpy (row, col) goes through :func:`report_to_pixel` /
 from __future__ import annotations
 
 import collections
-import math
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
 from ..config import LabelConfig, PipelineConfig
-from ..io.des import CCD_SHAPE, expname_to_expnum, expnum_to_expname
 from ..errors import LabelError
+from ..io.des import CCD_SHAPE, expname_to_expnum, expnum_to_expname
 
 REQUIRED_KEYS = ("expname", "ccd", "problem")
 
@@ -69,12 +69,14 @@ def make_report(qa_id: int, expnum: int, ccd: int, band: str, problem: str, x=No
 
 
 def write_reports(reports: list[dict], path: str) -> None:
+    """Write checker-format report records as a JSON list (the simulator's export)."""
     with open(path, "w") as f:
         json.dump(reports, f, indent=0)
 
 
 @dataclass
 class CCDLabel:
+    """The labels of one CCD, aggregated from its reports (what the store keeps per CCD)."""
     expnum: int
     ccdnum: int
     band: str | None = None
@@ -94,12 +96,14 @@ class CCDLabel:
     report_bcol: list = field(default_factory=list)
 
     def digest(self) -> str:
+        """A hash of every field: a change of a CCD's labels changes its manifest fingerprint."""
         blob = json.dumps(self.__dict__, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
 @dataclass
 class LabelSet:
+    """The labels of every reported CCD, with counts of what could not be used."""
     by_ccd: dict                      # (expnum, ccdnum) -> CCDLabel
     n_records: int = 0
     unknown_classes: dict = field(default_factory=dict)   # name -> count
@@ -107,6 +111,7 @@ class LabelSet:
     counts: dict = field(default_factory=dict)             # class -> number of (non-FP) reports
 
     def summary(self) -> dict:
+        """Counts for the job summary: records, CCDs, unknown class names, rejected records."""
         return {"records": self.n_records, "ccds": len(self.by_ccd),
                 "unknown_classes": dict(self.unknown_classes), "rejected_records": dict(self.rejected)}
 
@@ -147,6 +152,7 @@ def load_labels(uris, cfg: PipelineConfig) -> LabelSet:
 
 
 def aggregate_reports(records: list, cfg: PipelineConfig) -> LabelSet:
+    """Checker report records -> per-CCD labels (see README, 'The preprocess job', step 7)."""
     tax, lc = cfg.taxonomy, cfg.labels
     index = {c: i for i, c in enumerate(tax.classes)}
     aliases = dict(tax.aliases)
@@ -250,4 +256,5 @@ def _primary(per_class: collections.Counter, first_seen: dict, rule: str) -> int
 
 
 def unlabelled(expnum: int, ccdnum: int, n_classes: int) -> CCDLabel:
+    """The label of a CCD no volunteer inspected (``label`` -1, all classes 0)."""
     return CCDLabel(expnum=expnum, ccdnum=ccdnum, inspected=False, label=-1, multi_hot=[0] * n_classes)

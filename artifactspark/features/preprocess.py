@@ -24,7 +24,6 @@ from .extract import process_unit
 from .labels import aggregate_reports, read_records
 from .store import FEATURES, MANIFEST, QUARANTINE, REPORTS, STAGING, Store, schema_for_config
 
-
 log = logging.getLogger(__name__)
 #: Manifest columns (one row per input). ``fingerprint`` folds everything but the config hash
 #: that decides whether an input must be processed again.
@@ -52,7 +51,7 @@ def _reports_to_df(spark, records: list):
     rows = []
     for r in records:
         d = r if isinstance(r, dict) else {}
-        text = lambda k: None if d.get(k) is None else str(d.get(k))  # noqa: E731
+        text = lambda k, d=d: None if d.get(k) is None else str(d.get(k))  # noqa: E731
         rows.append((num(d.get("qa_id"), int), text("expname"), num(d.get("ccd"), int), text("band"),
                      text("problem"), num(d.get("x"), float), num(d.get("y"), float), text("detail"),
                      None if d.get("false_positive") is None else bool(d.get("false_positive")),
@@ -94,7 +93,7 @@ def run_preprocess(spark, inputs: list[str], output: str, cfg: PipelineConfig, l
 
 def _run(spark, inputs, output, cfg, label_paths):
     t0 = time.time()
-    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     store = Store(spark, output)
     with store.lock(run_id):
         return _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths)

@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
-from ..io import fs as fsmod
 from ..errors import Busy, StoreError
+from ..io import fs as fsmod
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ def feature_schema(binned_shape, n_classes: int, image_dtype: str = "float16"):
 
 
 def schema_for_config(cfg):
+    """The store's Unischema for a pipeline config (binned shape, class count, image dtype)."""
     return feature_schema(cfg.binned_shape(), len(cfg.taxonomy.classes), cfg.store.image_dtype)
 
 
@@ -111,7 +112,8 @@ def _pid_alive(pid) -> bool:
 
 
 def decode_ndarray(cell: bytes) -> np.ndarray:
-    """Decode an ``image`` / ``mask_frac`` / ``max_sn`` / ``spread_sn`` / ``sharp_sn`` cell read with pyarrow, DuckDB or Spark.
+    """Decode an ``image`` / ``mask_frac`` / ``max_sn`` / ``spread_sn`` / ``sharp_sn`` cell read with
+    pyarrow, DuckDB or Spark.
 
     Petastorm's CompressedNdarrayCodec stores ``np.savez_compressed(arr=...)`` bytes; vector
     columns (``multi_hot``, ``report_*``) use NdarrayCodec (``np.save`` bytes) and decode the same
@@ -122,6 +124,7 @@ def decode_ndarray(cell: bytes) -> np.ndarray:
 
 
 def decode_vector(cell: bytes) -> np.ndarray:
+    """Decode a vector cell (``multi_hot``, ``report_*``: NdarrayCodec, ``np.save`` bytes)."""
     return np.load(io.BytesIO(cell))
 
 
@@ -134,14 +137,17 @@ class Store:
         self.fs = fsmod.HadoopFS(spark, self.uri)
 
     def path(self, *parts: str) -> str:
+        """The URI of ``parts`` under the store root."""
         return fsmod.join(self.uri, *parts)
 
     # -- metadata ----------------------------------------------------------------------------
     def meta(self) -> dict | None:
+        """``_store.json`` (config hash, config, image shape, classes, last run), or None before the first commit."""
         text = self.fs.read_text(self.path(STORE_META))
         return json.loads(text) if text else None
 
     def has_features(self) -> bool:
+        """Does the store hold a committed feature dataset?"""
         return self.fs.exists(self.path(FEATURES, "_common_metadata"))
 
     # -- one writer at a time ----------------------------------------------------------------
@@ -259,5 +265,6 @@ class Store:
         return self.spark.read.parquet(p)
 
     def check_readable(self) -> None:
+        """Raise StoreError unless the store holds a feature dataset."""
         if not self.has_features():
             raise StoreError(f"{self.uri} holds no feature dataset yet: run jobs/preprocess.py with --output {self.uri} first")

@@ -73,6 +73,7 @@ class NameError_(ValueError):
 
 @dataclass(frozen=True)
 class DESName:
+    """The parts of a DESDM single-epoch file name."""
     expnum: int
     band: str
     ccdnum: int
@@ -87,6 +88,7 @@ class DESName:
         return f"D{self.expnum:08d}_{self.band}_c{self.ccdnum:02d}_r{self.reqnum}p{self.attnum:02d}"
 
     def filename(self, kind: str | None = None, compression: str | None = None) -> str:
+        """The file name, optionally of another kind (``immasked`` / ``bkg``) or compression."""
         kind = kind or self.kind
         comp = self.compression if compression is None else compression
         return f"{self.stem}_{kind}.fits{comp}"
@@ -133,6 +135,7 @@ def expname_to_expnum(expname: str) -> int:
 
 
 def expnum_to_expname(expnum: int) -> str:
+    """EXPNUM -> the exposure checker's name (``DECam_00232123``)."""
     return f"DECam_{int(expnum):08d}"
 
 

@@ -16,18 +16,20 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .des import HEADER_KEYS
 from ..errors import InputRejected
+from .des import HEADER_KEYS
 
 #: Quantisation used when writing float HDUs, as fpack does for DESDM (RICE_1, q=16, dithered).
 RICE_QLEVEL = 16.0
 
 
 def is_local(uri: str) -> bool:
+    """Is ``uri`` a local path (no scheme, or ``file://``)?"""
     return urlparse(uri).scheme in ("", "file")
 
 
 def local_path(uri: str) -> str:
+    """The local path of a local ``uri``; ValueError for a remote one."""
     p = urlparse(uri)
     if p.scheme == "file":
         return p.path
@@ -95,7 +97,7 @@ def _first_line(e: Exception) -> str:
 def _read_hdu(fits, extname: str, path: str, required: bool = True):
     try:
         hdu = fits[extname]
-    except (KeyError, ValueError, OSError, IOError):
+    except (KeyError, ValueError, OSError):
         if required:
             raise InputRejected("missing_hdu", f"{path}: no {extname} HDU") from None
         return None, None

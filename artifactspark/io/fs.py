@@ -18,10 +18,12 @@ def to_uri(path: str) -> str:
 
 
 def join(base: str, *parts: str) -> str:
+    """``base`` and ``parts`` joined with single slashes (URIs and paths alike)."""
     return "/".join([base.rstrip("/")] + [p.strip("/") for p in parts])
 
 
 class HadoopFS:
+    """Files through Spark's Hadoop FileSystem (``file://``, ``hdfs://``, ``s3a://``, ...) from the driver."""
     def __init__(self, spark, uri: str):
         self._jvm = spark._jvm
         self._conf = spark._jsc.hadoopConfiguration()
@@ -31,16 +33,20 @@ class HadoopFS:
         return self._jvm.org.apache.hadoop.fs.Path(uri)
 
     def exists(self, uri: str) -> bool:
+        """Does ``uri`` exist?"""
         return bool(self._fs.exists(self._path(uri)))
 
     def mkdirs(self, uri: str) -> None:
+        """Create the directory ``uri`` and its parents."""
         self._fs.mkdirs(self._path(uri))
 
     def delete(self, uri: str, recursive: bool = True) -> None:
+        """Delete ``uri`` (a directory with its contents when ``recursive``) if it exists."""
         if self.exists(uri):
             self._fs.delete(self._path(uri), recursive)
 
     def rename(self, src: str, dst: str) -> None:
+        """Move ``src`` to ``dst`` (creating ``dst``'s parent); OSError if the filesystem refuses."""
         parent = self._path(dst).getParent()
         if parent is not None and not self._fs.exists(parent):
             self._fs.mkdirs(parent)
@@ -48,6 +54,7 @@ class HadoopFS:
             raise OSError(f"rename {src} -> {dst} failed")
 
     def list_dirs(self, uri: str) -> list[str]:
+        """The URIs of the directories directly under ``uri`` ([] if it does not exist)."""
         if not self.exists(uri):
             return []
         return [s.getPath().toString() for s in self._fs.listStatus(self._path(uri)) if s.isDirectory()]
@@ -62,11 +69,13 @@ class HadoopFS:
         return sorted(rel for rel, _ in level)
 
     def list_names(self, uri: str) -> list[str]:
+        """The names of the entries directly under ``uri`` ([] if it does not exist)."""
         if not self.exists(uri):
             return []
         return [s.getPath().getName() for s in self._fs.listStatus(self._path(uri))]
 
     def read_text(self, uri: str) -> str | None:
+        """The UTF-8 text of the file ``uri``, or None if it does not exist."""
         if not self.exists(uri):
             return None
         stream = self._fs.open(self._path(uri))

@@ -26,8 +26,15 @@ from ..logs import PROGRESS, import_tensorflow
 from . import modelio
 from .layers import artifact_accuracy, predict, standardize_layer, top_k_layer
 from .training import TrainingSet
-from .trainingdata import (SIGMA_CHANNELS, TrainConfig, class_weights, read_rows, stack_channels, targets_from_rows,
-                           train_stream)
+from .trainingdata import (
+    SIGMA_CHANNELS,
+    TrainConfig,
+    class_weights,
+    read_rows,
+    stack_channels,
+    targets_from_rows,
+    train_stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +95,7 @@ def n_outputs(problem: str, n_classes_out: int, tc: TrainConfig) -> int:
 
 
 def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
+    """The compiled Keras model: input preparation, the ``[train] architecture`` body, ``n_out`` outputs."""
     tf = import_tensorflow()
     from tensorflow.keras import layers
 
@@ -143,6 +151,7 @@ def load_side(ts: TrainingSet, side: str, tc: TrainConfig):
 
 def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int | None = None,
               shard_count: int | None = None) -> dict:
+    """Train the CNN on ``ts`` into ``model_dir`` (model, history, predictions, model.json); the job summary."""
     tf = import_tensorflow()
 
     from .training import finish

@@ -82,6 +82,7 @@ def standardize_layer():
 
 
 def custom_objects() -> dict:
+    """The custom objects a saved CNN names, for ``keras.models.load_model``."""
     return {"artifact_accuracy": artifact_accuracy, "Standardize": standardize_layer(), "TopK": top_k_layer()}
 
 

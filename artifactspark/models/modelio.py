@@ -62,6 +62,7 @@ def p_artifact(problem: str, probs: np.ndarray) -> np.ndarray:
 
 
 def file_digest(path: str) -> str:
+    """The first 12 hex digits of the file's SHA-256."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -78,6 +79,7 @@ def write_json(path: str, obj) -> None:
 
 
 def write_meta(model_dir: str, meta: dict) -> None:
+    """Write ``model.json`` into ``model_dir`` (atomically)."""
     write_json(os.path.join(model_dir, MODEL_JSON), meta)
 
 
@@ -92,6 +94,7 @@ def _jsonable(o):
 
 
 def read_meta(model_dir: str) -> dict:
+    """``model_dir/model.json``; ModelError if there is none."""
     p = os.path.join(model_dir, MODEL_JSON)
     if not os.path.isfile(p):
         raise ModelError(f"{model_dir} has no {MODEL_JSON}: pass the --model-dir a train_cnn.py / train_svm.py run wrote")
@@ -123,6 +126,7 @@ def write_predictions(path: str, keys, probs: np.ndarray, y_true, problem: str, 
 
 
 def new_version(model_file: str) -> str:
+    """A model version: the UTC time and the model file's digest."""
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + file_digest(model_file)
 
 
@@ -152,6 +156,7 @@ class Predictor:
             raise ModelError(f"{model_dir}: unknown model kind {self.kind!r}")
 
     def check_shape(self, shape) -> None:
+        """ModelError unless stored planes of ``shape`` are what the model was trained on."""
         if tuple(shape) != self.shape:
             raise ModelError(f"stored images are {tuple(shape)} but the model was trained on {self.shape}")
 

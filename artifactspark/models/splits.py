@@ -52,6 +52,7 @@ def split_exposures(expnums, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> dict
 
 
 def split_id(rec: dict) -> str:
+    """The id of a split: a hash of its exposures per side."""
     blob = json.dumps({s: rec[s] for s in SIDES}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -81,6 +82,7 @@ def check_split(rec: dict, expnums) -> None:
 
 
 def load_split(path: str) -> dict:
+    """A split from a split JSON file or from a model's model.json (its ``split``)."""
     with open(path) as f:
         rec = json.load(f)
     rec = rec.get("split", rec)  # a model.json works too

@@ -26,6 +26,7 @@ KERNELS = ("linear", "rbf")
 
 
 def make_svm(kernel: str, tc: TrainConfig, probability: bool):
+    """A scikit-learn pipeline: standard scaling, then an SVC with ``[train]``'s C and class weights."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
@@ -36,6 +37,7 @@ def make_svm(kernel: str, tc: TrainConfig, probability: bool):
 
 
 def learning_curve(Xtr, ytr, Xte, yte, kernel: str, tc: TrainConfig) -> dict:
+    """Train and test error of SVMs trained on growing random subsets of the training side."""
     rng = np.random.default_rng(tc.seed)
     n = len(ytr)
     sizes = sorted({int(s) for s in np.linspace(max(10, n // tc.learning_curve_points), n, tc.learning_curve_points)})
@@ -54,6 +56,7 @@ def learning_curve(Xtr, ytr, Xte, yte, kernel: str, tc: TrainConfig) -> dict:
 
 
 def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: str = "linear") -> dict:
+    """Train the SVM on ``ts`` (binary or multiclass) into ``model_dir``; the job summary."""
     import joblib
 
     from . import modelio

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def enable_float16() -> None:
+    """Let petastorm's ``tf_utils`` map float16 store fields to ``tf.float16``."""
     tf = import_tensorflow()
     from petastorm import tf_utils
 

@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 
-from . import modelio, splits
 from ..config import PipelineConfig
 from ..errors import ConfigError, StoreError
 from ..features.store import FEATURES
+from . import modelio, splits
 from .trainingdata import PROBLEMS, TrainConfig, labelled, load_index, open_store, output_classes
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class TrainingSet:
+    """What a training job trains on: the labelled rows of one problem, their split and the store's metadata."""
     store_uri: str
     features_uri: str
     store_meta: dict
@@ -31,11 +32,13 @@ class TrainingSet:
     counts: dict           # side -> rows
 
     def side(self, name: str):
+        """The index rows of one side of the split (``train``, ``val``, ``test``)."""
         return self.index[self.index["expnum"].isin(self.split[name])]
 
 
 def prepare(spark, store_uri: str, problem: str, cfg: PipelineConfig, tc: TrainConfig,
             split_path: str | None = None) -> TrainingSet:
+    """The :class:`TrainingSet` of ``problem`` from the store (the split made, or read from ``split_path``)."""
     if problem not in PROBLEMS:
         raise ConfigError(f"unknown problem {problem!r}: use one of {list(PROBLEMS)}")
     store, meta = open_store(spark, store_uri)
@@ -65,6 +68,7 @@ def prepare(spark, store_uri: str, problem: str, cfg: PipelineConfig, tc: TrainC
 
 
 def binary_truth(keys) -> np.ndarray:
+    """1 where a row's ``label`` is 1 (artifact), else 0."""
     return (np.asarray(keys["label"]) == 1).astype(int)
 
 

@@ -82,6 +82,7 @@ class TrainConfig:
 
 
 def train_config(cfg: PipelineConfig, overrides: dict | None = None) -> TrainConfig:
+    """``[train]`` of the config with ``overrides`` applied, validated."""
     data = dict(cfg.extra.get("train", {}))
     data.update(overrides or {})
     tc = _build(TrainConfig, data, "train", "config")
@@ -109,6 +110,7 @@ def train_config(cfg: PipelineConfig, overrides: dict | None = None) -> TrainCon
 
 
 def output_classes(problem: str, taxonomy: list[str]) -> list[str]:
+    """The names of a model's outputs for ``problem``."""
     if problem == "binary":
         return [NO_ARTIFACT, "artifact"]
     if problem == "multiclass":
@@ -120,6 +122,7 @@ def output_classes(problem: str, taxonomy: list[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------ the index
 def open_store(spark, store_uri: str) -> tuple[Store, dict]:
+    """The store and its ``_store.json``; StoreError if it has no features or metadata."""
     store = Store(spark, store_uri)
     store.check_readable()
     meta = store.meta()

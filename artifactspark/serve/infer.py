@@ -34,12 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..io import fs as fsmod
 from ..config import PipelineConfig, _build
 from ..errors import ConfigError, StoreError
-from ..models.modelio import ModelError, input_fields, read_meta
 from ..features.store import FEATURES, Store, decode_ndarray
+from ..io import fs as fsmod
 from ..logs import PROGRESS, import_tensorflow
+from ..models.modelio import ModelError, input_fields, read_meta
 from ..progress import Progress
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class InferConfig:
 
 
 def infer_config(cfg: PipelineConfig) -> InferConfig:
+    """``[infer]`` of the config, validated."""
     ic = _build(InferConfig, dict(cfg.extra.get("infer", {})), "infer", "config")
     if ic.batch_size < 1 or ic.ccds_per_task < 1 or ic.tf_threads < 1:
         raise ConfigError(f"[infer] batch_size, ccds_per_task and tf_threads must be >= 1 (got {dataclasses.asdict(ic)})")
@@ -65,6 +66,7 @@ def infer_config(cfg: PipelineConfig) -> InferConfig:
 
 
 def predictions_schema():
+    """The Spark schema of the predictions table (the order :func:`score_partition` yields)."""
     from pyspark.sql import types as T
 
     return T.StructType([
@@ -152,6 +154,7 @@ def _score(batch, meta, scored_at, local_dir, tf_threads):
 
 # ------------------------------------------------------------------------------ driver
 def check_model_fits_store(meta: dict, store_meta: dict, model_dir: str) -> None:
+    """ModelError unless the model was trained on this store's preprocessing config and image shape."""
     if meta.get("config_hash") != store_meta.get("config_hash"):
         raise ModelError(
             f"model {model_dir} was trained on features with preprocessing config {meta.get('config_hash')}, "
@@ -174,6 +177,7 @@ def _ship_model(spark, model_dir: str, version: str) -> None:
 
 
 def run_infer(spark, store_uri: str, model_dir: str, output_uri: str, cfg: PipelineConfig) -> dict:
+    """Score the store's CCDs not yet scored by this model version into the predictions table; the job summary."""
     from pyspark.sql import functions as F
 
     t0 = time.time()
@@ -217,7 +221,7 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
                "output": out.uri, "store_ccds": n_store, "scored": 0, "already_scored": n_store - n_todo}
     if n_todo:
         _ship_model(spark, model_dir, meta["version"])
-        scored_at = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        scored_at = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         # every core busy even for a small increment; at most ccds_per_task rows per task
         n_parts = max(spark.sparkContext.defaultParallelism, -(-n_todo // ic.ccds_per_task))
         local_dir = os.path.abspath(model_dir) if spark.sparkContext.master.startswith("local") else None

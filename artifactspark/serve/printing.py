@@ -56,10 +56,12 @@ def json_default(v):
 
 
 def json_lines(rows) -> str:
+    """One JSON object per row, one per line."""
     return "\n".join(json.dumps(r, default=json_default) for r in rows)
 
 
 def format_confusion(c: dict) -> str:
+    """The confusion of :func:`~artifactspark.serve.query.disagreements` as a small text table."""
     w = max(len(str(c[k])) for k in ("tp", "fp", "fn", "tn")) + 2
     return "\n".join([
         f"confusion among {c['n_compared']} inspected CCDs with a label ({c['n_scored']} scored in scope):",

@@ -12,10 +12,10 @@ import time
 import uuid
 
 from ..config import PipelineConfig
-from ..logs import PROGRESS
-from .infer import run_infer
 from ..features.preprocess import run_preprocess
 from ..features.store import Store
+from ..logs import PROGRESS
+from .infer import run_infer
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ RESCAN_LOCK = "_rescan_lock.json"
 
 def run_rescan(spark, inputs: list[str], label_paths: list[str], store_uri: str, model_dirs: list[str],
                output_uri: str, cfg: PipelineConfig) -> dict:
+    """Preprocess ``inputs`` into the store, then score it with each model; the job summary."""
     t0 = time.time()
     store = Store(spark, store_uri)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import logging
 
-from ..io import fs as fsmod
 from ..errors import StoreError
 from ..features.store import FEATURES, JOURNAL, LOCK, MANIFEST, QUARANTINE, Store
-
+from ..io import fs as fsmod
 
 log = logging.getLogger(__name__)
 #: The image columns the ``features`` view leaves out (hundreds of KB per row).

@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from ..io.des import AMP_SPLIT_COLUMN, DESName, MASK_BITS, archive_relpath, detpos_for_ccdnum
-from ..features.labels import make_report, pixel_to_report
-from . import focalplane
 from ..config import MaskConfig
+from ..features.labels import make_report, pixel_to_report
+from ..io.des import AMP_SPLIT_COLUMN, MASK_BITS, DESName, archive_relpath, detpos_for_ccdnum
+from . import focalplane
 from .artifacts import inject
 from .config import CCD_CLASS_WEIGHTS, SimConfig, sim_config
 from .detect import Recorder
@@ -35,6 +35,7 @@ FILTERS = {"g": "g DECam SDSS c0001 4720.0 1520.0", "r": "r DECam SDSS c0002 641
 
 
 def draw_amps(sc: SimConfig, rng) -> dict:
+    """Gain, read noise and saturation of the two amplifiers, as header keys."""
     out = {}
     for a in ("A", "B"):
         out[f"GAIN{a}"] = round(float(rng.uniform(*sc.gain_range)), 4)
@@ -60,6 +61,7 @@ def choose_ccd_classes(sc: SimConfig, plan, ccdnum: int, rng) -> list[str]:
 
 
 def header_for(plan, ccdnum: int, amps: dict, shape, sky_sigma: float, sc: SimConfig) -> dict:
+    """The FITS header keys of one simulated CCD."""
     h, w = shape
     s = w // 2 if w != 2 * AMP_SPLIT_COLUMN else AMP_SPLIT_COLUMN
     return {"EXPNUM": plan.expnum, "CCDNUM": ccdnum, "DETPOS": detpos_for_ccdnum(ccdnum), "BAND": plan.band,
@@ -193,6 +195,7 @@ TRUTH_COLUMNS = ["expnum", "ccd", "band", "nite", "cls", "fid", "scope", "snr", 
 
 
 def write_outputs(root: str, results: list) -> dict:
+    """Write the labels, truth and CCD tables of an archive under ``root/labels``; their summary."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -23,6 +23,7 @@ INJECTORS = {}
 
 
 def injector(name):
+    """Register the decorated function as the injector of class ``name``."""
     def deco(fn):
         INJECTORS[name] = fn
         return fn
@@ -30,6 +31,7 @@ def injector(name):
 
 
 def inject(cls: str, cv: Canvas, amp: float, feat: dict | None = None) -> dict:
+    """Inject one ``cls`` feature into the canvas; its description, with the points kept on the CCD."""
     out = INJECTORS[cls](cv, amp, feat or {})
     pts = np.asarray(out.get("points", np.zeros((0, 2), int)), dtype=np.int64).reshape(-1, 2)
     h, w = cv.shape
@@ -535,7 +537,7 @@ def haze(cv, amp, f):
     yy, xx = np.mgrid[:n, :n] - n // 2
     halo = np.exp(-np.hypot(yy, xx) / S).astype(np.float32)
     pts = []
-    for row, col, flux in list(cv.bright) + sorted(cv.stars, key=lambda s: -s[2])[:3]:
+    for row, col, _flux in list(cv.bright) + sorted(cv.stars, key=lambda s: -s[2])[:3]:
         add_stamp(cv.sig, halo, row, col, 2 * amp)
         pts.append([row + int(cv.rng.integers(-S // 2, S // 2 + 1)), col + int(cv.rng.integers(-S // 2, S // 2 + 1))])
     pts = np.array(pts) if pts else _where_points(glow > 0.5 * glow.max(), cv.rng)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import DEFAULT_CLASSES, PipelineConfig, _build
-from ..io.des import BANDS
 from ..errors import ConfigError
+from ..io.des import BANDS
 
 #: Classes drawn once per exposure (their geometry lives in focal-plane coordinates and every CCD
 #: they touch shows them coherently). Value: default probability per exposure.
@@ -48,6 +48,7 @@ SIMULATED_CLASSES = tuple(c for c in DEFAULT_CLASSES if c in EXPOSURE_CLASS_RATE
 
 @dataclass(frozen=True)
 class SimConfig:
+    """``[simulate]``: the simulated archive's size, sky, instrument and artifact rates."""
     #: Exposure numbers are first_expnum, first_expnum + 1, ...
     first_expnum: int = 229000
     #: Exposures per night; NITE starts at first_nite and advances every exposures_per_night.
@@ -117,12 +118,15 @@ class SimConfig:
 
     # -- derived ----------------------------------------------------------------------------
     def rate(self, cls: str) -> float:
+        """The per-exposure rate of an exposure-wide class."""
         return float(self.exposure_rates.get(cls, EXPOSURE_CLASS_RATES.get(cls, 0.0)))
 
     def weight(self, cls: str) -> float:
+        """The relative weight of a per-CCD class among the injected ones."""
         return float(self.class_weights.get(cls, CCD_CLASS_WEIGHTS.get(cls, 0.0)))
 
     def snr(self, cls: str) -> tuple[float, float]:
+        """The (low, high) signal-to-noise range drawn for ``cls``."""
         lo, hi = self.snr_range.get(cls, DEFAULT_SNR_RANGE[cls])
         return float(lo), float(hi)
 
@@ -136,6 +140,7 @@ class SimConfig:
         return 1.0 - p_none
 
     def sky_for_band(self, band: str) -> float:
+        """The mean sky level of ``band``."""
         return float(self.sky_per_band[BANDS.index(band)])
 
 

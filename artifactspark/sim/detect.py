@@ -115,6 +115,7 @@ class Recorder:
         return False
 
     def result(self, cls: str) -> dict:
+        """The measured feature (:func:`measure`) of what was injected since the snapshot."""
         cv = self.cv
         d = (cv.sig - self.sig0) - (cv.bkg - self.bkg0)
         masked = (cv.msk & self.bitmask) != 0

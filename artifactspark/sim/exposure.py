@@ -18,15 +18,18 @@ PIXEL_SCALE = 0.263  # arcsec / pixel
 
 
 def rng_for(seed: int, *keys: int) -> np.random.Generator:
+    """A generator determined by ``seed`` and ``keys`` (e.g. the exposure index)."""
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, *[int(k) for k in keys]])
 
 
 def loguniform(rng, lo, hi):
+    """A draw uniform in log between ``lo`` and ``hi`` (``lo`` when ``hi <= lo``)."""
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi)))) if hi > lo else float(lo)
 
 
 @dataclass(frozen=True)
 class ExposurePlan:
+    """What an exposure is: its numbers, band, conditions and exposure-wide features."""
     index: int
     expnum: int
     nite: str
@@ -44,6 +47,7 @@ class ExposurePlan:
 
     @property
     def fwhm_pix(self) -> float:
+        """The seeing FWHM in pixels."""
         return self.seeing / PIXEL_SCALE
 
 

@@ -35,5 +35,6 @@ def extent(shape: tuple[int, int]) -> float:
 
 
 def ccd_box(ccdnum: int, shape) -> tuple[float, float, float, float]:
+    """The CCD's (x0, y0, x1, y1) in focal-plane pixels."""
     x0, y0 = layout(tuple(shape))[ccdnum]
     return x0, y0, x0 + shape[0], y0 + shape[1]

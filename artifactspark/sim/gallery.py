@@ -2,13 +2,8 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 
-import numpy as np
-
-from ..io.des import DESName, archive_relpath
-from ..errors import ConfigError
 from ..features.image import arcsinh_stretch, block_mean, valid_pixels
 from ..features.labels import report_to_pixel
 from .config import sim_config
@@ -22,6 +17,8 @@ def _pick(truth, cls):
 
 
 def make_gallery(archive: str, out_dir: str, cfg, factor: int = 8) -> dict:
+    """One PNG per class of a simulated archive (a CCD showing it, binned and stretched, the reports
+    on it marked); the summary."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,7 +30,7 @@ def make_gallery(archive: str, out_dir: str, cfg, factor: int = 8) -> dict:
     lab = os.path.join(archive, "labels")
     if not os.path.exists(os.path.join(lab, "truth.parquet")):
         raise FileNotFoundError(f"{archive}: no labels/truth.parquet (is this a simulated archive?)")
-    sc = sim_config(cfg)
+    sim_config(cfg)  # a bad [simulate] section fails here, before any file is read
     truth = pq.read_table(os.path.join(lab, "truth.parquet")).to_pylist()
     with open(os.path.join(lab, "checker_export.json")) as f:
         reports = json.load(f)

@@ -39,6 +39,7 @@ class Canvas:
 
     @property
     def split(self) -> int:
+        """The first column of amplifier A (the columns before it are amplifier B's)."""
         return self.shape[1] // 2
 
     def fp_grid(self):
@@ -49,6 +50,7 @@ class Canvas:
         return X, Y
 
     def grid(self):
+        """Row (column vector) and column (row vector) indices, float32."""
         h, w = self.shape
         return np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
 
@@ -77,6 +79,7 @@ _TEMPLATES: dict = {}
 
 
 def psf_object(fwhm_arcsec: float, guiding: dict | None = None):
+    """The GalSim PSF: a Moffat of ``fwhm_arcsec``, sheared by a guiding error."""
     import galsim
 
     psf = galsim.Moffat(beta=3.0, fwhm=fwhm_arcsec)
