@@ -36,22 +36,16 @@ def run_plain(app_name: str, job, usage_errors: tuple = (), output: str | None =
         log.info("%s: details in %s", app_name, path, extra=PROGRESS)
         try:
             summary = job()
-        except (ConfigError, LabelError, FileNotFoundError, *usage_errors) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return EXIT_USAGE
-        except EnvironmentProblem as e:
-            print(f"error: {e}", file=sys.stderr)
-            return EXIT_ENV
-        except Busy as e:
-            print(f"error: {e}", file=sys.stderr)
-            return EXIT_BUSY
-        except StoreError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return EXIT_STORE
-        except ArtifactSparkError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return EXIT_FAIL
-        except Exception as e:  # Spark/Java/IO failures: one line to stderr, the traceback in the log file
+        except Exception as e:
+            # the project's errors and bad input: their one-line message and exit code
+            expected = (((ConfigError, LabelError, FileNotFoundError, *usage_errors), EXIT_USAGE),
+                        (EnvironmentProblem, EXIT_ENV), (Busy, EXIT_BUSY), (StoreError, EXIT_STORE),
+                        (ArtifactSparkError, EXIT_FAIL))
+            code = next((c for types, c in expected if isinstance(e, types)), None)
+            if code is not None:
+                print(f"error: {e}", file=sys.stderr)
+                return code
+            # Spark/Java/IO failures: one line to stderr, the traceback in the log file
             log.error("%s failed", app_name, exc_info=True, extra=FILE_ONLY)
             first = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
             print(f"error: {type(e).__name__}: {first} (the traceback is in {path}; "

@@ -1,4 +1,4 @@
-"""The end-to-end demo (jobs/demo.py) on the embedded default: local Spark, a generated sample archive.
+"""The end-to-end demo on the embedded default: local Spark, a generated sample archive.
 
 1. simulates a DES-format archive with injected artifacts and exposure-checker labels
    (artifactspark.sim; full-size 4096x2048 CCDs, RICE-compressed);
