@@ -39,8 +39,9 @@ ALLOWED = {
 }
 #: Pairs that must never import each other, in either direction, whatever ALLOWED says.
 NEVER = [("sim", "models")]
-#: Modules allowed over MAX_LINES because they hold one thing (a reason each).
-MAX_LINES = 450
+#: Lines of a module as ruff formats it (~400 in the tree's denser style before ruff format);
+#: modules allowed over it because they hold one thing (a reason each).
+MAX_LINES = 500
 ONE_THING = {
     "artifactspark.sim.artifacts": "one injector per exposure-checker class",
 }

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .targets import TARGET_FPR, TARGET_RECALL
+from .targetdefs import TARGET_FPR, TARGET_RECALL
 
 ANNOTATE_MAX_CLASSES = 30    # confusion matrices up to this size get their counts written in the cells
 

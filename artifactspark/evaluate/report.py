@@ -40,7 +40,7 @@ from .figures import fig_confusion, fig_curve, fig_history, fig_learning_curve, 
 from .scores import jsonable, threshold_for_fnr
 from .sections import _doc_model, _doc_truth_overview
 from .summary import ModelDirError, load_predictions, read_model_json, summarize_predictions
-from .targets import (
+from .targetdefs import (
     NO_TRUTH,
     TARGET_CLASS_RECALL,
     TARGET_FPR,
@@ -49,9 +49,8 @@ from .targets import (
     TARGET_MEAN_AUC,
     TARGET_MIN_SUPPORT,
     TARGET_RECALL,
-    _compare,
-    _targets,
 )
+from .targets import _compare, _targets
 from .truth import truth_ccd_frame, truth_evaluation
 from .truthtables import TruthTableError, load_truth, prepare_truth
 

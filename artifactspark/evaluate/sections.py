@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .classes import NO_ARTIFACT
 from .document import _ci, _f, _size, _vc
-from .targets import TARGET_FPR
+from .targetdefs import TARGET_FPR
 
 
 def _doc_truth_overview(doc, models, source, min_support):
