@@ -4,6 +4,7 @@ Exit codes: 0 success; 2 bad arguments, config, model or input location; 3 envir
 (Java, Spark); 4 store problem; 75 another run holds the lock (EX_TEMPFAIL: retry later);
 1 anything else.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,9 +39,13 @@ def run_plain(app_name: str, job, usage_errors: tuple = (), output: str | None =
             summary = job()
         except Exception as e:
             # the project's errors and bad input: their one-line message and exit code
-            expected = (((ConfigError, LabelError, FileNotFoundError, *usage_errors), EXIT_USAGE),
-                        (EnvironmentProblem, EXIT_ENV), (Busy, EXIT_BUSY), (StoreError, EXIT_STORE),
-                        (ArtifactSparkError, EXIT_FAIL))
+            expected = (
+                ((ConfigError, LabelError, FileNotFoundError, *usage_errors), EXIT_USAGE),
+                (EnvironmentProblem, EXIT_ENV),
+                (Busy, EXIT_BUSY),
+                (StoreError, EXIT_STORE),
+                (ArtifactSparkError, EXIT_FAIL),
+            )
             code = next((c for types, c in expected if isinstance(e, types)), None)
             if code is not None:
                 print(f"error: {e}", file=sys.stderr)
@@ -48,8 +53,10 @@ def run_plain(app_name: str, job, usage_errors: tuple = (), output: str | None =
             # Spark/Java/IO failures: one line to stderr, the traceback in the log file
             log.error("%s failed", app_name, exc_info=True, extra=FILE_ONLY)
             first = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
-            print(f"error: {type(e).__name__}: {first} (the traceback is in {path}; "
-                  "ARTIFACTSPARK_LOG=DEBUG gives more)", file=sys.stderr)
+            print(
+                f"error: {type(e).__name__}: {first} (the traceback is in {path}; ARTIFACTSPARK_LOG=DEBUG gives more)",
+                file=sys.stderr,
+            )
             return EXIT_FAIL
     if summary is not None:
         summary.setdefault("seconds", round(time.time() - t0, 2))
@@ -60,9 +67,11 @@ def run_plain(app_name: str, job, usage_errors: tuple = (), output: str | None =
 def run_job(app_name: str, args, job, spark_conf: dict | None = None, output: str | None = None) -> int:
     """Run ``job(spark, cfg) -> summary dict`` with the config loaded and the SparkSession built;
     return the exit code (see :func:`run_plain`; ``output``: the job's output folder)."""
+
     def with_spark():
         cfg = load_config(getattr(args, "config", None))
         from .spark import get_spark
+
         return job(get_spark(app_name, getattr(args, "master", None), spark_conf), cfg)
 
     return run_plain(app_name, with_spark, output=output)
@@ -73,9 +82,16 @@ def add_train_args(p) -> None:
     """The arguments train_cnn.py and train_svm.py share."""
     p.add_argument("--store", required=True, help="feature store root written by jobs/preprocess.py")
     p.add_argument("--model-dir", required=True, help="folder to write the model, its metadata and predictions into")
-    p.add_argument("--split", help="reuse a split: a split JSON or another model's model.json (default: made from [train] seed)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a [train] setting, e.g. --set epochs=5 --set augment=false (TOML values)")
+    p.add_argument(
+        "--split", help="reuse a split: a split JSON or another model's model.json (default: made from [train] seed)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a [train] setting, e.g. --set epochs=5 --set augment=false (TOML values)",
+    )
     add_config_master_args(p)
 
 

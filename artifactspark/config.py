@@ -4,6 +4,7 @@
 sections or keys and values of the wrong type or range raise :class:`ConfigError` naming the
 key, so that a typo never silently falls back to a default.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,18 +27,39 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "conf" / "pipelin
 
 #: The exposure checker's menu (des-data.md), in its grouping order. Index = class id.
 DEFAULT_CLASSES = [
-    "Column mask", "Cosmic ray", "Cross-talk", "Edge-bleed", "Excessive mask",
-    "Dark rim", "Dark halo", "Quilted sky", "Wavy sky", "Anti-bleed",
-    "A/B jump", "Fringing", "Tape bump", "Tree rings", "Vertical jump",
-    "Ghost", "Bright spray", "Brush strokes", "Bright arc",
-    "Satellite", "Airplane",
-    "Guiding", "Shutter", "Readout", "Haze", "Vertical stripes",
+    "Column mask",
+    "Cosmic ray",
+    "Cross-talk",
+    "Edge-bleed",
+    "Excessive mask",
+    "Dark rim",
+    "Dark halo",
+    "Quilted sky",
+    "Wavy sky",
+    "Anti-bleed",
+    "A/B jump",
+    "Fringing",
+    "Tape bump",
+    "Tree rings",
+    "Vertical jump",
+    "Ghost",
+    "Bright spray",
+    "Brush strokes",
+    "Bright arc",
+    "Satellite",
+    "Airplane",
+    "Guiding",
+    "Shutter",
+    "Readout",
+    "Haze",
+    "Vertical stripes",
 ]
 
 
 @dataclass(frozen=True)
 class InputConfig:
     """``[input]``: which files are inputs, and the CCD shape they must have."""
+
     #: fnmatch patterns on the file's base name.
     image_patterns: tuple[str, ...] = ("*_immasked.fits", "*_immasked.fits.fz", "*_immasked.fits.gz")
     bkg_patterns: tuple[str, ...] = ("*_bkg.fits", "*_bkg.fits.fz", "*_bkg.fits.gz")
@@ -49,9 +71,20 @@ class InputConfig:
 @dataclass(frozen=True)
 class MaskConfig:
     """``[mask]``: which pixels are left out of the bins."""
+
     #: MSK bits whose pixels are left out of the bin means (names from des.MASK_BITS).
-    bits: tuple[str, ...] = ("BPM", "SATURATE", "BADAMP", "CRAY", "STAR", "TRAIL",
-                             "EDGEBLEED", "SSXTALK", "EDGE", "STREAK")
+    bits: tuple[str, ...] = (
+        "BPM",
+        "SATURATE",
+        "BADAMP",
+        "CRAY",
+        "STAR",
+        "TRAIL",
+        "EDGEBLEED",
+        "SSXTALK",
+        "EDGE",
+        "STREAK",
+    )
     #: Pixels with WGT <= 0 carry no information: treat them as masked too.
     zero_weight: bool = True
 
@@ -67,6 +100,7 @@ class MaskConfig:
 @dataclass(frozen=True)
 class BackgroundConfig:
     """``[background]``: the sky to subtract, and what to do without a background file."""
+
     #: What to do when a CCD has no *_bkg file: "estimate" (sep, SExtractor-style) or "quarantine".
     missing: str = "estimate"
     #: Is the SCI image already sky-subtracted? "auto" looks for the SKYSUB header key.
@@ -79,6 +113,7 @@ class BackgroundConfig:
 @dataclass(frozen=True)
 class DownsampleConfig:
     """``[downsample]``: the block-mean factor and the edge rule."""
+
     #: Block-mean factor: 8 turns 4096x2048 into 512x256.
     factor: int = 8
     #: Shapes the factor does not divide: "crop" drops the trailing rows/columns,
@@ -89,6 +124,7 @@ class DownsampleConfig:
 @dataclass(frozen=True)
 class StretchConfig:
     """``[stretch]``: the arcsinh stretch of the binned image."""
+
     #: y = arcsinh(((I - m) / (M - m)) / softening); softening = 1 is the paper's transform.
     softening: float = 1.0
     #: m and M are these percentiles of the valid bins; (0, 100) = min and max, as in the paper.
@@ -98,6 +134,7 @@ class StretchConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     """``[store]``: how the feature store is written."""
+
     #: dtype of the image channels in the store ("float16" halves the size; see README).
     image_dtype: str = "float16"
     #: Parquet row-group size for the petastorm dataset, in MB.
@@ -111,6 +148,7 @@ class StoreConfig:
 @dataclass(frozen=True)
 class LabelConfig:
     """``[labels]``: how exposure-checker reports become labels."""
+
     #: Which FITS axis the checker's x runs along ("naxis2" = the 4096-pixel axis, see des-data.md).
     x_axis: str = "naxis2"
     flip_x: bool = False
@@ -125,17 +163,25 @@ class LabelConfig:
 @dataclass(frozen=True)
 class TaxonomyConfig:
     """``[taxonomy]``: the artifact classes (index = class id) and their other spellings."""
+
     classes: tuple[str, ...] = tuple(DEFAULT_CLASSES)
     #: Other spellings seen in exports -> canonical class name.
-    aliases: dict = field(default_factory=lambda: {
-        "Cosmic Ray": "Cosmic ray", "Crosstalk": "Cross-talk", "Edge bleed": "Edge-bleed",
-        "AB jump": "A/B jump", "A-B jump": "A/B jump", "Tree Rings": "Tree rings",
-    })
+    aliases: dict = field(
+        default_factory=lambda: {
+            "Cosmic Ray": "Cosmic ray",
+            "Crosstalk": "Cross-talk",
+            "Edge bleed": "Edge-bleed",
+            "AB jump": "A/B jump",
+            "A-B jump": "A/B jump",
+            "Tree Rings": "Tree rings",
+        }
+    )
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
     """The whole pipeline config: one frozen dataclass per section; other known sections in ``extra``."""
+
     input: InputConfig = field(default_factory=InputConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
@@ -305,7 +351,9 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
         path = DEFAULT_CONFIG_PATH
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist (pass --config with a TOML file like conf/pipeline.toml)")
+        raise ConfigError(
+            f"config file {str(p)!r} does not exist (pass --config with a TOML file like conf/pipeline.toml)"
+        )
     try:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:

@@ -11,6 +11,7 @@
 and prints where to look. Running it again reuses what did not change: the archive, the store
 (the second preprocess skips every input), the models (when no CCD changed) and the predictions.
 """
+
 import json
 import os
 import resource
@@ -30,8 +31,12 @@ from .sim.archive import run_simulation
 from .sim.gallery import make_gallery
 
 # exposures, CCDs, [train] overrides
-SIZES = {"tiny": (5, "1-4", {"epochs": 2}), "small": (12, "1-20", {}),
-         "medium": (30, "1-62", {}), "large": (60, "1-62", {})}
+SIZES = {
+    "tiny": (5, "1-4", {"epochs": 2}),
+    "small": (12, "1-20", {}),
+    "medium": (30, "1-62", {}),
+    "large": (60, "1-62", {}),
+}
 # the main CNN is multi-label (its binary and many-class views are written under views/); the SVMs
 # are trained on the binary and many-class problems on its split
 MODELS = (("cnn", "multilabel"), ("svm", "binary"), ("svm", "multiclass"))
@@ -80,36 +85,48 @@ def run_demo(spark, cfg, size: str, out: str, seed: int = 1) -> dict:
             ts = prepare(spark, store, problem, cfg, tc, split_file)
             s = train_cnn(ts, md, tc) if kind == "cnn" else train_svm(spark, ts, md, tc, "linear")
             res["train"][f"{kind}-{problem}"] = {"test": s["test"], "seconds": s["seconds"]}
-            print(f"      {time.time() - t:.0f} s: test {json.dumps(s['test'], default=str)[:300]}",
-                  file=sys.stderr, flush=True)
-        split_file = split_file or os.path.join(md, "model.json")   # every model on the first one's split
+            print(
+                f"      {time.time() - t:.0f} s: test {json.dumps(s['test'], default=str)[:300]}",
+                file=sys.stderr,
+                flush=True,
+            )
+        split_file = split_file or os.path.join(md, "model.json")  # every model on the first one's split
 
     t = time.time()
     step(4, f"batch inference with the CNN -> predictions table {paths['predictions']}")
-    res["infer"] = [{k: s[k] for k in ("model_version", "scored", "already_scored", "flagged")}
-                    for s in (run_infer(spark, store, dirs[("cnn", "multilabel")], paths["predictions"], cfg),)]
+    res["infer"] = [
+        {k: s[k] for k in ("model_version", "scored", "already_scored", "flagged")}
+        for s in (run_infer(spark, store, dirs[("cnn", "multilabel")], paths["predictions"], cfg),)
+    ]
     print(f"      {time.time() - t:.0f} s: {json.dumps(res['infer'])}", file=sys.stderr, flush=True)
 
     step(5, f"report -> {paths['report']}")
     truth = os.path.join(archive, "labels", "truth.parquet")
     cnn = dirs[("cnn", "multilabel")]
     views = [os.path.join(cnn, "views", v) for v in ("binary", "multiclass")]
-    res["report"] = build_report(list(dirs.values()) + [v for v in views if os.path.isdir(v)], paths["report"],
-                                 truth if os.path.exists(truth) else None)
+    res["report"] = build_report(
+        list(dirs.values()) + [v for v in views if os.path.isdir(v)],
+        paths["report"],
+        truth if os.path.exists(truth) else None,
+    )
     step(6, f"gallery -> {paths['gallery']}")
     make_gallery(archive, paths["gallery"], cfg)
     res["gallery_pngs"] = len([f for f in os.listdir(paths["gallery"]) if f.endswith(".png")])
-    print("\nWhere to look:\n"
-          f"  the report (open in a browser) {os.path.join(paths['report'], 'report.html')}\n"
-          f"  archive (DES layout)           {archive}\n"
-          f"  labels + simulator truth       {os.path.join(archive, 'labels')}\n"
-          f"  feature store                  {store}/features  (Petastorm; Parquet by band/nite)\n"
-          f"  quarantine / manifest          {store}/quarantine, {store}/manifest\n"
-          f"  models (model.json, metrics)   {paths['models']}\n"
-          f"  predictions table              {paths['predictions']}  (query: ./submit.sh query --store {store} "
-          f"--predictions {paths['predictions']} disagree)\n"
-          f"  one PNG per class              {paths['gallery']}\n"
-          f"  every detail (the log)         {current_log_file() or 'ARTIFACTSPARK_LOG=INFO shows it here'}\n"
-          f"  total {time.time() - t_all:.0f} s", file=sys.stderr, flush=True)
+    print(
+        "\nWhere to look:\n"
+        f"  the report (open in a browser) {os.path.join(paths['report'], 'report.html')}\n"
+        f"  archive (DES layout)           {archive}\n"
+        f"  labels + simulator truth       {os.path.join(archive, 'labels')}\n"
+        f"  feature store                  {store}/features  (Petastorm; Parquet by band/nite)\n"
+        f"  quarantine / manifest          {store}/quarantine, {store}/manifest\n"
+        f"  models (model.json, metrics)   {paths['models']}\n"
+        f"  predictions table              {paths['predictions']}  (query: ./submit.sh query --store {store} "
+        f"--predictions {paths['predictions']} disagree)\n"
+        f"  one PNG per class              {paths['gallery']}\n"
+        f"  every detail (the log)         {current_log_file() or 'ARTIFACTSPARK_LOG=INFO shows it here'}\n"
+        f"  total {time.time() - t_all:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     res["driver_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # training runs here
     return {"job": "demo", "size": size, "out": out, "seconds": round(time.time() - t_all, 1), **res}

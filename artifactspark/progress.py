@@ -1,4 +1,5 @@
 """The progress reporter the Spark jobs share: 'n/total CCDs, rate, ETA' from an accumulator."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """The one place that builds the SparkSession (and checks Java first)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -41,7 +42,9 @@ def quiet_conf() -> dict:
     petastorm's use of pyarrow's legacy filesystem (the reason for the pyarrow pin, see setup.cfg)."""
     if debug():
         return {}
-    out = {"spark.executorEnv.PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::FutureWarning:petastorm.fs_utils")}
+    out = {
+        "spark.executorEnv.PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::FutureWarning:petastorm.fs_utils")
+    }
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") is not None:
         out["spark.executorEnv.TF_CPP_MIN_LOG_LEVEL"] = os.environ["TF_CPP_MIN_LOG_LEVEL"]
     return out
@@ -74,8 +77,9 @@ def _launch_jvm(settings: dict, log_path: str) -> None:
     from pyspark.java_gateway import launch_gateway
 
     with open(log_path, "ab") as f:
-        gateway = launch_gateway(SparkConf(loadDefaults=False).setAll(list(settings.items())),
-                                 popen_kwargs={"stderr": f})
+        gateway = launch_gateway(
+            SparkConf(loadDefaults=False).setAll(list(settings.items())), popen_kwargs={"stderr": f}
+        )
     SparkContext._ensure_initialized(gateway=gateway)
 
 
@@ -83,8 +87,10 @@ def check_java() -> str:
     """Return the Java version string, or raise a one-line EnvironmentProblem if it is unusable."""
     java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
     if not java or not os.path.exists(java):
-        raise EnvironmentProblem("Java not found: artifactspark needs Java 17 or newer "
-                                 "(install a JDK 17 and put java on PATH or set JAVA_HOME)")
+        raise EnvironmentProblem(
+            "Java not found: artifactspark needs Java 17 or newer "
+            "(install a JDK 17 and put java on PATH or set JAVA_HOME)"
+        )
     out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
     m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
     if not m:
@@ -131,7 +137,10 @@ def get_spark(app_name: str = "artifactspark", master: str | None = None, conf: 
                 _launch_jvm(settings, current_log_file())
             spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("ARTIFACTSPARK_SPARK_LOG", "INFO" if debug() else "WARN"))
-    log.info("Spark %s, master %s, default parallelism %d", spark.version,
-             spark.sparkContext.master, spark.sparkContext.defaultParallelism)
+    log.info(
+        "Spark %s, master %s, default parallelism %d",
+        spark.version,
+        spark.sparkContext.master,
+        spark.sparkContext.defaultParallelism,
+    )
     return spark
-

@@ -18,6 +18,7 @@ Stages (each skipped when its output is already there, so a run can be resumed o
 
 Prints one JSON line with the figures; the stage times are in it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,13 +74,24 @@ def main(argv=None) -> int:
                 print(f"quality: archive already at {archive}", file=sys.stderr)
             else:
                 from artifactspark.sim.archive import run_simulation
+
                 s = run_simulation(spark, archive, a.exposures, cfg, ccds=CCDS, seed=a.seed)
-                res["simulate"] = {k: s.get(k) for k in ("ccds", "artifact_ccds", "detectable_artifact_ccds",
-                                                         "artifact_ccds_below_floor_share", "inspected_ccds",
-                                                         "ccds_per_second", "features_below_floor_by_class")}
+                res["simulate"] = {
+                    k: s.get(k)
+                    for k in (
+                        "ccds",
+                        "artifact_ccds",
+                        "detectable_artifact_ccds",
+                        "artifact_ccds_below_floor_share",
+                        "inspected_ccds",
+                        "ccds_per_second",
+                        "features_below_floor_by_class",
+                    )
+                }
             times["simulate"] = round(time.time() - t, 1)
         if "preprocess" in stages:
             from artifactspark.features.preprocess import run_preprocess
+
             t = time.time()
             p = run_preprocess(spark, [archive], store, cfg, [labels])
             res["preprocess"] = {k: p.get(k) for k in ("inputs", "stored", "quarantined", "skipped")}
@@ -89,6 +101,7 @@ def main(argv=None) -> int:
             dirs = train(spark, cfg, store, models, a, res, times, run="train" in stages)
         if "report" in stages:
             from artifactspark.evaluate.report import build_report
+
             t = time.time()
             res["report"] = build_report(dirs, report, os.path.join(archive, "labels", "truth.parquet"))
             times["report"] = round(time.time() - t, 1)
@@ -112,8 +125,9 @@ def train(spark, cfg, store, models, a, res, times, run: bool) -> list[str]:
     plan = [("cnn", "multilabel", cnn, tc)]
     plan += [("svm", pr, os.path.join(models, f"svm-{pr}"), tc) for pr in ("binary", "multiclass")]
     if a.reference:
-        ref = train_config(cfg, {**over, "architecture": "paper", "batch_norm": False,
-                                 "channels": ["image", "mask_frac"]})
+        ref = train_config(
+            cfg, {**over, "architecture": "paper", "batch_norm": False, "channels": ["image", "mask_frac"]}
+        )
         plan.append(("cnn", "binary", os.path.join(models, "cnn-paper-binary"), ref))
     split = None
     res.setdefault("train", {})

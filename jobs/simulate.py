@@ -7,6 +7,7 @@ Writes ROOT/<NITE>/D<EXPNUM>/p<att>/red/{immask,bkg}/..., ROOT/labels/checker_ex
 ROOT/labels/truth.parquet (+ truth.csv) and ROOT/labels/ccds.parquet; prints one JSON summary line.
 Exit code 0 on success, 2 on bad arguments or config.
 """
+
 import argparse
 import sys
 
@@ -64,6 +65,7 @@ def main(argv=None) -> int:
 
     def job(spark, cfg):
         from artifactspark.sim.archive import run_simulation
+
         return run_simulation(spark, args.output, args.exposures, cfg, ccds=ccds, seed=args.seed)
 
     return run_job("artifactspark-simulate", args, job, output=args.output)

@@ -6,6 +6,7 @@ Spark, on the same split by exposure as the CNN (pass --split CNN_DIR/model.json
 records the learning curve (training and test error against training-set size) and writes the
 model, model.json, the val/test predictions and metrics.json into --model-dir.
 """
+
 import argparse
 import sys
 

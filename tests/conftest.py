@@ -25,9 +25,11 @@ def spark():
     """One local[2] SparkSession for the in-process integration tests."""
     from artifactspark.spark import get_spark
 
-    s = get_spark("artifactspark-tests", master="local[2]",
-                  conf={"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
-                        "spark.driver.host": "127.0.0.1"})
+    s = get_spark(
+        "artifactspark-tests",
+        master="local[2]",
+        conf={"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1"},
+    )
     yield s
     s.stop()
 
@@ -71,14 +73,14 @@ def trained(spark, toy):
     import train_svm
 
     out = {}
-    for name, mod, args in (("cnn_binary", train_cnn, ["--problem", "binary"]),
-                            ("cnn_multiclass", train_cnn, ["--problem", "multiclass"]),
-                            ("cnn_multilabel", train_cnn, ["--problem", "multilabel"]),
-                            ("svm_binary", train_svm, ["--problem", "binary", "--kernel", "linear"])):
+    for name, mod, args in (
+        ("cnn_binary", train_cnn, ["--problem", "binary"]),
+        ("cnn_multiclass", train_cnn, ["--problem", "multiclass"]),
+        ("cnn_multilabel", train_cnn, ["--problem", "multilabel"]),
+        ("svm_binary", train_svm, ["--problem", "binary", "--kernel", "linear"]),
+    ):
         md = str(toy["dir"] / name)
         extra = ["--split", str(toy["dir"] / "cnn_binary" / "model.json")] if name != "cnn_binary" else []
         assert mod.main(["--store", toy["store"], "--model-dir", md, "--config", toy["conf"], *args, *extra]) == 0
         out[name] = md
     return out
-
-

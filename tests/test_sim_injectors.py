@@ -1,4 +1,5 @@
 """Each injector changes the pixels it should and no others (on a blank, noise-free canvas)."""
+
 import math
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_tree_rings_are_concentric_about_their_centre():
     cv = canvas()
     out = inject("Tree rings", cv, 3.0)
     g = out["geometry"]
-    r, c = np.mgrid[:SHAPE[0], :SHAPE[1]]
+    r, c = np.mgrid[: SHAPE[0], : SHAPE[1]]
     rad = np.hypot(r - g["centre_row"], c - g["centre_col"])
     assert not (0 <= g["centre_row"] < SHAPE[0] and 0 <= g["centre_col"] < SHAPE[1])  # centred off the CCD
     key = np.round(rad * 50).astype(int)  # equal radius (to 1/50 pixel) -> equal value

@@ -1,6 +1,7 @@
 """Many-class and multi-label scores (numpy): confusion matrices, per-class precision, recall and
 F1, macro-F1, the binary decision by true class, and the class a model names (its many-class
 view). Conventions: :mod:`artifactspark.evaluate.scores`."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,9 @@ def _labels(y, n, name) -> np.ndarray:
         raise ValueError(f"{name} must be one-dimensional, got shape {y.shape}")
     y = y.astype(np.int64)
     if y.size and (y.min() < 0 or y.max() >= n):
-        raise ValueError(f"{name} holds class indices outside [0, {n}): {np.unique(y[(y < 0) | (y >= n)])[:5].tolist()}")
+        raise ValueError(
+            f"{name} holds class indices outside [0, {n}): {np.unique(y[(y < 0) | (y >= n)])[:5].tolist()}"
+        )
     return y
 
 
@@ -36,8 +39,16 @@ def _prf_rows(tp, support, predicted, class_names, min_support, extra=None) -> l
             continue
         prec = _ratio(tp[i], predicted[i])
         rec = _ratio(tp[i], support[i])
-        row = {"index": i, "name": name, "support": int(support[i]), "predicted": int(predicted[i]),
-               "tp": int(tp[i]), "precision": prec, "recall": rec, "f1": _ratio(2 * prec * rec, prec + rec)}
+        row = {
+            "index": i,
+            "name": name,
+            "support": int(support[i]),
+            "predicted": int(predicted[i]),
+            "tp": int(tp[i]),
+            "precision": prec,
+            "recall": rec,
+            "f1": _ratio(2 * prec * rec, prec + rec),
+        }
         if extra is not None:
             row.update(extra(i))
         rows.append(row)
@@ -89,8 +100,9 @@ def binary_by_true_class(true_class, label, flagged, class_names) -> dict:
     flag = np.asarray(flagged).astype(bool)
     tc = np.asarray(true_class)
     if lab.ndim != 1 or flag.shape != lab.shape or tc.shape[0] != lab.shape[0]:
-        raise ValueError(f"true_class, label and flagged must have one entry per CCD: "
-                         f"{tc.shape}, {lab.shape}, {flag.shape}")
+        raise ValueError(
+            f"true_class, label and flagged must have one entry per CCD: {tc.shape}, {lab.shape}, {flag.shape}"
+        )
     counts = np.zeros((k + 1, 2), dtype=np.int64)
     unassigned = np.zeros(2, dtype=np.int64)
     col = flag.astype(np.int64)
@@ -112,8 +124,13 @@ def binary_by_true_class(true_class, label, flagged, class_names) -> dict:
         ok = pc >= 0
         np.add.at(counts, (pc[ok], col[art][ok]), 1)
         np.add.at(unassigned, col[art][~ok], 1)
-    return {"rows": names + [NO_ARTIFACT], "cols": [NO_ARTIFACT, "artifact"], "counts": counts,
-            "unassigned": unassigned, "skipped": int(np.sum(~(clean | art)))}
+    return {
+        "rows": names + [NO_ARTIFACT],
+        "cols": [NO_ARTIFACT, "artifact"],
+        "counts": counts,
+        "unassigned": unassigned,
+        "skipped": int(np.sum(~(clean | art))),
+    }
 
 
 def multilabel_prf(multi_hot, probs, class_thresholds, class_names, min_support: int = 0) -> list[dict]:
@@ -126,18 +143,23 @@ def multilabel_prf(multi_hot, probs, class_thresholds, class_names, min_support:
     th = np.asarray(class_thresholds, dtype=np.float64)
     k = len(class_names)
     if y.ndim != 2 or y.shape[1] != k or pr.shape != y.shape or th.shape != (k,):
-        raise ValueError(f"multi_hot {y.shape}, probs {pr.shape} and class_thresholds {th.shape} must be "
-                         f"(n, {k}), (n, {k}) and ({k},)")
+        raise ValueError(
+            f"multi_hot {y.shape}, probs {pr.shape} and class_thresholds {th.shape} must be "
+            f"(n, {k}), (n, {k}) and ({k},)"
+        )
     pred = pr >= th[None, :]
     tp = np.sum(pred & y, axis=0)
-    return _prf_rows(tp, y.sum(axis=0), pred.sum(axis=0), list(class_names), min_support,
-                     extra=lambda i: {"threshold": float(th[i])})
+    return _prf_rows(
+        tp, y.sum(axis=0), pred.sum(axis=0), list(class_names), min_support, extra=lambda i: {"threshold": float(th[i])}
+    )
 
 
 def _taxonomy(meta: dict, width: int) -> list:
     classes = list(meta["classes"])
-    tax = list(meta.get("taxonomy") or (classes[:-1] if meta["problem"] == "multiclass" else
-                                        classes if meta["problem"] == "multilabel" else []))
+    tax = list(
+        meta.get("taxonomy")
+        or (classes[:-1] if meta["problem"] == "multiclass" else classes if meta["problem"] == "multilabel" else [])
+    )
     return tax if len(tax) == width else [f"class {i}" for i in range(width)]
 
 
@@ -173,9 +195,16 @@ def manyclass_scores(true_names, pred_names, artifact_classes, min_support: int 
     yp = np.array([pos[x] for x in pn], dtype=np.int64)
     rows = per_class_prf(yt, yp, names)
     macro, used = macro_from_rows([r for r in rows if r["name"] != NO_ARTIFACT], min_support)
-    return {"n": int(yt.size), "accuracy": _ratio(np.sum(yt == yp), yt.size), "macro_f1": macro,
-            "macro_f1_classes": used, "min_support": int(min_support), "per_class": rows, "labels": names,
-            "confusion": confusion_matrix(yt, yp, len(names))}
+    return {
+        "n": int(yt.size),
+        "accuracy": _ratio(np.sum(yt == yp), yt.size),
+        "macro_f1": macro,
+        "macro_f1_classes": used,
+        "min_support": int(min_support),
+        "per_class": rows,
+        "labels": names,
+        "confusion": confusion_matrix(yt, yp, len(names)),
+    }
 
 
 def volunteer_class_names(label, primary_class, taxonomy) -> np.ndarray:
@@ -184,5 +213,7 @@ def volunteer_class_names(label, primary_class, taxonomy) -> np.ndarray:
     lab = np.asarray(label).astype(np.int64)
     pc = np.asarray(primary_class).astype(np.int64)
     tax = list(taxonomy)
-    return np.array([NO_ARTIFACT if lb == 0 else (tax[c] if lb == 1 and 0 <= c < len(tax) else None)
-                     for lb, c in zip(lab, pc)], dtype=object)
+    return np.array(
+        [NO_ARTIFACT if lb == 0 else (tax[c] if lb == 1 and 0 <= c < len(tax) else None) for lb, c in zip(lab, pc)],
+        dtype=object,
+    )

@@ -1,5 +1,6 @@
 """The report's document: one list of blocks rendered as Markdown and as HTML, and the number
 formatting every table of the report shares."""
+
 from __future__ import annotations
 
 import html
@@ -47,25 +48,29 @@ class _Doc:
 
     def html(self, title) -> str:
         e = html.escape
-        out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">", f"<title>{e(title)}</title>",
-               "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-               "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 6px;"
-               "text-align:right}th{background:#eee}td:first-child{text-align:left}"
-               ".warn{background:#fff3cd;border-left:4px solid #e0a800;padding:.4em .8em}"
-               "img{max-width:100%;border:1px solid #ddd;margin:.3em 0}</style></head><body>"]
+        out = [
+            "<!DOCTYPE html>",
+            '<html><head><meta charset="utf-8">',
+            f"<title>{e(title)}</title>",
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 6px;"
+            "text-align:right}th{background:#eee}td:first-child{text-align:left}"
+            ".warn{background:#fff3cd;border-left:4px solid #e0a800;padding:.4em .8em}"
+            "img{max-width:100%;border:1px solid #ddd;margin:.3em 0}</style></head><body>",
+        ]
         for b in self.blocks:
             if b[0] == "h":
                 out.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")
             elif b[0] == "p":
                 out.append(f"<p>{e(b[1])}</p>")
             elif b[0] == "warn":
-                out.append(f"<p class=\"warn\"><b>Warning:</b> {e(b[1])}</p>")
+                out.append(f'<p class="warn"><b>Warning:</b> {e(b[1])}</p>')
             elif b[0] == "table":
                 out.append("<table><tr>" + "".join(f"<th>{e(str(c))}</th>" for c in b[1]) + "</tr>")
                 out.extend("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in b[2])
                 out.append("</table>")
             elif b[0] == "img":
-                out.append(f"<p><img src=\"{e(b[1])}\" alt=\"{e(b[2])}\"></p>")
+                out.append(f'<p><img src="{e(b[1])}" alt="{e(b[2])}"></p>')
         out.append("</body></html>")
         return "\n".join(out)
 

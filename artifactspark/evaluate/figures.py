@@ -1,5 +1,6 @@
 """The report's figures (matplotlib, Agg): confusion matrices, FPR vs FNR, error vs epoch, the
 learning curve, per-class bars and recall vs strength."""
+
 from __future__ import annotations
 
 import math
@@ -8,13 +9,15 @@ import numpy as np
 
 from .targetdefs import TARGET_FPR, TARGET_RECALL
 
-ANNOTATE_MAX_CLASSES = 30    # confusion matrices up to this size get their counts written in the cells
+ANNOTATE_MAX_CLASSES = 30  # confusion matrices up to this size get their counts written in the cells
 
 
 def _plt():
     import matplotlib
+
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -50,8 +53,15 @@ def fig_confusion(counts, row_labels, col_labels, title, path, xlabel="predicted
         for i in range(nr):
             for j in range(nc):
                 if counts[i, j]:
-                    ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=fs,
-                            color="white" if norm[i, j] > 0.6 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(int(counts[i, j])),
+                        ha="center",
+                        va="center",
+                        fontsize=fs,
+                        color="white" if norm[i, j] > 0.6 else "black",
+                    )
     fig.colorbar(im, ax=ax, fraction=0.04, label="fraction of the true class's CCDs")
     _save(fig, path)
 
@@ -63,14 +73,27 @@ def fig_curve(curve, chosen, title, path, target_fnr=None, ceiling=None):
     (marked with a black cross), when the truth is known."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4.6))
-    sc = ax.scatter(curve["fpr"], curve["fnr"], c=curve["thresholds"], cmap="viridis", s=8,
-                    vmin=0.0, vmax=1.0)
+    sc = ax.scatter(curve["fpr"], curve["fnr"], c=curve["thresholds"], cmap="viridis", s=8, vmin=0.0, vmax=1.0)
     fig.colorbar(sc, ax=ax, label="threshold on p_artifact (flag if p >= threshold)")
-    ax.plot([chosen["fpr"]], [chosen["fnr"]], marker="*", color="red", markersize=15, linestyle="none",
-            label=f"chosen threshold {chosen['threshold']:.3g}: FPR {chosen['fpr']:.3f}, FNR {chosen['fnr']:.3f}")
+    ax.plot(
+        [chosen["fpr"]],
+        [chosen["fnr"]],
+        marker="*",
+        color="red",
+        markersize=15,
+        linestyle="none",
+        label=f"chosen threshold {chosen['threshold']:.3g}: FPR {chosen['fpr']:.3f}, FNR {chosen['fnr']:.3f}",
+    )
     if ceiling is not None:
-        ax.plot([ceiling["fpr"]], [ceiling["fnr"]], marker="P", color="black", markersize=11, linestyle="none",
-                label=f"ceiling (perfect truth model): FPR {ceiling['fpr']:.3f}, FNR {ceiling['fnr']:.3f}")
+        ax.plot(
+            [ceiling["fpr"]],
+            [ceiling["fnr"]],
+            marker="P",
+            color="black",
+            markersize=11,
+            linestyle="none",
+            label=f"ceiling (perfect truth model): FPR {ceiling['fpr']:.3f}, FNR {ceiling['fnr']:.3f}",
+        )
     ax.axvline(TARGET_FPR, color="grey", linestyle="--", linewidth=0.8, label=f"FPR {TARGET_FPR}")
     ax.axhline(1 - TARGET_RECALL, color="grey", linestyle=":", linewidth=0.8, label=f"FNR {1 - TARGET_RECALL:.2f}")
     if target_fnr is not None and abs(target_fnr - (1 - TARGET_RECALL)) > 1e-9:
@@ -89,7 +112,11 @@ def fig_history(hist, title, path):
     plt = _plt()
     ep = hist["epoch"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for key, style, lab in (("train_error", "--", "train"), ("val_error", ":", "validation"), ("test_error", "-", "test")):
+    for key, style, lab in (
+        ("train_error", "--", "train"),
+        ("val_error", ":", "validation"),
+        ("test_error", "-", "test"),
+    ):
         if hist.get(key):
             a1.plot(ep, hist[key], style, marker=".", label=lab)
     for key, style, lab in (("loss", "--", "train loss"), ("val_loss", ":", "validation loss")):
@@ -150,6 +177,7 @@ def fig_recall_strength(rows, title, path, floors=None):
     """
     plt = _plt()
     import pandas as pd
+
     df = pd.DataFrame(rows)
     floors = floors or {}
     classes = list(dict.fromkeys(df["cls"]))
@@ -170,8 +198,15 @@ def fig_recall_strength(rows, title, path, floors=None):
         rec = g["recall"].to_numpy(dtype=float)
         ax.plot(x, rec, color="C0", zorder=2, label="model")
         ax.scatter(x[~below], rec[~below], color="C0", zorder=3, s=18)
-        ax.scatter(x[below], rec[below], facecolors="white", edgecolors="C0", zorder=3, s=18,
-                   label="bin mostly below the floor")
+        ax.scatter(
+            x[below],
+            rec[below],
+            facecolors="white",
+            edgecolors="C0",
+            zorder=3,
+            s=18,
+            label="bin mostly below the floor",
+        )
         if "volunteer_recall" in g.columns:
             ax.plot(x, g["volunteer_recall"], marker=".", color="grey", linestyle=":", label="volunteers")
         fl = floors.get(cls) or {}
@@ -180,6 +215,7 @@ def fig_recall_strength(rows, title, path, floors=None):
             ax.axvline(fl["value"], color="red", linestyle="--", linewidth=1, label="floor")
         if pos and len(x) and hi.max() / max(lo.min(), 1e-300) > 10:
             from matplotlib.ticker import NullFormatter
+
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(-0.05, 1.05)
@@ -187,15 +223,16 @@ def fig_recall_strength(rows, title, path, floors=None):
         ax.set_title(f"{cls} (n={int(g['n'].sum())}" + (f", {nb} below floor)" if has_floor else ")"), fontsize=7)
         ax.set_xlabel(strength, fontsize=7)
         ax.tick_params(which="both", labelsize=6)
-    for ax in list(axes.flat)[len(classes):]:
+    for ax in list(axes.flat)[len(classes) :]:
         ax.axis("off")
     axes[0, 0].set_ylabel("recall")
     handles = {}
     for ax in axes.flat:
         for hnd, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, hnd)
-    fig.legend(list(handles.values()), list(handles.keys()), fontsize=6, loc="lower center", ncol=len(handles),
-               frameon=False)
+    fig.legend(
+        list(handles.values()), list(handles.keys()), fontsize=6, loc="lower center", ncol=len(handles), frameon=False
+    )
     fig.suptitle(title, fontsize=9, y=1 - 0.08 / h, va="top")
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.75 / h, top=1 - 0.75 / h, hspace=0.75, wspace=0.15)
     _save(fig, path, tight=False, dpi=90)

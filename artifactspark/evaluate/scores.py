@@ -14,6 +14,7 @@ Conventions, everywhere in this module:
 * **ROC AUC** (:func:`roc_auc`) is the Mann-Whitney statistic (ties count one half); ``None``
   when there is no positive or no negative.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,9 @@ def _as01(y, name="y_true01") -> np.ndarray:
         return y
     if y.size and not np.isin(y, (0, 1)).all():
         bad = np.unique(y[~np.isin(y, (0, 1))])[:5]
-        raise ValueError(f"{name} must hold only 0/1 (or booleans); found {bad.tolist()}: "
-                         "drop unlabelled rows (label -1) first")
+        raise ValueError(
+            f"{name} must hold only 0/1 (or booleans); found {bad.tolist()}: drop unlabelled rows (label -1) first"
+        )
     return y.astype(bool)
 
 
@@ -47,8 +49,10 @@ def _scores(p, n, name="p") -> np.ndarray:
     if not np.issubdtype(p.dtype, np.floating):
         p = p.astype(np.float64)
     if not np.isfinite(p).all():
-        raise ValueError(f"{name} holds {int((~np.isfinite(p)).sum())} NaN/inf values: "
-                         "the model's predictions are broken; re-run its evaluation")
+        raise ValueError(
+            f"{name} holds {int((~np.isfinite(p)).sum())} NaN/inf values: "
+            "the model's predictions are broken; re-run its evaluation"
+        )
     return p
 
 
@@ -131,12 +135,15 @@ def fpr_fnr_curve(y_true01, p) -> dict:
     thr = np.unique(p)
     pos = np.sort(p[y])
     neg = np.sort(p[~y])
-    fn = np.searchsorted(pos, thr, side="left")                 # positives with p < t
+    fn = np.searchsorted(pos, thr, side="left")  # positives with p < t
     fp = neg.shape[0] - np.searchsorted(neg, thr, side="left")  # negatives with p >= t
     fnr = fn / pos.shape[0] if pos.shape[0] else np.zeros(thr.shape)
     fpr = fp / neg.shape[0] if neg.shape[0] else np.zeros(thr.shape)
-    return {"thresholds": thr.astype(np.float64), "fpr": np.asarray(fpr, dtype=np.float64),
-            "fnr": np.asarray(fnr, dtype=np.float64)}
+    return {
+        "thresholds": thr.astype(np.float64),
+        "fpr": np.asarray(fpr, dtype=np.float64),
+        "fnr": np.asarray(fnr, dtype=np.float64),
+    }
 
 
 def binary_metrics(y_true01, p, threshold: float) -> dict:
@@ -155,10 +162,22 @@ def binary_metrics(y_true01, p, threshold: float) -> dict:
     pos, neg = tp + fn, fp + tn
     recall = _ratio(tp, pos)
     precision = _ratio(tp, tp + fp)
-    return {"n": pos + neg, "positives": pos, "negatives": neg, "tp": tp, "fp": fp, "tn": tn, "fn": fn,
-            "recall": recall, "fpr": _ratio(fp, neg), "fnr": _ratio(fn, pos), "precision": precision,
-            "accuracy": _ratio(tp + tn, pos + neg),
-            "f1": _ratio(2 * precision * recall, precision + recall), "threshold": float(threshold)}
+    return {
+        "n": pos + neg,
+        "positives": pos,
+        "negatives": neg,
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+        "recall": recall,
+        "fpr": _ratio(fp, neg),
+        "fnr": _ratio(fn, pos),
+        "precision": precision,
+        "accuracy": _ratio(tp + tn, pos + neg),
+        "f1": _ratio(2 * precision * recall, precision + recall),
+        "threshold": float(threshold),
+    }
 
 
 def best_recall_at_fpr(curve: dict, max_fpr: float) -> dict:
@@ -173,8 +192,11 @@ def best_recall_at_fpr(curve: dict, max_fpr: float) -> dict:
         return {"threshold": None, "recall": 0.0, "fpr": None}
     rec = 1.0 - curve["fnr"][ok]
     i = ok[np.flatnonzero(rec == rec.max())[-1]]
-    return {"threshold": float(curve["thresholds"][i]), "recall": float(1.0 - curve["fnr"][i]),
-            "fpr": float(curve["fpr"][i])}
+    return {
+        "threshold": float(curve["thresholds"][i]),
+        "recall": float(1.0 - curve["fnr"][i]),
+        "fpr": float(curve["fpr"][i]),
+    }
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
@@ -223,11 +245,17 @@ def per_class_auc(y_true, scores, class_names, min_support: int = 20) -> dict:
     rows = []
     for j, name in enumerate(class_names):
         pos = int(y[:, j].sum())
-        rows.append({"name": name, "positives": pos, "negatives": int(y.shape[0] - pos),
-                     "auc": roc_auc(y[:, j], sc[:, j])})
+        rows.append(
+            {"name": name, "positives": pos, "negatives": int(y.shape[0] - pos), "auc": roc_auc(y[:, j], sc[:, j])}
+        )
     used = [r for r in rows if r["auc"] is not None and r["positives"] >= min_support]
     defined = [r for r in rows if r["auc"] is not None]
     mean = lambda rr: float(np.mean([r["auc"] for r in rr])) if rr else None  # noqa: E731
-    return {"per_class": rows, "mean_auc": mean(used), "mean_auc_classes": [r["name"] for r in used],
-            "mean_auc_all": mean(defined), "mean_auc_all_classes": [r["name"] for r in defined],
-            "min_support": int(min_support)}
+    return {
+        "per_class": rows,
+        "mean_auc": mean(used),
+        "mean_auc_classes": [r["name"] for r in used],
+        "mean_auc_all": mean(defined),
+        "mean_auc_all_classes": [r["name"] for r in defined],
+        "min_support": int(min_support),
+    }

@@ -1,5 +1,6 @@
 """Recall against artifact strength (simulated data): per class and strength bin, and the strength
 that best separates the detectable features from the below-floor ones."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -94,8 +95,9 @@ def recall_vs_strength(truth_df, preds_df, threshold: float, bins=5, strength=ST
         if c not in t.columns:
             raise ValueError(f"the truth table has no {c!r} column; columns: {list(t.columns)}")
     if not any(c in t.columns for c in strength):
-        raise ValueError(f"the truth table has none of the strength columns {list(strength)}; "
-                         f"columns: {list(t.columns)}")
+        raise ValueError(
+            f"the truth table has none of the strength columns {list(strength)}; columns: {list(t.columns)}"
+        )
     for c in ("expnum", "ccdnum", "p_artifact"):
         if c not in preds_df.columns:
             raise ValueError(f"the predictions have no {c!r} column")
@@ -129,26 +131,40 @@ def recall_vs_strength(truth_df, preds_df, threshold: float, bins=5, strength=ST
         floor = None
         if has_det:
             rg = ref[ref["cls"] == cls]
-            floor = strength_floor(rg[name].to_numpy(dtype=np.float64, na_value=np.nan) if name in rg.columns
-                                   else np.zeros(0), _bool(rg["detectable"]))
+            floor = strength_floor(
+                rg[name].to_numpy(dtype=np.float64, na_value=np.nan) if name in rg.columns else np.zeros(0),
+                _bool(rg["detectable"]),
+            )
         s = s[fin]
         edges = _strength_edges(s, bins)
         idx = np.searchsorted(edges, s, side="right") - 1
-        idx[s == edges[-1]] = len(edges) - 2      # the last bin is closed on the right
+        idx[s == edges[-1]] = len(edges) - 2  # the last bin is closed on the right
         inside = (idx >= 0) & (idx <= len(edges) - 2)
         for b in range(len(edges) - 1):
             sel = inside & (idx == b)
             n = int(sel.sum())
-            row = {"cls": cls, "strength": name, "bin": b, "lo": float(edges[b]), "hi": float(edges[b + 1]),
-                   "n": n, "detected": int(det[sel].sum()), "recall": _ratio(det[sel].sum(), n),
-                   "n_no_strength": n_no}
+            row = {
+                "cls": cls,
+                "strength": name,
+                "bin": b,
+                "lo": float(edges[b]),
+                "hi": float(edges[b + 1]),
+                "n": n,
+                "detected": int(det[sel].sum()),
+                "recall": _ratio(det[sel].sum(), n),
+                "n_no_strength": n_no,
+            }
             if has_rep:
                 row["reported"] = int(rep[sel].sum())
                 row["volunteer_recall"] = _ratio(rep[sel].sum(), n)
             if has_det:
                 nb = int(below[sel].sum())
-                row.update(n_below_floor=nb, below_floor=bool(n and 2 * nb > n),
-                           floor_strength=floor["value"], floor_misplaced=floor["misplaced"])
+                row.update(
+                    n_below_floor=nb,
+                    below_floor=bool(n and 2 * nb > n),
+                    floor_strength=floor["value"],
+                    floor_misplaced=floor["misplaced"],
+                )
             out.append(row)
     cols = ["cls", "strength", "bin", "lo", "hi", "n", "detected", "recall"]
     cols += (["reported", "volunteer_recall"] if has_rep else []) + ["n_no_strength"]

@@ -5,6 +5,7 @@ One source of numbers: :func:`summarize_model` computes everything for one model
 report (:mod:`artifactspark.evaluate.report`) and the training jobs' ``metrics.json`` both use it,
 so a number never differs between the two.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,11 +51,14 @@ def read_model_json(model_dir: str) -> dict:
     """``model_dir/model.json``, checked for the keys the evaluation needs."""
     path = os.path.join(model_dir, "model.json")
     if not os.path.isdir(model_dir):
-        raise ModelDirError(f"{model_dir}: no such model directory; pass the --out directory of "
-                            "jobs/train_cnn.py or jobs/train_svm.py")
+        raise ModelDirError(
+            f"{model_dir}: no such model directory; pass the --out directory of jobs/train_cnn.py or jobs/train_svm.py"
+        )
     if not os.path.isfile(path):
-        raise ModelDirError(f"{model_dir}: no model.json, so this is not a finished training run; "
-                            "re-run the training job into this directory (it writes model.json last)")
+        raise ModelDirError(
+            f"{model_dir}: no model.json, so this is not a finished training run; "
+            "re-run the training job into this directory (it writes model.json last)"
+        )
     try:
         with open(path) as f:
             meta = json.load(f)
@@ -62,13 +66,16 @@ def read_model_json(model_dir: str) -> dict:
         raise ModelDirError(f"{path}: not readable JSON ({e}); re-run the training job") from e
     missing = [k for k in ("name", "kind", "problem", "classes", "threshold", "split") if k not in meta]
     if missing:
-        raise ModelDirError(f"{path}: missing keys {missing}; it was written by an older or foreign "
-                            "training job: re-run jobs/train_cnn.py / jobs/train_svm.py")
+        raise ModelDirError(
+            f"{path}: missing keys {missing}; it was written by an older or foreign "
+            "training job: re-run jobs/train_cnn.py / jobs/train_svm.py"
+        )
     if meta["problem"] not in PROBLEMS:
         raise ModelDirError(f"{path}: problem {meta['problem']!r} is not one of {list(PROBLEMS)}")
     if meta["problem"] == "multilabel" and len(meta.get("class_thresholds") or []) != len(meta["classes"]):
-        raise ModelDirError(f"{path}: a multilabel model needs class_thresholds with one value per class "
-                            f"({len(meta['classes'])})")
+        raise ModelDirError(
+            f"{path}: a multilabel model needs class_thresholds with one value per class ({len(meta['classes'])})"
+        )
     return meta
 
 
@@ -82,8 +89,9 @@ def _list_column(table, name: str, width: int, dtype) -> np.ndarray:
         return np.zeros((0, width), dtype=dtype)
     lens = pc.list_value_length(col).to_numpy(zero_copy_only=False)
     if (lens != width).any():
-        raise ValueError(f"column {name} must hold lists of length {width}; found lengths "
-                         f"{np.unique(lens)[:5].tolist()}")
+        raise ValueError(
+            f"column {name} must hold lists of length {width}; found lengths {np.unique(lens)[:5].tolist()}"
+        )
     return col.flatten().to_numpy(zero_copy_only=False).astype(dtype).reshape(len(col), width)
 
 
@@ -102,17 +110,19 @@ def load_predictions(model_dir: str, split: str = "test", meta: dict | None = No
     meta = meta if meta is not None else read_model_json(model_dir)
     path = os.path.join(model_dir, f"predictions_{split}.parquet")
     if not os.path.isfile(path):
-        raise ModelDirError(f"{model_dir}: no predictions_{split}.parquet; the training job writes it after "
-                            f"evaluating on the {split} split: re-run it into this directory")
+        raise ModelDirError(
+            f"{model_dir}: no predictions_{split}.parquet; the training job writes it after "
+            f"evaluating on the {split} split: re-run it into this directory"
+        )
     try:
         table = pq.read_table(path)
     except Exception as e:  # noqa: BLE001 - any reader failure means a broken file
-        raise ModelDirError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e}); re-run the "
-                            "training job") from e
+        raise ModelDirError(
+            f"{path}: not a readable Parquet file ({type(e).__name__}: {e}); re-run the training job"
+        ) from e
     missing = [c for c in PRED_COLUMNS if c not in table.column_names]
     if missing:
-        raise ModelDirError(f"{path}: missing columns {missing} (has {table.column_names}); re-run the "
-                            "training job")
+        raise ModelDirError(f"{path}: missing columns {missing} (has {table.column_names}); re-run the training job")
     k = len(meta["classes"])
     n_tax = len(meta.get("taxonomy") or []) or None
     try:
@@ -127,8 +137,7 @@ def load_predictions(model_dir: str, split: str = "test", meta: dict | None = No
         out[c] = out[c].astype(np.int64)
     out["p_artifact"] = out["p_artifact"].astype(np.float64)
     if not np.isfinite(out["p_artifact"]).all() or not np.isfinite(probs).all():
-        raise ModelDirError(f"{path}: NaN/inf probabilities; the model diverged or the export is broken: "
-                            "re-train")
+        raise ModelDirError(f"{path}: NaN/inf probabilities; the model diverged or the export is broken: re-train")
     warnings = []
     problem = meta["problem"]
     if problem == "binary":
@@ -136,17 +145,20 @@ def load_predictions(model_dir: str, split: str = "test", meta: dict | None = No
     elif problem == "multiclass":
         derived = 1.0 - probs[:, -1]
     elif meta.get("any_head"):
-        derived = None          # p_artifact is the "any artifact" head's output, not max(probs)
+        derived = None  # p_artifact is the "any artifact" head's output, not max(probs)
     else:
         derived = probs.max(axis=1) if k else None
     if derived is not None and out["p_artifact"].size:
         off = np.abs(derived - out["p_artifact"]) > 1e-4
         if off.any():
-            warnings.append(f"{split}: p_artifact disagrees with probs in {int(off.sum())} rows "
-                            "(contract: binary probs[1], multiclass 1 - probs[-1], multilabel max(probs) unless "
-                            "model.json has any_head); "
-                            "p_artifact is used as stored")
+            warnings.append(
+                f"{split}: p_artifact disagrees with probs in {int(off.sum())} rows "
+                "(contract: binary probs[1], multiclass 1 - probs[-1], multilabel max(probs) unless "
+                "model.json has any_head); "
+                "p_artifact is used as stored"
+            )
     import pandas as pd
+
     frame = pd.DataFrame({c: out[c] for c in ("expnum", "ccdnum", "label", "primary_class", "y_true", "p_artifact")})
     if "band" in table.column_names:
         frame["band"] = table.column("band").to_numpy(zero_copy_only=False)
@@ -156,21 +168,26 @@ def load_predictions(model_dir: str, split: str = "test", meta: dict | None = No
     if split_meta.get(split):
         foreign = np.setdiff1d(np.unique(out["expnum"]), np.asarray(split_meta[split], dtype=np.int64))
         if foreign.size:
-            warnings.append(f"{split}: {foreign.size} exposures in the predictions are not in model.json's "
-                            f"{split} split (e.g. {foreign[:3].tolist()}): the split and the predictions disagree")
+            warnings.append(
+                f"{split}: {foreign.size} exposures in the predictions are not in model.json's "
+                f"{split} split (e.g. {foreign[:3].tolist()}): the split and the predictions disagree"
+            )
     out["frame"], out["warnings"] = frame, warnings
     return out
 
 
 def accuracy_rule(problem: str) -> str:
     """How ``accuracy`` is counted for ``problem``, in words (for the report)."""
-    return {"binary": "argmax(probs) == label",
-            "multiclass": "argmax(probs) == y_true (26 classes + no artifact)",
-            "multilabel": "artifact yes/no: (p_artifact >= 0.5) == label"}[problem]
+    return {
+        "binary": "argmax(probs) == label",
+        "multiclass": "argmax(probs) == y_true (26 classes + no artifact)",
+        "multilabel": "artifact yes/no: (p_artifact >= 0.5) == label",
+    }[problem]
 
 
-def summarize_predictions(meta: dict, pred: dict, threshold: float | None = None, min_support: int = 20,
-                          curve: bool = False) -> dict:
+def summarize_predictions(
+    meta: dict, pred: dict, threshold: float | None = None, min_support: int = 20, curve: bool = False
+) -> dict:
     """All numbers of one model from its model.json dict and :func:`load_predictions` arrays.
 
     ``threshold``: the binary decision threshold on p_artifact (default: model.json's, chosen on
@@ -178,8 +195,10 @@ def summarize_predictions(meta: dict, pred: dict, threshold: float | None = None
     """
     problem, classes = meta["problem"], list(meta["classes"])
     k = len(classes)
-    taxonomy = list(meta.get("taxonomy") or (classes[:-1] if problem == "multiclass" else
-                                            classes if problem == "multilabel" else []))
+    taxonomy = list(
+        meta.get("taxonomy")
+        or (classes[:-1] if problem == "multiclass" else classes if problem == "multilabel" else [])
+    )
     thr = float(meta["threshold"] if threshold is None else threshold)
     warnings = list(pred.get("warnings", []))
     label = pred["label"]
@@ -194,16 +213,32 @@ def summarize_predictions(meta: dict, pred: dict, threshold: float | None = None
     if n == 0:
         warnings.append("no labelled test CCD in the predictions: every number is empty")
     split = meta.get("split") or {}
-    s = {"name": meta["name"], "kind": meta.get("kind"), "problem": problem, "version": meta.get("version"),
-         "config_hash": meta.get("config_hash"),
-         "split": {"id": split.get("id"), "seed": split.get("seed"), "fractions": split.get("fractions"),
-                   "exposures": {x: len(split.get(x) or []) for x in ("train", "val", "test")}},
-         "classes": classes, "n": n, "n_exposures": int(np.unique(pred["expnum"][keep]).size),
-         "threshold": thr,
-         "threshold_source": (f"model.json ({meta.get('threshold_rule') or 'chosen on the validation set'})"
-                              if threshold is None else "override"),
-         "target_fnr": meta.get("target_fnr"), "min_support": int(min_support),
-         "derived_from": meta.get("derived_from"), "any_head": bool(meta.get("any_head", False))}
+    s = {
+        "name": meta["name"],
+        "kind": meta.get("kind"),
+        "problem": problem,
+        "version": meta.get("version"),
+        "config_hash": meta.get("config_hash"),
+        "split": {
+            "id": split.get("id"),
+            "seed": split.get("seed"),
+            "fractions": split.get("fractions"),
+            "exposures": {x: len(split.get(x) or []) for x in ("train", "val", "test")},
+        },
+        "classes": classes,
+        "n": n,
+        "n_exposures": int(np.unique(pred["expnum"][keep]).size),
+        "threshold": thr,
+        "threshold_source": (
+            f"model.json ({meta.get('threshold_rule') or 'chosen on the validation set'})"
+            if threshold is None
+            else "override"
+        ),
+        "target_fnr": meta.get("target_fnr"),
+        "min_support": int(min_support),
+        "derived_from": meta.get("derived_from"),
+        "any_head": bool(meta.get("any_head", False)),
+    }
     bm = binary_metrics(lab, p_art, thr)
     bm["recall_ci95"] = wilson_interval(bm["tp"], bm["positives"])
     bm["fpr_ci95"] = wilson_interval(bm["fp"], bm["negatives"])
@@ -218,8 +253,9 @@ def summarize_predictions(meta: dict, pred: dict, threshold: float | None = None
         pred_cls = probs.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
         ok = (yt >= 0) & (yt < k)
         if not ok.all():
-            warnings.append(f"{int((~ok).sum())} rows with y_true outside the {k} classes left out of the "
-                            "many-class numbers")
+            warnings.append(
+                f"{int((~ok).sum())} rows with y_true outside the {k} classes left out of the many-class numbers"
+            )
         yt_ok, pc_ok = yt[ok], pred_cls[ok]
         s["accuracy"] = _ratio(np.sum(yt_ok == pc_ok), yt_ok.size)
         cm = confusion_matrix(yt_ok, pc_ok, k)
@@ -253,15 +289,21 @@ def summarize_predictions(meta: dict, pred: dict, threshold: float | None = None
             warnings.append(f"multi_hot has {mh.shape[1]} columns but the model {k} classes: no per-class ROC AUC")
             s["mean_auc"], s["mean_auc_classes"], s["mean_auc_all"], s["mean_auc_all_classes"] = None, [], None, []
     if problem in ("multiclass", "multilabel"):
-        vol = volunteer_class_names(label[keep], pred["primary_class"][keep],
-                                    _taxonomy(meta, pred["multi_hot"].shape[1]))
+        vol = volunteer_class_names(
+            label[keep], pred["primary_class"][keep], _taxonomy(meta, pred["multi_hot"].shape[1])
+        )
         ok = np.array([v is not None for v in vol], dtype=bool)
         named = manyclass_prediction(meta, probs, p_art, thr)
         mc = manyclass_scores(vol[ok], named[ok], [c for c in classes if c != NO_ARTIFACT], min_support)
-        s["manyclass_view"] = {"rule": ("argmax(probs)" if problem == "multiclass" else
-                                        f"argmax(probs) when p_artifact >= {thr:.4g}, else '{NO_ARTIFACT}'"),
-                               "truth": "volunteers' primary class ('no artifact' for clean CCDs)",
-                               **{x: mc[x] for x in ("n", "accuracy", "macro_f1", "macro_f1_classes")}}
+        s["manyclass_view"] = {
+            "rule": (
+                "argmax(probs)"
+                if problem == "multiclass"
+                else f"argmax(probs) when p_artifact >= {thr:.4g}, else '{NO_ARTIFACT}'"
+            ),
+            "truth": "volunteers' primary class ('no artifact' for clean CCDs)",
+            **{x: mc[x] for x in ("n", "accuracy", "macro_f1", "macro_f1_classes")},
+        }
     s["accuracy_rule"] = accuracy_rule(problem)
     s["error"] = 1.0 - s["accuracy"]
     names = taxonomy if taxonomy else [f"class {i}" for i in range(pred["multi_hot"].shape[1])]
@@ -272,8 +314,9 @@ def summarize_predictions(meta: dict, pred: dict, threshold: float | None = None
     return s
 
 
-def summarize_model(model_dir: str, split: str = "test", threshold: float | None = None,
-                    min_support: int = 20, truth: str | None = None) -> dict:
+def summarize_model(
+    model_dir: str, split: str = "test", threshold: float | None = None, min_support: int = 20, truth: str | None = None
+) -> dict:
     """Every number for one model directory, JSON-ready (plain Python types; NaN -> None).
 
     Reads ``model.json`` and ``predictions_<split>.parquet``. Keys: name, kind, problem, version,

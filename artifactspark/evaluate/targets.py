@@ -1,6 +1,7 @@
 """The report's targets table: the targets against the simulator's truth, then the same figures
 against the volunteer labels beside their ceilings; and the paired CNN-vs-SVM comparison (exact
 McNemar test) one of the targets rests on."""
+
 from __future__ import annotations
 
 import math
@@ -55,10 +56,14 @@ def _truth_headline(s):
     """(metric name, value) for CNN vs SVM against the truth."""
     t = s.get("truth") or {}
     if s["problem"] == "binary":
-        return ("accuracy vs truth (detectable vs clean CCDs, at the model's threshold)",
-                (t.get("binary") or {}).get("accuracy"))
-    return (f"macro-F1 vs the truth's primary class (classes with >= {s['min_support']} test CCDs)",
-            (t.get("manyclass") or {}).get("macro_f1"))
+        return (
+            "accuracy vs truth (detectable vs clean CCDs, at the model's threshold)",
+            (t.get("binary") or {}).get("accuracy"),
+        )
+    return (
+        f"macro-F1 vs the truth's primary class (classes with >= {s['min_support']} test CCDs)",
+        (t.get("manyclass") or {}).get("macro_f1"),
+    )
 
 
 def _correct(s, pred):
@@ -77,8 +82,13 @@ def _paired(ca: dict, cb: dict) -> dict:
     b = sum(1 for key in common if ca[key] and not cb[key])
     c = sum(1 for key in common if cb[key] and not ca[key])
     p = _mcnemar_p(b, c)
-    return {"common_test_ccds": len(common), "cnn_right_svm_wrong": b, "svm_right_cnn_wrong": c, "mcnemar_p": p,
-            "significant": bool(b > c and p < TARGET_MCNEMAR_P)}
+    return {
+        "common_test_ccds": len(common),
+        "cnn_right_svm_wrong": b,
+        "svm_right_cnn_wrong": c,
+        "mcnemar_p": p,
+        "significant": bool(b > c and p < TARGET_MCNEMAR_P),
+    }
 
 
 def _compare(models, preds, frames=None):
@@ -93,23 +103,39 @@ def _compare(models, preds, frames=None):
     out = []
     for i, a in enumerate(models):
         for j, b in enumerate(models):
-            if not _is_cnn(a) or b["kind"] != "svm" or a["problem"] != b["problem"] \
-                    or a["split"]["id"] != b["split"]["id"]:
+            if (
+                not _is_cnn(a)
+                or b["kind"] != "svm"
+                or a["problem"] != b["problem"]
+                or a["split"]["id"] != b["split"]["id"]
+            ):
                 continue
             metric, va = _headline(a)
             _, vb = _headline(b)
-            row = {"split_id": a["split"]["id"], "problem": a["problem"], "cnn": a["name"], "svm": b["name"],
-                   "metric": metric, "cnn_value": va, "svm_value": vb,
-                   "cnn_beats_svm": None if va is None or vb is None else bool(va > vb)}
+            row = {
+                "split_id": a["split"]["id"],
+                "problem": a["problem"],
+                "cnn": a["name"],
+                "svm": b["name"],
+                "metric": metric,
+                "cnn_value": va,
+                "svm_value": vb,
+                "cnn_beats_svm": None if va is None or vb is None else bool(va > vb),
+            }
             row.update(_paired(_correct(a, preds[i]), _correct(b, preds[j])))
             row["truth"] = None
             if frames[i] is not None and frames[j] is not None:
                 tm, ta = _truth_headline(a)
                 _, tb = _truth_headline(b)
-                tr = {"metric": tm, "cnn_value": ta, "svm_value": tb,
-                      "cnn_beats_svm": None if ta is None or tb is None else bool(ta > tb)}
-                tr.update(_paired(truth_correctness(frames[i], a["problem"]),
-                                  truth_correctness(frames[j], b["problem"])))
+                tr = {
+                    "metric": tm,
+                    "cnn_value": ta,
+                    "svm_value": tb,
+                    "cnn_beats_svm": None if ta is None or tb is None else bool(ta > tb),
+                }
+                tr.update(
+                    _paired(truth_correctness(frames[i], a["problem"]), truth_correctness(frames[j], b["problem"]))
+                )
                 row["truth"] = tr
             out.append(row)
     return out
@@ -124,14 +150,29 @@ def _targets_volunteer(models, comparisons) -> list:
         cb = t["ceiling"]["binary"] if t else None
         st_r, goal_r, why_r = _capped(vb["recall"], cb["recall"] if cb else None, TARGET_RECALL)
         st_f, goal_f, why_f = _capped(vb["fpr"], cb["fpr"] if cb else None, TARGET_FPR, higher=False)
-        measured = (f"recall {vb['recall']:.4f}{_cl(t, cb['recall'] if cb else None)}, FPR {vb['fpr']:.4f}"
-                    f"{_cl(t, cb['fpr'] if cb else None)}")
-        status = ("NOT ASSESSED" if not (vb["positives"] and vb["negatives"]) else
-                  _status(st_r == "MET" and st_f == "MET"))
-        rows.append(_row("binary_volunteers", V_BINARY, "volunteers", s["name"], sid, measured,
-                         f"{vb['n']} labelled test CCDs ({vb['positives']} artifact, {vb['negatives']} clean)", vb["n"],
-                         status, _join([f"recall: {why_r}", f"FPR: {why_f}"]), INFO,
-                         ceiling={"recall": cb["recall"] if cb else None, "fpr": cb["fpr"] if cb else None}))
+        measured = (
+            f"recall {vb['recall']:.4f}{_cl(t, cb['recall'] if cb else None)}, FPR {vb['fpr']:.4f}"
+            f"{_cl(t, cb['fpr'] if cb else None)}"
+        )
+        status = (
+            "NOT ASSESSED" if not (vb["positives"] and vb["negatives"]) else _status(st_r == "MET" and st_f == "MET")
+        )
+        rows.append(
+            _row(
+                "binary_volunteers",
+                V_BINARY,
+                "volunteers",
+                s["name"],
+                sid,
+                measured,
+                f"{vb['n']} labelled test CCDs ({vb['positives']} artifact, {vb['negatives']} clean)",
+                vb["n"],
+                status,
+                _join([f"recall: {why_r}", f"FPR: {why_f}"]),
+                INFO,
+                ceiling={"recall": cb["recall"] if cb else None, "fpr": cb["fpr"] if cb else None},
+            )
+        )
         # per volunteer class: flagged share
         bbt = t["volunteer"]["binary_by_true_class"] if t else s["binary_by_true_class"]
         cbt = t["ceiling"]["binary_by_true_class"] if t else None
@@ -145,53 +186,115 @@ def _targets_volunteer(models, comparisons) -> list:
                 st, goal, _ = _capped(share, csh, TARGET_CLASS_RECALL)
                 q.append((name, n, share, csh, st))
         if not q:
-            rows.append(_row("class_recall_volunteers", V_CLASS, "volunteers", s["name"], sid,
-                             f"no volunteer class has >= {TARGET_MIN_SUPPORT} test CCDs", f"{vb['positives']} artifact CCDs",
-                             0, "NOT ASSESSED", "the test set is too small", INFO))
+            rows.append(
+                _row(
+                    "class_recall_volunteers",
+                    V_CLASS,
+                    "volunteers",
+                    s["name"],
+                    sid,
+                    f"no volunteer class has >= {TARGET_MIN_SUPPORT} test CCDs",
+                    f"{vb['positives']} artifact CCDs",
+                    0,
+                    "NOT ASSESSED",
+                    "the test set is too small",
+                    INFO,
+                )
+            )
         else:
             worst = min(q, key=lambda r: r[2])
             fail = [r for r in q if r[4] != "MET"]
-            rows.append(_row("class_recall_volunteers", V_CLASS, "volunteers", s["name"], sid,
-                             f"lowest flagged share {worst[2]:.4f} ({worst[0]}, {worst[1]} CCDs){_cl(t, worst[3])} "
-                             f"over {len(q)} classes",
-                             f"{len(q)} volunteer classes with >= {TARGET_MIN_SUPPORT} test CCDs", sum(r[1] for r in q),
-                             _status(not fail),
-                             _join([("short of the goal: " + ", ".join(f"{r[0]} {r[2]:.3f}{_cl(t, r[3])}"
-                                                                       for r in fail)) if fail else
-                                    f"every class reaches min({TARGET_CLASS_RECALL}, its ceiling)",
-                                    "" if cbt else f"no ceiling ({NO_TRUTH}): against the plain target"]), INFO))
+            rows.append(
+                _row(
+                    "class_recall_volunteers",
+                    V_CLASS,
+                    "volunteers",
+                    s["name"],
+                    sid,
+                    f"lowest flagged share {worst[2]:.4f} ({worst[0]}, {worst[1]} CCDs){_cl(t, worst[3])} "
+                    f"over {len(q)} classes",
+                    f"{len(q)} volunteer classes with >= {TARGET_MIN_SUPPORT} test CCDs",
+                    sum(r[1] for r in q),
+                    _status(not fail),
+                    _join(
+                        [
+                            ("short of the goal: " + ", ".join(f"{r[0]} {r[2]:.3f}{_cl(t, r[3])}" for r in fail))
+                            if fail
+                            else f"every class reaches min({TARGET_CLASS_RECALL}, its ceiling)",
+                            "" if cbt else f"no ceiling ({NO_TRUTH}): against the plain target",
+                        ]
+                    ),
+                    INFO,
+                )
+            )
     for s in [m for m in models if m["problem"] in ("multiclass", "multilabel")]:
         t, sid = s.get("truth"), s["split"]["id"]
         mv = t["volunteer"]["manyclass"] if t else s["manyclass_view"]
         cv = t["ceiling"]["manyclass"]["macro_f1"] if t else None
         st, goal, why = _capped(mv["macro_f1"], cv, TARGET_MACRO_F1)
-        rows.append(_row("manyclass_volunteers", V_MANY, "volunteers", s["name"], sid,
-                         f"macro-F1 {_f(mv['macro_f1'], 4)}{_cl(t, cv)} over {len(mv['macro_f1_classes'])} "
-                         f"classes with >= {s['min_support']} test CCDs",
-                         f"{mv['n']} labelled test CCDs with a volunteer class", mv["n"], st,
-                         why if mv["macro_f1"] is not None else
-                         f"no artifact class has >= {s['min_support']} volunteer-labelled test CCDs", INFO,
-                         ceiling=cv))
+        rows.append(
+            _row(
+                "manyclass_volunteers",
+                V_MANY,
+                "volunteers",
+                s["name"],
+                sid,
+                f"macro-F1 {_f(mv['macro_f1'], 4)}{_cl(t, cv)} over {len(mv['macro_f1_classes'])} "
+                f"classes with >= {s['min_support']} test CCDs",
+                f"{mv['n']} labelled test CCDs with a volunteer class",
+                mv["n"],
+                st,
+                why
+                if mv["macro_f1"] is not None
+                else f"no artifact class has >= {s['min_support']} volunteer-labelled test CCDs",
+                INFO,
+                ceiling=cv,
+            )
+        )
     for s in [m for m in models if m["problem"] == "multilabel"]:
         t, sid = s.get("truth"), s["split"]["id"]
         v = t["volunteer"]["multilabel"]["mean_auc"] if t else s.get("mean_auc")
         n_cls = len(t["volunteer"]["multilabel"]["mean_auc_classes"] if t else s.get("mean_auc_classes") or [])
         cv = t["ceiling"]["multilabel"]["mean_auc"] if t else None
         st, goal, why = _capped(v, cv, TARGET_MEAN_AUC)
-        rows.append(_row("multilabel_auc_volunteers", V_ML, "volunteers", s["name"], sid,
-                         f"mean ROC AUC {_f(v, 4)}{_cl(t, cv)} over {n_cls} classes with >= {s['min_support']} "
-                         "volunteer positives", _size(s), s["n"], st,
-                         why if v is not None else f"no class has >= {s['min_support']} volunteer positives", INFO,
-                         ceiling=cv))
+        rows.append(
+            _row(
+                "multilabel_auc_volunteers",
+                V_ML,
+                "volunteers",
+                s["name"],
+                sid,
+                f"mean ROC AUC {_f(v, 4)}{_cl(t, cv)} over {n_cls} classes with >= {s['min_support']} "
+                "volunteer positives",
+                _size(s),
+                s["n"],
+                st,
+                why if v is not None else f"no class has >= {s['min_support']} volunteer positives",
+                INFO,
+                ceiling=cv,
+            )
+        )
     for c in comparisons:
         b, cc, p = c["cnn_right_svm_wrong"], c["svm_right_cnn_wrong"], c["mcnemar_p"]
-        rows.append(_row("cnn_vs_svm_volunteers", V_CVS, "volunteers", f"{c['cnn']} vs {c['svm']}", c["split_id"],
-                         (f"{c['problem']} {c['metric']}: CNN {_f(c['cnn_value'], 4)} vs SVM {_f(c['svm_value'], 4)}; "
-                          f"CNN right & SVM wrong on {b} CCDs, the reverse on {cc}; exact McNemar p = {p:.3g}"),
-                         f"{c['common_test_ccds']} common labelled test CCDs", c["common_test_ccds"],
-                         _status(c["significant"]),
-                         "a paired test has no ceiling: both models face the same label errors", INFO,
-                         problem=c["problem"]))
+        rows.append(
+            _row(
+                "cnn_vs_svm_volunteers",
+                V_CVS,
+                "volunteers",
+                f"{c['cnn']} vs {c['svm']}",
+                c["split_id"],
+                (
+                    f"{c['problem']} {c['metric']}: CNN {_f(c['cnn_value'], 4)} vs SVM {_f(c['svm_value'], 4)}; "
+                    f"CNN right & SVM wrong on {b} CCDs, the reverse on {cc}; exact McNemar p = {p:.3g}"
+                ),
+                f"{c['common_test_ccds']} common labelled test CCDs",
+                c["common_test_ccds"],
+                _status(c["significant"]),
+                "a paired test has no ceiling: both models face the same label errors",
+                INFO,
+                problem=c["problem"],
+            )
+        )
     return rows
 
 

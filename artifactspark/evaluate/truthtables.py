@@ -1,5 +1,6 @@
 """The simulator's truth tables (``truth.parquet``, ``ccds.parquet``): found, read and normalised
 once for :mod:`artifactspark.evaluate.truth` (pandas / pyarrow)."""
+
 from __future__ import annotations
 
 import math
@@ -35,11 +36,15 @@ def resolve_truth_paths(path: str) -> tuple[str, str | None]:
                 path = os.path.join(d, "truth.parquet")
                 break
         else:
-            raise TruthTableError(f"{path}: no truth.parquet in this directory (nor in its labels/); pass the "
-                                  "simulator's ROOT/labels directory or its truth.parquet")
+            raise TruthTableError(
+                f"{path}: no truth.parquet in this directory (nor in its labels/); pass the "
+                "simulator's ROOT/labels directory or its truth.parquet"
+            )
     elif not os.path.isfile(path):
-        raise TruthTableError(f"{path}: no such truth table; pass the simulator's ROOT/labels directory (or "
-                              "ROOT/labels/truth.parquet), or leave the truth out (real data)")
+        raise TruthTableError(
+            f"{path}: no such truth table; pass the simulator's ROOT/labels directory (or "
+            "ROOT/labels/truth.parquet), or leave the truth out (real data)"
+        )
     ccds = os.path.join(os.path.dirname(os.path.abspath(path)), "ccds.parquet")
     return path, (ccds if os.path.isfile(ccds) else None)
 
@@ -67,7 +72,9 @@ def load_truth(path: str):
     cols = set(truth_df.columns)
     if not {"expnum", "cls"} <= cols or not ({"ccd", "ccdnum"} & cols):
         raise TruthTableError(f"{tpath}: a truth table needs expnum, ccd and cls columns; has {sorted(cols)}")
-    if ccds_df is not None and (not {"expnum"} <= set(ccds_df.columns) or not ({"ccd", "ccdnum"} & set(ccds_df.columns))):
+    if ccds_df is not None and (
+        not {"expnum"} <= set(ccds_df.columns) or not ({"ccd", "ccdnum"} & set(ccds_df.columns))
+    ):
         raise TruthTableError(f"{cpath}: the CCD table needs expnum and ccd columns; has {list(ccds_df.columns)}")
     return truth_df, ccds_df, {"truth": tpath, "ccds": cpath}
 
@@ -98,14 +105,23 @@ def _ccds_from_features(f):
 
     keys = ["expnum", "ccdnum"]
     if not len(f):
-        return pd.DataFrame({"expnum": np.zeros(0, np.int64), "ccdnum": np.zeros(0, np.int64), "classes": [],
-                             "detectable_classes": [], "truth_clean": np.zeros(0, bool),
-                             "truth_detectable": np.zeros(0, bool), "primary_class_truth": []})
+        return pd.DataFrame(
+            {
+                "expnum": np.zeros(0, np.int64),
+                "ccdnum": np.zeros(0, np.int64),
+                "classes": [],
+                "detectable_classes": [],
+                "truth_clean": np.zeros(0, bool),
+                "truth_detectable": np.zeros(0, bool),
+                "primary_class_truth": [],
+            }
+        )
     classes = f.groupby(keys, sort=True)["cls"].agg(lambda c: tuple(sorted(set(c))))
     d = f[f["detectable"]]
     det_cls = d.groupby(keys)["cls"].agg(lambda c: tuple(sorted(set(c))))
     ranked = d.assign(_r=d["_rank"].fillna(-np.inf)).sort_values(
-        keys + ["_r", "cls"], ascending=[True, True, False, True], kind="mergesort")
+        keys + ["_r", "cls"], ascending=[True, True, False, True], kind="mergesort"
+    )
     primary = ranked.groupby(keys)["cls"].first()
     out = pd.DataFrame({"classes": classes})
     out["detectable_classes"] = [det_cls.get(k, ()) for k in out.index]
@@ -143,33 +159,46 @@ def prepare_truth(truth_df, ccds_df=None) -> dict:
     if "floor_rule" not in f.columns:
         f["floor_rule"] = None
     if missing:
-        warnings.append(f"truth.parquet lacks {missing} (an archive simulated before the detectability floor): "
-                        + ("every injected feature counts as detectable, so nothing is below the floor and the "
-                           "floor figures are empty" if "detectable" in missing else
-                           "the figures use the columns present"))
+        warnings.append(
+            f"truth.parquet lacks {missing} (an archive simulated before the detectability floor): "
+            + (
+                "every injected feature counts as detectable, so nothing is below the floor and the "
+                "floor figures are empty"
+                if "detectable" in missing
+                else "the figures use the columns present"
+            )
+        )
     rank_col = next((c for c in ("sn_binned", "snr") if c in f.columns), None)
     f["_rank"] = f[rank_col].astype(np.float64) if rank_col else np.nan
     derived = _ccds_from_features(f)
     missing_c = []
     if ccds_df is None:
-        warnings.append("no ccds.parquet beside truth.parquet: the per-CCD truth is derived from truth.parquet, "
-                        "and a test CCD without a truth row counts as clean")
+        warnings.append(
+            "no ccds.parquet beside truth.parquet: the per-CCD truth is derived from truth.parquet, "
+            "and a test CCD without a truth row counts as clean"
+        )
         c = derived
     else:
         c = _keys_int64(pd.DataFrame(ccds_df).copy())
         if c.duplicated(["expnum", "ccdnum"]).any():
-            warnings.append(f"ccds.parquet holds {int(c.duplicated(['expnum', 'ccdnum']).sum())} duplicate CCD rows; "
-                            "the first of each is used")
+            warnings.append(
+                f"ccds.parquet holds {int(c.duplicated(['expnum', 'ccdnum']).sum())} duplicate CCD rows; "
+                "the first of each is used"
+            )
             c = c.drop_duplicates(["expnum", "ccdnum"])
         missing_c = [x for x in CCD_TRUTH_COLUMNS if x not in c.columns]
         orphans = derived[["expnum", "ccdnum"]].merge(c[["expnum", "ccdnum"]], how="left", indicator=True)
         n_orphan = int((orphans["_merge"] == "left_only").sum())
         if n_orphan:
-            warnings.append(f"{n_orphan} CCDs have truth rows but no ccds.parquet row (tables of different runs?); "
-                            "they are left out")
+            warnings.append(
+                f"{n_orphan} CCDs have truth rows but no ccds.parquet row (tables of different runs?); "
+                "they are left out"
+            )
         if missing_c:
-            warnings.append(f"ccds.parquet lacks {missing_c} (an older archive): the per-CCD truth is derived from "
-                            "truth.parquet (a CCD without a truth row is clean)")
+            warnings.append(
+                f"ccds.parquet lacks {missing_c} (an older archive): the per-CCD truth is derived from "
+                "truth.parquet (a CCD without a truth row is clean)"
+            )
             c = c[["expnum", "ccdnum"]].merge(derived, how="left", on=["expnum", "ccdnum"])
             c["classes"] = [v if isinstance(v, tuple) else () for v in c["classes"]]
             c["detectable_classes"] = [v if isinstance(v, tuple) else () for v in c["detectable_classes"]]
@@ -186,20 +215,42 @@ def prepare_truth(truth_df, ccds_df=None) -> dict:
             else:
                 d = c[["expnum", "ccdnum"]].merge(derived[["expnum", "ccdnum", "classes"]], how="left")
                 c["classes"] = [v if isinstance(v, tuple) else () for v in d["classes"]]
-            if "detectable" not in missing:     # cross-check the two tables
+            if "detectable" not in missing:  # cross-check the two tables
                 chk = c[["expnum", "ccdnum", "truth_detectable", "truth_clean"]].merge(
-                    derived[["expnum", "ccdnum", "truth_detectable"]], how="left", on=["expnum", "ccdnum"],
-                    suffixes=("", "_f"), indicator=True)
+                    derived[["expnum", "ccdnum", "truth_detectable"]],
+                    how="left",
+                    on=["expnum", "ccdnum"],
+                    suffixes=("", "_f"),
+                    indicator=True,
+                )
                 has_f = chk["_merge"] == "both"
-                bad = int(((chk["truth_detectable"].to_numpy(dtype=bool) != _bool(chk["truth_detectable_f"]))
-                           | (chk["truth_clean"].to_numpy(dtype=bool) == has_f.to_numpy())).sum())
+                bad = int(
+                    (
+                        (chk["truth_detectable"].to_numpy(dtype=bool) != _bool(chk["truth_detectable_f"]))
+                        | (chk["truth_clean"].to_numpy(dtype=bool) == has_f.to_numpy())
+                    ).sum()
+                )
                 if bad:
-                    warnings.append(f"ccds.parquet and truth.parquet disagree on {bad} CCDs (truth_clean / "
-                                    "truth_detectable vs the feature rows); ccds.parquet is used")
-    cols = ["expnum", "ccdnum", "classes", "detectable_classes", "truth_clean", "truth_detectable",
-            "primary_class_truth"]
+                    warnings.append(
+                        f"ccds.parquet and truth.parquet disagree on {bad} CCDs (truth_clean / "
+                        "truth_detectable vs the feature rows); ccds.parquet is used"
+                    )
+    cols = [
+        "expnum",
+        "ccdnum",
+        "classes",
+        "detectable_classes",
+        "truth_clean",
+        "truth_detectable",
+        "primary_class_truth",
+    ]
     c = c[cols].reset_index(drop=True)
-    return {"features": f, "ccds": c, "has_ccds_table": ccds_df is not None,
-            "fallback": bool(missing or missing_c or ccds_df is None),
-            "missing_columns": {"truth.parquet": missing, "ccds.parquet": missing_c if ccds_df is not None else None},
-            "strength_rank": rank_col, "warnings": warnings}
+    return {
+        "features": f,
+        "ccds": c,
+        "has_ccds_table": ccds_df is not None,
+        "fallback": bool(missing or missing_c or ccds_df is None),
+        "missing_columns": {"truth.parquet": missing, "ccds.parquet": missing_c if ccds_df is not None else None},
+        "strength_rank": rank_col,
+        "warnings": warnings,
+    }

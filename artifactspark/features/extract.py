@@ -1,6 +1,7 @@
 """One input CCD -> its feature row: read, checked against its name, background-subtracted,
 masked, binned and stretched (:mod:`artifactspark.features.image`), labelled. Runs on the
 executors; what the single-process baseline benchmark calls."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -56,7 +57,9 @@ def compute_features(unit: dict, cfg: PipelineConfig, label: CCDLabel | None) ->
     name = parse_name(unit["path"])
     ccd = read_ccd(unit["path"], unit.get("bkg_path"), read_wgt=True)
     if ccd.sci.shape != tuple(cfg.input.ccd_shape):
-        raise InputRejected("bad_shape", f"image shape {ccd.sci.shape} is not the configured CCD shape {tuple(cfg.input.ccd_shape)}")
+        raise InputRejected(
+            "bad_shape", f"image shape {ccd.sci.shape} is not the configured CCD shape {tuple(cfg.input.ccd_shape)}"
+        )
     hdr = ccd.header
     for key, expect in (("EXPNUM", name.expnum), ("CCDNUM", name.ccdnum)):
         if key in hdr and _header_value(hdr, key, int) != expect:
@@ -70,22 +73,42 @@ def compute_features(unit: dict, cfg: PipelineConfig, label: CCDLabel | None) ->
     dtype = np.float16 if cfg.store.image_dtype == "float16" else np.float32
     lab = label or unlabelled(name.expnum, name.ccdnum, len(cfg.taxonomy.classes))
     row = {
-        "expnum": np.int64(name.expnum), "ccdnum": np.int16(name.ccdnum), "band": name.band,
-        "nite": np.int32(nite), "reqnum": np.int32(name.reqnum), "attnum": np.int32(name.attnum),
-        "image": planes["image"].astype(dtype), "mask_frac": planes["mask_frac"].astype(dtype),
-        "max_sn": planes["max_sn"].astype(dtype), "spread_sn": planes["spread_sn"].astype(dtype),
+        "expnum": np.int64(name.expnum),
+        "ccdnum": np.int16(name.ccdnum),
+        "band": name.band,
+        "nite": np.int32(nite),
+        "reqnum": np.int32(name.reqnum),
+        "attnum": np.int32(name.attnum),
+        "image": planes["image"].astype(dtype),
+        "mask_frac": planes["mask_frac"].astype(dtype),
+        "max_sn": planes["max_sn"].astype(dtype),
+        "spread_sn": planes["spread_sn"].astype(dtype),
         "sharp_sn": planes["sharp_sn"].astype(dtype),
         "noise_sigma": np.float32(planes["noise_sigma"]),
-        "stretch_min": np.float32(planes["stretch_min"]), "stretch_max": np.float32(planes["stretch_max"]),
-        "masked_fraction": np.float32(planes["masked_fraction"]), "bkg_source": planes["bkg_source"],
-        "path": unit["path"], "bkg_path": unit.get("bkg_path"), "config_hash": cfg.config_hash,
-        "inspected": bool(lab.inspected), "label": np.int8(lab.label),
-        "multi_hot": np.asarray(lab.multi_hot, np.int8), "primary_class": np.int16(lab.primary_class),
-        "has_false_positive": bool(lab.has_false_positive), "n_reports": np.int16(lab.n_reports),
+        "stretch_min": np.float32(planes["stretch_min"]),
+        "stretch_max": np.float32(planes["stretch_max"]),
+        "masked_fraction": np.float32(planes["masked_fraction"]),
+        "bkg_source": planes["bkg_source"],
+        "path": unit["path"],
+        "bkg_path": unit.get("bkg_path"),
+        "config_hash": cfg.config_hash,
+        "inspected": bool(lab.inspected),
+        "label": np.int8(lab.label),
+        "multi_hot": np.asarray(lab.multi_hot, np.int8),
+        "primary_class": np.int16(lab.primary_class),
+        "has_false_positive": bool(lab.has_false_positive),
+        "n_reports": np.int16(lab.n_reports),
     }
-    for col, t in (("report_class", np.int16), ("report_fp", np.bool_), ("report_x", np.int32),
-                   ("report_y", np.int32), ("report_row", np.int32), ("report_col", np.int32),
-                   ("report_brow", np.int32), ("report_bcol", np.int32)):
+    for col, t in (
+        ("report_class", np.int16),
+        ("report_fp", np.bool_),
+        ("report_x", np.int32),
+        ("report_y", np.int32),
+        ("report_row", np.int32),
+        ("report_col", np.int32),
+        ("report_brow", np.int32),
+        ("report_bcol", np.int32),
+    ):
         row[col] = np.asarray(getattr(lab, col), dtype=t)
     for key, (col, typ) in HEADER_KEYS.items():
         if col in HEADER_COLUMNS:
@@ -93,6 +116,7 @@ def compute_features(unit: dict, cfg: PipelineConfig, label: CCDLabel | None) ->
             row[col] = None if v is None else (HEADER_COLUMNS[col](v) if HEADER_COLUMNS[col] is not np.str_ else str(v))
     if row["detpos"] is None:
         from ..io.des import detpos_for_ccdnum
+
         row["detpos"] = detpos_for_ccdnum(name.ccdnum) if 1 <= name.ccdnum <= 62 else None
     return row
 

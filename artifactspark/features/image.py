@@ -9,6 +9,7 @@ more per-bin channels keep it at the same binned size, in units of the CCD's rob
 (:func:`noise_sigma`): the bin's maximum (``max_sn``) and its robust spread (``spread_sn``,
 interquartile range / 1.349, i.e. 1 for pure Gaussian sky), see :func:`bin_sharpness`.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,9 @@ import numpy as np
 from ..errors import InputRejected
 
 
-def valid_pixels(sci: np.ndarray, msk: np.ndarray, bitmask: int, wgt: np.ndarray | None = None,
-                 zero_weight: bool = True) -> np.ndarray:
+def valid_pixels(
+    sci: np.ndarray, msk: np.ndarray, bitmask: int, wgt: np.ndarray | None = None, zero_weight: bool = True
+) -> np.ndarray:
     """True where a pixel is usable: finite, none of ``bitmask`` set, and (optionally) WGT > 0."""
     valid = np.isfinite(sci)
     if bitmask:
@@ -189,7 +191,7 @@ def bin_laplacian_max(sub: np.ndarray, valid: np.ndarray, factor: int, sigma: fl
         raise ValueError(f"sigma must be finite and > 0, not {sigma}")
     x = np.asarray(sub, np.float32)
     valid = np.asarray(valid, dtype=bool)
-    lap = np.full(x.shape, -np.inf, np.float32)      # -inf: no usable pixel (border, masked)
+    lap = np.full(x.shape, -np.inf, np.float32)  # -inf: no usable pixel (border, masked)
     inner = lap[1:-1, 1:-1]
     np.add(x[:-2, 1:-1], x[2:, 1:-1], out=inner)
     inner += x[1:-1, :-2]
@@ -210,8 +212,7 @@ def bin_laplacian_max(sub: np.ndarray, valid: np.ndarray, factor: int, sigma: fl
     return np.clip(out, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float32)
 
 
-def arcsinh_stretch(binned: np.ndarray, has_data: np.ndarray, softening: float = 1.0,
-                    percentiles=(0.0, 100.0)):
+def arcsinh_stretch(binned: np.ndarray, has_data: np.ndarray, softening: float = 1.0, percentiles=(0.0, 100.0)):
     """The paper's stretch: ``y = arcsinh(((I - m) / (M - m)) / softening)``.
 
     ``m``/``M`` are the given percentiles of the bins that hold data (min and max by default, as
@@ -266,6 +267,15 @@ def preprocess_planes(sci, msk, bkg, wgt, cfg, bkg_already_subtracted: bool = Fa
     sigma = noise_sigma(sub, valid)
     max_sn, spread_sn = bin_sharpness(sub, valid, cfg.downsample.factor, sigma, cfg.downsample.edge)
     sharp_sn = bin_laplacian_max(sub, valid, cfg.downsample.factor, sigma, cfg.downsample.edge)
-    return {"image": y, "mask_frac": frac, "max_sn": max_sn, "spread_sn": spread_sn, "sharp_sn": sharp_sn,
-            "stretch_min": m, "stretch_max": M, "noise_sigma": sigma,
-            "masked_fraction": float(1.0 - valid.mean()), "bkg_source": source}
+    return {
+        "image": y,
+        "mask_frac": frac,
+        "max_sn": max_sn,
+        "spread_sn": spread_sn,
+        "sharp_sn": sharp_sn,
+        "stretch_min": m,
+        "stretch_max": M,
+        "noise_sigma": sigma,
+        "masked_fraction": float(1.0 - valid.mean()),
+        "bkg_source": source,
+    }

@@ -15,6 +15,7 @@ A report is one volunteer click: ``{"qa_id", "expname", "ccd", "band", "problem"
 Checker (x, y) <-> numpy (row, col) goes through :func:`report_to_pixel` /
 :func:`pixel_to_report` only, so that the loader and every label writer agree.
 """
+
 from __future__ import annotations
 
 import collections
@@ -60,12 +61,31 @@ def pixel_to_report(row: int, col: int, lc: LabelConfig, shape=CCD_SHAPE) -> tup
     return int(x), int(y)
 
 
-def make_report(qa_id: int, expnum: int, ccd: int, band: str, problem: str, x=None, y=None,
-                false_positive: bool = False, detail=None, release: str = "SIM") -> dict:
+def make_report(
+    qa_id: int,
+    expnum: int,
+    ccd: int,
+    band: str,
+    problem: str,
+    x=None,
+    y=None,
+    false_positive: bool = False,
+    detail=None,
+    release: str = "SIM",
+) -> dict:
     """A report record in the checker's export format (used by writers of labels)."""
-    return {"qa_id": int(qa_id), "expname": expnum_to_expname(expnum), "ccd": int(ccd), "band": band,
-            "problem": problem, "x": None if x is None else int(x), "y": None if y is None else int(y),
-            "detail": detail, "false_positive": bool(false_positive), "release": release}
+    return {
+        "qa_id": int(qa_id),
+        "expname": expnum_to_expname(expnum),
+        "ccd": int(ccd),
+        "band": band,
+        "problem": problem,
+        "x": None if x is None else int(x),
+        "y": None if y is None else int(y),
+        "detail": detail,
+        "false_positive": bool(false_positive),
+        "release": release,
+    }
 
 
 def write_reports(reports: list[dict], path: str) -> None:
@@ -77,6 +97,7 @@ def write_reports(reports: list[dict], path: str) -> None:
 @dataclass
 class CCDLabel:
     """The labels of one CCD, aggregated from its reports (what the store keeps per CCD)."""
+
     expnum: int
     ccdnum: int
     band: str | None = None
@@ -86,13 +107,13 @@ class CCDLabel:
     primary_class: int = -1
     has_false_positive: bool = False
     n_reports: int = 0
-    report_class: list = field(default_factory=list)   # class index; -1 for non-artifact reports
+    report_class: list = field(default_factory=list)  # class index; -1 for non-artifact reports
     report_fp: list = field(default_factory=list)
-    report_x: list = field(default_factory=list)       # checker coordinates, as exported
+    report_x: list = field(default_factory=list)  # checker coordinates, as exported
     report_y: list = field(default_factory=list)
-    report_row: list = field(default_factory=list)     # numpy row/col at full resolution
+    report_row: list = field(default_factory=list)  # numpy row/col at full resolution
     report_col: list = field(default_factory=list)
-    report_brow: list = field(default_factory=list)    # the same in binned (downsampled) pixels
+    report_brow: list = field(default_factory=list)  # the same in binned (downsampled) pixels
     report_bcol: list = field(default_factory=list)
 
     def digest(self) -> str:
@@ -104,16 +125,21 @@ class CCDLabel:
 @dataclass
 class LabelSet:
     """The labels of every reported CCD, with counts of what could not be used."""
-    by_ccd: dict                      # (expnum, ccdnum) -> CCDLabel
+
+    by_ccd: dict  # (expnum, ccdnum) -> CCDLabel
     n_records: int = 0
-    unknown_classes: dict = field(default_factory=dict)   # name -> count
-    rejected: dict = field(default_factory=dict)           # reason -> count
-    counts: dict = field(default_factory=dict)             # class -> number of (non-FP) reports
+    unknown_classes: dict = field(default_factory=dict)  # name -> count
+    rejected: dict = field(default_factory=dict)  # reason -> count
+    counts: dict = field(default_factory=dict)  # class -> number of (non-FP) reports
 
     def summary(self) -> dict:
         """Counts for the job summary: records, CCDs, unknown class names, rejected records."""
-        return {"records": self.n_records, "ccds": len(self.by_ccd),
-                "unknown_classes": dict(self.unknown_classes), "rejected_records": dict(self.rejected)}
+        return {
+            "records": self.n_records,
+            "ccds": len(self.by_ccd),
+            "unknown_classes": dict(self.unknown_classes),
+            "rejected_records": dict(self.rejected),
+        }
 
 
 def _read_json(uri: str):
@@ -131,7 +157,7 @@ def _read_json(uri: str):
 def read_records(uris) -> list:
     """The report records of one or more exports, concatenated."""
     records = []
-    for uri in ([uris] if isinstance(uris, str) else list(uris)):
+    for uri in [uris] if isinstance(uris, str) else list(uris):
         data = _read_json(uri)
         if isinstance(data, dict) and "results" in data:  # some API wrappers nest the list
             data = data["results"]
@@ -231,8 +257,13 @@ def aggregate_reports(records: list, cfg: PipelineConfig) -> LabelSet:
         if per_class:
             lab.primary_class = _primary(per_class, first_seen, lc.primary_rule)
         by_ccd[(expnum, ccd)] = lab
-    return LabelSet(by_ccd=by_ccd, n_records=len(records), unknown_classes=dict(unknown),
-                    rejected=dict(rejected), counts=dict(counts))
+    return LabelSet(
+        by_ccd=by_ccd,
+        n_records=len(records),
+        unknown_classes=dict(unknown),
+        rejected=dict(rejected),
+        counts=dict(counts),
+    )
 
 
 def _coord(v) -> float | None:

@@ -14,6 +14,7 @@ The Unischema is declared once, in :func:`feature_schema`. Images are stored wit
 ``CompressedNdarrayCodec`` (``np.savez_compressed``); :func:`decode_ndarray` decodes such a
 cell without Petastorm, for pyarrow / DuckDB users.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,10 +38,20 @@ SIDE_TABLES = (MANIFEST, QUARANTINE, REPORTS)
 
 #: Header-derived scalar columns: name -> numpy type (nullable: not every product has them).
 HEADER_COLUMNS = {
-    "detpos": np.str_, "filter": np.str_, "object": np.str_, "date_obs": np.str_,
-    "mjd_obs": np.float64, "exptime": np.float32, "airmass": np.float32, "fwhm": np.float32,
-    "skybrite": np.float32, "skysigma": np.float32, "gaina": np.float32, "gainb": np.float32,
-    "saturata": np.float32, "saturatb": np.float32,
+    "detpos": np.str_,
+    "filter": np.str_,
+    "object": np.str_,
+    "date_obs": np.str_,
+    "mjd_obs": np.float64,
+    "exptime": np.float32,
+    "airmass": np.float32,
+    "fwhm": np.float32,
+    "skybrite": np.float32,
+    "skysigma": np.float32,
+    "gaina": np.float32,
+    "gainb": np.float32,
+    "saturata": np.float32,
+    "saturatb": np.float32,
 }
 
 
@@ -50,9 +61,16 @@ def feature_schema(binned_shape, n_classes: int, image_dtype: str = "float16"):
     from petastorm.unischema import Unischema, UnischemaField
     from pyspark.sql import types as T
 
-    spark_t = {np.int64: T.LongType(), np.int32: T.IntegerType(), np.int16: T.ShortType(),
-               np.int8: T.ByteType(), np.float64: T.DoubleType(), np.float32: T.FloatType(),
-               np.str_: T.StringType(), np.bool_: T.BooleanType()}
+    spark_t = {
+        np.int64: T.LongType(),
+        np.int32: T.IntegerType(),
+        np.int16: T.ShortType(),
+        np.int8: T.ByteType(),
+        np.float64: T.DoubleType(),
+        np.float32: T.FloatType(),
+        np.str_: T.StringType(),
+        np.bool_: T.BooleanType(),
+    }
 
     def scalar(name, t, nullable=False):
         return UnischemaField(name, t, (), ScalarCodec(spark_t[t]), nullable)
@@ -63,9 +81,12 @@ def feature_schema(binned_shape, n_classes: int, image_dtype: str = "float16"):
     img_t = np.float16 if image_dtype == "float16" else np.float32
     h, w = binned_shape
     fields = [
-        scalar("expnum", np.int64), scalar("ccdnum", np.int16),
-        scalar("band", np.str_), scalar("nite", np.int32),
-        scalar("reqnum", np.int32), scalar("attnum", np.int32),
+        scalar("expnum", np.int64),
+        scalar("ccdnum", np.int16),
+        scalar("band", np.str_),
+        scalar("nite", np.int32),
+        scalar("reqnum", np.int32),
+        scalar("attnum", np.int32),
         *[scalar(n, t, nullable=True) for n, t in HEADER_COLUMNS.items()],
         UnischemaField("image", img_t, (h, w), CompressedNdarrayCodec(), False),
         UnischemaField("mask_frac", img_t, (h, w), CompressedNdarrayCodec(), False),
@@ -74,18 +95,28 @@ def feature_schema(binned_shape, n_classes: int, image_dtype: str = "float16"):
         UnischemaField("spread_sn", img_t, (h, w), CompressedNdarrayCodec(), False),
         UnischemaField("sharp_sn", img_t, (h, w), CompressedNdarrayCodec(), False),
         scalar("noise_sigma", np.float32),
-        scalar("stretch_min", np.float32), scalar("stretch_max", np.float32),
-        scalar("masked_fraction", np.float32), scalar("bkg_source", np.str_),
-        scalar("path", np.str_), scalar("bkg_path", np.str_, nullable=True),
+        scalar("stretch_min", np.float32),
+        scalar("stretch_max", np.float32),
+        scalar("masked_fraction", np.float32),
+        scalar("bkg_source", np.str_),
+        scalar("path", np.str_),
+        scalar("bkg_path", np.str_, nullable=True),
         scalar("config_hash", np.str_),
         # labels (exposure checker)
-        scalar("inspected", np.bool_), scalar("label", np.int8),
-        vector("multi_hot", np.int8, (n_classes,)), scalar("primary_class", np.int16),
-        scalar("has_false_positive", np.bool_), scalar("n_reports", np.int16),
-        vector("report_class", np.int16), vector("report_fp", np.bool_),
-        vector("report_x", np.int32), vector("report_y", np.int32),
-        vector("report_row", np.int32), vector("report_col", np.int32),
-        vector("report_brow", np.int32), vector("report_bcol", np.int32),
+        scalar("inspected", np.bool_),
+        scalar("label", np.int8),
+        vector("multi_hot", np.int8, (n_classes,)),
+        scalar("primary_class", np.int16),
+        scalar("has_false_positive", np.bool_),
+        scalar("n_reports", np.int16),
+        vector("report_class", np.int16),
+        vector("report_fp", np.bool_),
+        vector("report_x", np.int32),
+        vector("report_y", np.int32),
+        vector("report_row", np.int32),
+        vector("report_col", np.int32),
+        vector("report_brow", np.int32),
+        vector("report_bcol", np.int32),
     ]
     return Unischema("CCDFeatures", fields)
 
@@ -165,13 +196,18 @@ class Store:
                 break
             holder = json.loads(self.fs.read_text(path) or "{}")
             if holder.get("host") == me["host"] and not _pid_alive(holder.get("pid")):
-                log.warning("store %s: taking over the lock of run %s (pid %s is gone)", self.uri,
-                            holder.get("run_id"), holder.get("pid"))
+                log.warning(
+                    "store %s: taking over the lock of run %s (pid %s is gone)",
+                    self.uri,
+                    holder.get("run_id"),
+                    holder.get("pid"),
+                )
                 self.fs.delete(path, recursive=False)
                 continue
             raise Busy(
                 f"store {self.uri} is being written by run {holder.get('run_id')} (host {holder.get('host')}, "
-                f"pid {holder.get('pid')}); wait for it to finish. If no such run is alive, delete {path}")
+                f"pid {holder.get('pid')}); wait for it to finish. If no such run is alive, delete {path}"
+            )
         else:
             raise Busy(f"could not take the lock {path}; another run is starting at the same time")
         try:
@@ -267,4 +303,6 @@ class Store:
     def check_readable(self) -> None:
         """Raise StoreError unless the store holds a feature dataset."""
         if not self.has_features():
-            raise StoreError(f"{self.uri} holds no feature dataset yet: run jobs/preprocess.py with --output {self.uri} first")
+            raise StoreError(
+                f"{self.uri} holds no feature dataset yet: run jobs/preprocess.py with --output {self.uri} first"
+            )

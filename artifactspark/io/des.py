@@ -3,6 +3,7 @@
 Everything here follows ``../shared/reference/des-data.md``; nothing in the project
 hard-codes these facts anywhere else.
 """
+
 from __future__ import annotations
 
 import re
@@ -74,6 +75,7 @@ class NameError_(ValueError):
 @dataclass(frozen=True)
 class DESName:
     """The parts of a DESDM single-epoch file name."""
+
     expnum: int
     band: str
     ccdnum: int
@@ -146,7 +148,7 @@ def archive_relpath(name: DESName, nite: str) -> str:
 
 
 def parse_ccd_list(text: str) -> list[int]:
-    """"1-10,31" -> [1, ..., 10, 31]; every CCDNUM must be a DECam science CCD (1..62)."""
+    """ "1-10,31" -> [1, ..., 10, 31]; every CCDNUM must be a DECam science CCD (1..62)."""
     out = []
     for part in text.split(","):
         part = part.strip()

@@ -5,6 +5,7 @@ gzipped ``.fits.gz`` all read the same way. HDUs are found by EXTNAME (SCI, MSK,
 position. Paths may be local, ``file://`` or any URI pyarrow.fs understands (s3://, s3a://,
 hdfs://, gs://): remote files are copied to a local temporary file first.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -162,8 +163,18 @@ def _hdr_records(header: dict) -> list[dict]:
     return [{"name": k, "value": v} for k, v in header.items()]
 
 
-def write_ccd(immasked_path: str, bkg_path: str | None, sci, msk, wgt, bkg, header: dict,
-              compression: str = ".fz", dither_seed: int = 1, quantize_steps: dict | None = None) -> None:
+def write_ccd(
+    immasked_path: str,
+    bkg_path: str | None,
+    sci,
+    msk,
+    wgt,
+    bkg,
+    header: dict,
+    compression: str = ".fz",
+    dither_seed: int = 1,
+    quantize_steps: dict | None = None,
+) -> None:
     """Write a DESDM-like ``*_immasked`` (SCI/MSK/WGT) and ``*_bkg`` (SCI) pair with fitsio.
 
     compression: ".fz" (RICE_1 tiles, float planes quantised at q=16 with a fixed dither seed
@@ -206,7 +217,14 @@ def write_ccd(immasked_path: str, bkg_path: str | None, sci, msk, wgt, bkg, head
                 shutil.copyfileobj(src, dst, 8 << 20)
             os.unlink(target)
 
-    write(immasked_path, [("SCI", np.asarray(sci, np.float32)), ("MSK", np.asarray(msk, np.int32)),
-                          ("WGT", np.asarray(wgt, np.float32))], {"SCI": "SCI", "MSK": "MSK", "WGT": "WGT"})
+    write(
+        immasked_path,
+        [
+            ("SCI", np.asarray(sci, np.float32)),
+            ("MSK", np.asarray(msk, np.int32)),
+            ("WGT", np.asarray(wgt, np.float32)),
+        ],
+        {"SCI": "SCI", "MSK": "MSK", "WGT": "WGT"},
+    )
     if bkg_path is not None:
         write(bkg_path, [("SCI", np.asarray(bkg, np.float32))], {"SCI": "BKG"})

@@ -4,6 +4,7 @@ They go through the JVM's Hadoop FileSystem so that the store can live wherever 
 write. Only metadata operations (list, rename, delete, small text files) happen here; bulk
 data always moves on the executors.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,6 +25,7 @@ def join(base: str, *parts: str) -> str:
 
 class HadoopFS:
     """Files through Spark's Hadoop FileSystem (``file://``, ``hdfs://``, ``s3a://``, ...) from the driver."""
+
     def __init__(self, spark, uri: str):
         self._jvm = spark._jvm
         self._conf = spark._jsc.hadoopConfiguration()
@@ -63,9 +65,12 @@ class HadoopFS:
         """Relative Hive partition dirs ("band=r/nite=20131115") ``depth`` levels below ``uri``."""
         level = [("", uri)]
         for _ in range(depth):
-            level = [(f"{rel}/{d.rstrip('/').rsplit('/', 1)[-1]}".lstrip("/"), d)
-                     for rel, base in level for d in self.list_dirs(base)
-                     if "=" in d.rstrip("/").rsplit("/", 1)[-1]]
+            level = [
+                (f"{rel}/{d.rstrip('/').rsplit('/', 1)[-1]}".lstrip("/"), d)
+                for rel, base in level
+                for d in self.list_dirs(base)
+                if "=" in d.rstrip("/").rsplit("/", 1)[-1]
+            ]
         return sorted(rel for rel, _ in level)
 
     def list_names(self, uri: str) -> list[str]:

@@ -13,6 +13,7 @@ Against the overfitting the paper reports, each switchable in ``[train]`` so the
 measured one by one (benchmarks/ablate_cnn.py): class weights, flips that keep the physics,
 batch normalisation (before each ReLU), early stopping on validation loss (best weights kept).
 """
+
 from __future__ import annotations
 
 import logging
@@ -85,6 +86,7 @@ def any_weighted_bce(any_weight: float = 1.0):
     def loss(y_true, y_pred):
         bce = tf.keras.backend.binary_crossentropy(tf.cast(y_true, y_pred.dtype), y_pred)
         return tf.reduce_mean(bce[:, :-1], axis=-1) + any_weight * bce[:, -1]
+
     return loss
 
 
@@ -100,7 +102,7 @@ def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
     from tensorflow.keras import layers
 
     def act(x):
-        if tc.batch_norm:   # momentum 0.9: running statistics settle within ~20 steps, also on small sets
+        if tc.batch_norm:  # momentum 0.9: running statistics settle within ~20 steps, also on small sets
             x = layers.BatchNormalization(momentum=0.9)(x)
         return layers.ReLU()(x)
 
@@ -149,8 +151,9 @@ def load_side(ts: TrainingSet, side: str, tc: TrainConfig):
     return rows, stack_channels(planes), y
 
 
-def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int | None = None,
-              shard_count: int | None = None) -> dict:
+def train_cnn(
+    ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int | None = None, shard_count: int | None = None
+) -> dict:
     """Train the CNN on ``ts`` into ``model_dir`` (model, history, predictions, model.json); the job summary."""
     tf = import_tensorflow()
 
@@ -176,7 +179,15 @@ def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int |
     model = build_model(input_shape, n_out, ts.problem, tc)
     n_train = ts.counts["train"] // (shard_count or 1)
     steps = max(1, math.ceil(n_train / tc.batch_size))
-    history = {"epoch": [], "loss": [], "val_loss": [], "train_error": [], "val_error": [], "test_error": [], "seconds": []}
+    history = {
+        "epoch": [],
+        "loss": [],
+        "val_loss": [],
+        "train_error": [],
+        "val_error": [],
+        "test_error": [],
+        "seconds": [],
+    }
     acc_key = "artifact_accuracy" if ts.problem == "multilabel" else "sparse_categorical_accuracy"
 
     class Track(tf.keras.callbacks.Callback):
@@ -193,26 +204,54 @@ def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int |
             history["loss"].append(float(logs.get("loss", np.nan)))
             history["val_loss"].append(float(logs.get("val_loss", np.nan)))
             history["train_error"].append(1.0 - float(logs.get(acc_key, np.nan)))
-            history["val_error"].append(errors_of(ts.problem, val[2], predict(self.model, val[1])) if len(val[1]) else float("nan"))
+            history["val_error"].append(
+                errors_of(ts.problem, val[2], predict(self.model, val[1])) if len(val[1]) else float("nan")
+            )
             history["test_error"].append(errors_of(ts.problem, test[2], predict(self.model, test[1])))
             history["seconds"].append(round(time.time() - self.t, 2))
-            log.info("cnn %s epoch %d/%d: loss %.4f val_loss %.4f | error train %.3f val %.3f (%.1f s)",
-                     ts.problem, epoch + 1, tc.epochs, history["loss"][-1], history["val_loss"][-1],
-                     history["train_error"][-1], history["val_error"][-1], history["seconds"][-1], extra=PROGRESS)
+            log.info(
+                "cnn %s epoch %d/%d: loss %.4f val_loss %.4f | error train %.3f val %.3f (%.1f s)",
+                ts.problem,
+                epoch + 1,
+                tc.epochs,
+                history["loss"][-1],
+                history["val_loss"][-1],
+                history["train_error"][-1],
+                history["val_error"][-1],
+                history["seconds"][-1],
+                extra=PROGRESS,
+            )
             self.t = time.time()
 
     callbacks = [Track()]
     has_val = len(val[1]) > 0
     if tc.early_stopping_patience and has_val:
-        callbacks.append(tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=tc.early_stopping_patience,
-                                                          restore_best_weights=True))
-    log.info("training %s CNN: %d train CCDs, %d steps of %d per epoch, up to %d epochs, input %s",
-             ts.problem, n_train, steps, tc.batch_size, tc.epochs, input_shape)
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=tc.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    log.info(
+        "training %s CNN: %d train CCDs, %d steps of %d per epoch, up to %d epochs, input %s",
+        ts.problem,
+        n_train,
+        steps,
+        tc.batch_size,
+        tc.epochs,
+        input_shape,
+    )
     t_fit = time.time()
-    with train_stream(ts.features_uri, ts.split["train"], ts.problem, n_classes, tc, weights,
-                      cur_shard, shard_count) as ds:
-        model.fit(ds, steps_per_epoch=steps, epochs=tc.epochs, verbose=0, callbacks=callbacks,
-                  validation_data=(val[1], val[2]) if has_val else None)
+    with train_stream(
+        ts.features_uri, ts.split["train"], ts.problem, n_classes, tc, weights, cur_shard, shard_count
+    ) as ds:
+        model.fit(
+            ds,
+            steps_per_epoch=steps,
+            epochs=tc.epochs,
+            verbose=0,
+            callbacks=callbacks,
+            validation_data=(val[1], val[2]) if has_val else None,
+        )
     fit_seconds = time.time() - t_fit
     vl = [v for v in history["val_loss"] if not np.isnan(v)]
     history["best_epoch"] = int(np.argmin(vl) + 1) if vl and tc.early_stopping_patience else len(history["epoch"])
@@ -223,16 +262,27 @@ def train_cnn(ts: TrainingSet, model_dir: str, tc: TrainConfig, cur_shard: int |
     for side, (keys, x, y) in (("val", val), ("test", test)):
         raw = predict(model, x) if len(x) else np.zeros((0, n_out), np.float32)
         probs, p_art = modelio.split_outputs({"any_head": any_head, "problem": ts.problem}, raw)
-        preds[side] = (keys, probs, y[:, :len(ts.classes)] if any_head and len(y) else y, p_art)
-    extra = {"input": {"fields": list(tc.channels), "image_shape": list(image_shape),
-                       "coarsen": 1, "input_shape": list(input_shape)},
-             "architecture": tc.architecture, "any_head": any_head,
-             "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"],
-             "shard": {"cur_shard": cur_shard, "shard_count": shard_count},
-             "timing": {"fit_seconds": round(fit_seconds, 2),
-                        "images_per_second": round(len(history["epoch"]) * steps * tc.batch_size / fit_seconds, 2)},
-             "params": int(model.count_params())}
+        preds[side] = (keys, probs, y[:, : len(ts.classes)] if any_head and len(y) else y, p_art)
+    extra = {
+        "input": {
+            "fields": list(tc.channels),
+            "image_shape": list(image_shape),
+            "coarsen": 1,
+            "input_shape": list(input_shape),
+        },
+        "architecture": tc.architecture,
+        "any_head": any_head,
+        "epochs_run": len(history["epoch"]),
+        "best_epoch": history["best_epoch"],
+        "shard": {"cur_shard": cur_shard, "shard_count": shard_count},
+        "timing": {
+            "fit_seconds": round(fit_seconds, 2),
+            "images_per_second": round(len(history["epoch"]) * steps * tc.batch_size / fit_seconds, 2),
+        },
+        "params": int(model.count_params()),
+    }
     summary = finish(ts, model_dir, "cnn", MODEL_FILE, tc, extra, preds, t0)
     from .training import write_views
+
     summary["views"] = write_views(model_dir)
     return summary

@@ -5,6 +5,7 @@ The layer classes are built lazily, so importing this module needs no TensorFlow
 ``model.keras`` names them by class name (``Standardize``, ``TopK``); :func:`custom_objects`
 maps those names back to the classes, whichever module defines them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,20 +63,27 @@ def standardize_layer():
                     mu = tf.reduce_sum(img * m, axis=[1, 2], keepdims=True) / n
                     sd = tf.sqrt(tf.reduce_sum(tf.square(img - mu) * m, axis=[1, 2], keepdims=True) / n)
                 img = tf.math.asinh((img - mu) / tf.maximum(sd, 1e-6))
-            planes = [img] + [tf.math.asinh(x[..., c:c + 1]) if c in self.asinh_channels else x[..., c:c + 1]
-                              for c in range(1, x.shape[-1])]
+            planes = [img] + [
+                tf.math.asinh(x[..., c : c + 1]) if c in self.asinh_channels else x[..., c : c + 1]
+                for c in range(1, x.shape[-1])
+            ]
             if self.sharp_pair:
                 i_max, i_sharp = self.sharp_pair
-                mx = x[..., i_max:i_max + 1]
-                excess = tf.nn.relu(x[..., i_sharp:i_sharp + 1] - SHARP_PSF_RATIO * mx)
-                excess *= tf.cast(mx >= SHARP_MIN_PEAK, excess.dtype)   # not the maxima of pure noise
+                mx = x[..., i_max : i_max + 1]
+                excess = tf.nn.relu(x[..., i_sharp : i_sharp + 1] - SHARP_PSF_RATIO * mx)
+                excess *= tf.cast(mx >= SHARP_MIN_PEAK, excess.dtype)  # not the maxima of pure noise
                 planes.append(tf.math.asinh(excess))
             return tf.concat(planes, axis=-1)
 
         def get_config(self):
-            return {**super().get_config(), "iterations": self.iterations, "clip": self.clip,
-                    "asinh_channels": self.asinh_channels, "standardize": self.standardize,
-                    "sharp_pair": self.sharp_pair}
+            return {
+                **super().get_config(),
+                "iterations": self.iterations,
+                "clip": self.clip,
+                "asinh_channels": self.asinh_channels,
+                "standardize": self.standardize,
+                "sharp_pair": self.sharp_pair,
+            }
 
     _STANDARDIZE = Standardize
     return Standardize
@@ -119,5 +127,5 @@ def top_k_layer():
 def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Direct model calls in batches (no tf.data set-up per call): training evaluation and
     ``modelio.Predictor`` (batch inference) share it."""
-    out = [model(x[i:i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)]
+    out = [model(x[i : i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)

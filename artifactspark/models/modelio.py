@@ -14,6 +14,7 @@
 planes (N, H, W) to class probabilities (N, n_outputs): the one code path that training
 evaluation and batch inference (jobs/infer.py) share.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,7 +58,7 @@ def p_artifact(problem: str, probs: np.ndarray) -> np.ndarray:
     if problem == "binary":
         return probs[:, 1]
     if problem == "multiclass":
-        return 1.0 - probs[:, -1]          # the last class is "no artifact"
+        return 1.0 - probs[:, -1]  # the last class is "no artifact"
     return probs.max(axis=1) if probs.shape[1] else np.zeros(len(probs), np.float32)
 
 
@@ -97,12 +98,16 @@ def read_meta(model_dir: str) -> dict:
     """``model_dir/model.json``; ModelError if there is none."""
     p = os.path.join(model_dir, MODEL_JSON)
     if not os.path.isfile(p):
-        raise ModelError(f"{model_dir} has no {MODEL_JSON}: pass the --model-dir a train_cnn.py / train_svm.py run wrote")
+        raise ModelError(
+            f"{model_dir} has no {MODEL_JSON}: pass the --model-dir a train_cnn.py / train_svm.py run wrote"
+        )
     with open(p) as f:
         return json.load(f)
 
 
-def write_predictions(path: str, keys, probs: np.ndarray, y_true, problem: str, p_art: np.ndarray | None = None) -> None:
+def write_predictions(
+    path: str, keys, probs: np.ndarray, y_true, problem: str, p_art: np.ndarray | None = None
+) -> None:
     """keys: DataFrame/dict with expnum, ccdnum, band, nite, label, primary_class, multi_hot;
     ``p_art``: P(artifact) when it is not derived from ``probs`` (an any head)."""
     import pyarrow as pa
@@ -148,9 +153,11 @@ class Predictor:
             tf = import_tensorflow()
 
             from .layers import custom_objects
+
             self.model = tf.keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
         elif self.kind == "svm":
             import joblib
+
             self.model = joblib.load(path)
         else:
             raise ModelError(f"{model_dir}: unknown model kind {self.kind!r}")
@@ -169,6 +176,7 @@ class Predictor:
             raise ModelError(f"the model needs the store planes {missing}: re-preprocess the store with this version")
         if self.kind == "cnn":
             from .layers import predict
+
             raw = predict(self.model, stack_channels([planes[f] for f in self.fields]), batch_size)
             return split_outputs(self.meta, raw)
         X = svm_planes(planes, self.fields, self.coarsen, self.meta["input"].get("standardize", False))

@@ -7,6 +7,7 @@ training. The split is a pure function of the sorted exposure numbers, the fract
 seed, so the same store gives the same split in every job (CNN and SVM compare on one test
 set); it is saved with every model (``model.json``) and can be passed back with ``--split``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,10 @@ def split_exposures(expnums, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> dict
     if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-6:
         raise SplitError(f"split fractions {fractions} must be three non-negative numbers summing to 1")
     if len(exps) < 3:
-        raise SplitError(f"only {len(exps)} labelled exposure(s) in the store: a split by exposure needs at "
-                         "least 3 (train, validation, test); preprocess more exposures with labels")
+        raise SplitError(
+            f"only {len(exps)} labelled exposure(s) in the store: a split by exposure needs at "
+            "least 3 (train, validation, test); preprocess more exposures with labels"
+        )
     order = np.random.default_rng(seed).permutation(len(exps))
     n = len(exps)
     n_val = max(1, int(round(fr[1] * n))) if fr[1] > 0 else 0
@@ -44,8 +47,11 @@ def split_exposures(expnums, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> dict
     if n_train < 1:
         raise SplitError(f"{n} exposures leave none for training with fractions {fr}")
     shuffled = [exps[i] for i in order]
-    sides = {"train": sorted(shuffled[:n_train]), "val": sorted(shuffled[n_train:n_train + n_val]),
-             "test": sorted(shuffled[n_train + n_val:])}
+    sides = {
+        "train": sorted(shuffled[:n_train]),
+        "val": sorted(shuffled[n_train : n_train + n_val]),
+        "test": sorted(shuffled[n_train + n_val :]),
+    }
     rec = {"seed": int(seed), "fractions": fr, **sides}
     rec["id"] = split_id(rec)
     return rec
@@ -74,9 +80,11 @@ def check_split(rec: dict, expnums) -> None:
             seen[e] = s
     missing = sorted({int(e) for e in expnums} - set(seen))
     if missing:
-        raise SplitError(f"{len(missing)} labelled exposure(s) are in no side of the split "
-                         f"(e.g. {missing[:5]}): the store changed since the split was made; "
-                         "make a new split (drop --split) or add them explicitly")
+        raise SplitError(
+            f"{len(missing)} labelled exposure(s) are in no side of the split "
+            f"(e.g. {missing[:5]}): the store changed since the split was made; "
+            "make a new split (drop --split) or add them explicitly"
+        )
     if rec.get("id") and rec["id"] != split_id(rec):
         raise SplitError("split id does not match its exposure lists (edited by hand?)")
 

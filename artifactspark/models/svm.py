@@ -6,6 +6,7 @@ Linear or Gaussian (RBF) kernel; balanced class weights when ``[train] class_wei
 The learning curve (paper figure 2) refits on growing random subsets of the training side and
 records training and test error.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,9 +32,16 @@ def make_svm(kernel: str, tc: TrainConfig, probability: bool):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    return make_pipeline(StandardScaler(), SVC(kernel=kernel, C=tc.svm_c, probability=probability,
-                                               class_weight="balanced" if tc.class_weights else None,
-                                               random_state=tc.seed))
+    return make_pipeline(
+        StandardScaler(),
+        SVC(
+            kernel=kernel,
+            C=tc.svm_c,
+            probability=probability,
+            class_weight="balanced" if tc.class_weights else None,
+            random_state=tc.seed,
+        ),
+    )
 
 
 def learning_curve(Xtr, ytr, Xte, yte, kernel: str, tc: TrainConfig) -> dict:
@@ -51,7 +59,12 @@ def learning_curve(Xtr, ytr, Xte, yte, kernel: str, tc: TrainConfig) -> dict:
         curve["n_train"].append(s)
         curve["train_error"].append(float(np.mean(m.predict(Xtr[sub]) != ytr[sub])))
         curve["test_error"].append(float(np.mean(m.predict(Xte) != yte)) if len(yte) else float("nan"))
-        log.info("svm learning curve: n=%d train error %.3f test error %.3f", s, curve["train_error"][-1], curve["test_error"][-1])
+        log.info(
+            "svm learning curve: n=%d train error %.3f test error %.3f",
+            s,
+            curve["train_error"][-1],
+            curve["test_error"][-1],
+        )
     return curve
 
 
@@ -71,8 +84,15 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
     n_classes, n_out = len(ts.taxonomy), len(ts.classes)
     # one pass over the store for all three sides, split on the driver (rows stay sorted by key)
     keys_all, X_all, y_all = collect_svm_features(
-        spark, Store(spark, ts.store_uri), [e for s in ("train", "val", "test") for e in ts.split[s]], ts.problem,
-        n_classes, tc.svm_coarsen, tc.channels, tc.standardize)
+        spark,
+        Store(spark, ts.store_uri),
+        [e for s in ("train", "val", "test") for e in ts.split[s]],
+        ts.problem,
+        n_classes,
+        tc.svm_coarsen,
+        tc.channels,
+        tc.standardize,
+    )
     sides = {}
     for side in ("train", "val", "test"):
         m = keys_all["expnum"].isin(ts.split[side]).to_numpy()
@@ -80,7 +100,7 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
         log.info("svm: %s side %d CCDs x %d features collected", side, int(m.sum()), X_all.shape[-1])
     keys, Xtr, ytr = sides["train"]
     if len(ytr) > tc.svm_max_train:
-        keep = np.sort(np.random.default_rng(tc.seed).permutation(len(ytr))[:tc.svm_max_train])
+        keep = np.sort(np.random.default_rng(tc.seed).permutation(len(ytr))[: tc.svm_max_train])
         Xtr, ytr = Xtr[keep], ytr[keep]
         log.info("svm: training on a random %d of %d training CCDs ([train] svm_max_train)", len(ytr), len(keys))
     if len(np.unique(ytr)) < 2:
@@ -96,8 +116,16 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
         k, X, y = sides[side]
         probs = modelio.svm_probs(model, X, ts.problem, n_out) if len(X) else np.zeros((0, n_out), np.float32)
         preds[side] = (k, probs, y)
-    extra = {"kernel": kernel,
-             "input": {"fields": list(tc.channels), "image_shape": list(ts.store_meta["image_shape"]),
-                       "coarsen": tc.svm_coarsen, "standardize": tc.standardize, "n_features": int(Xtr.shape[1])},
-             "timing": {"fit_seconds": round(fit_seconds, 2)}, "train_rows_used": int(len(ytr))}
+    extra = {
+        "kernel": kernel,
+        "input": {
+            "fields": list(tc.channels),
+            "image_shape": list(ts.store_meta["image_shape"]),
+            "coarsen": tc.svm_coarsen,
+            "standardize": tc.standardize,
+            "n_features": int(Xtr.shape[1]),
+        },
+        "timing": {"fit_seconds": round(fit_seconds, 2)},
+        "train_rows_used": int(len(ytr)),
+    }
     return finish(ts, model_dir, "svm", MODEL_FILE, tc, extra, preds, t0)

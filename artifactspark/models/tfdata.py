@@ -4,6 +4,7 @@ The store keeps images as float16 (half the bytes of float32; see benchmarks/RES
 petastorm 0.13.1's ``tf_utils`` knows no float16 -> tf.float16 mapping and refuses such
 fields; :func:`enable_float16` adds it (one dict entry, no behaviour change otherwise).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,15 +42,31 @@ def open_reader(features_uri: str, **kwargs):
 
 
 @contextlib.contextmanager
-def store_dataset(features_uri: str, fields: list[str], cur_shard: int | None = None,
-                  shard_count: int | None = None, num_epochs: int | None = 1, shuffle: bool = False,
-                  seed: int | None = None, workers_count: int = 2, predicate=None):
+def store_dataset(
+    features_uri: str,
+    fields: list[str],
+    cur_shard: int | None = None,
+    shard_count: int | None = None,
+    num_epochs: int | None = 1,
+    shuffle: bool = False,
+    seed: int | None = None,
+    workers_count: int = 2,
+    predicate=None,
+):
     """``with store_dataset(url, ["image", "label"]) as ds:`` yields a ``tf.data.Dataset`` of
     namedtuples read with ``make_reader`` (sharded with ``cur_shard``/``shard_count``)."""
     from petastorm.tf_utils import make_petastorm_dataset
 
     enable_float16()
-    with open_reader(features_uri, schema_fields=fields, cur_shard=cur_shard, shard_count=shard_count,
-                     num_epochs=num_epochs, shuffle_row_groups=shuffle, seed=seed,
-                     workers_count=workers_count, predicate=predicate) as reader:
+    with open_reader(
+        features_uri,
+        schema_fields=fields,
+        cur_shard=cur_shard,
+        shard_count=shard_count,
+        num_epochs=num_epochs,
+        shuffle_row_groups=shuffle,
+        seed=seed,
+        workers_count=workers_count,
+        predicate=predicate,
+    ) as reader:
         yield make_petastorm_dataset(reader)

@@ -11,6 +11,7 @@ the threshold is and so do not move it, and the bootstrap median over resamples 
 validation side smooths the step function. ``fn_cost`` says how many false alarms (as rates)
 one miss is worth; 5 puts the threshold well on the recall side.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,7 @@ def _best_cost_threshold(pos: np.ndarray, neg: np.ndarray, fn_cost: float) -> fl
     scores = np.unique(np.concatenate([pos, neg]))
     cands = np.concatenate([[scores[0] - 1e-6], (scores[1:] + scores[:-1]) / 2, [scores[-1] + 1e-6]])
     pos_s, neg_s = np.sort(pos), np.sort(neg)
-    fnr = np.searchsorted(pos_s, cands, side="left") / max(len(pos_s), 1)       # share of positives < t
+    fnr = np.searchsorted(pos_s, cands, side="left") / max(len(pos_s), 1)  # share of positives < t
     fpr = 1.0 - np.searchsorted(neg_s, cands, side="left") / max(len(neg_s), 1)  # share of negatives >= t
     cost = fn_cost * fnr + fpr
     best = np.flatnonzero(cost <= cost.min() + 1e-12)
@@ -47,8 +48,9 @@ def cost_threshold(y01, p, fn_cost: float = 5.0, n_boot: int = 200, seed: int = 
     return float(np.median(ts))
 
 
-def class_thresholds(multi_hot, probs, fn_cost: float, min_positives: int = 5, default: float = 0.5,
-                     seed: int = 0) -> tuple[list[float], list[str]]:
+def class_thresholds(
+    multi_hot, probs, fn_cost: float, min_positives: int = 5, default: float = 0.5, seed: int = 0
+) -> tuple[list[float], list[str]]:
     """Per-class thresholds of a multi-label model from validation: the cost rule on each class
     with at least ``min_positives`` positives and one negative; ``default`` otherwise.
     Returns (thresholds, how) with one entry per class."""

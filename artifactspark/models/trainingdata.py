@@ -10,6 +10,7 @@ Problems (the paper's two, plus the multi-label one it names as its main source 
 
 Only inspected CCDs with a usable label (``label`` 0 or 1: "OK" counts as clean) are labelled.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,9 +40,10 @@ INDEX_COLUMNS = ["expnum", "ccdnum", "band", "nite", "inspected", "label", "prim
 @dataclass(frozen=True)
 class TrainConfig:
     """``[train]`` in the pipeline config; every key optional (defaults here)."""
+
     seed: int = 0
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    target_fnr: float = 0.02              # the threshold is chosen on validation for this miss rate
+    target_fnr: float = 0.02  # the threshold is chosen on validation for this miss rate
     # the decision threshold on P(artifact), chosen on validation (training.choose_threshold):
     # "cost" minimises fn_cost * FNR + FPR (bootstrap median: stable with few positives, not
     # pulled down by a few invisible positives); "fnr": the largest threshold with validation
@@ -52,30 +54,30 @@ class TrainConfig:
     # the paper's layer order, sizes conv_filters / kernel_size / pool_size / dense_units)
     architecture: str = "strided"
     channels: tuple[str, ...] = ("image", "mask_frac", "max_sn", "spread_sn", "sharp_sn")
-    any_head: bool = True                 # multilabel: an extra 'any artifact' sigmoid = P(artifact)
-    any_weight: float = 1.0               # its loss weight against the mean over the class outputs
-    stem: int = 4                         # strided: the patch stem's size and stride, in bins
+    any_head: bool = True  # multilabel: an extra 'any artifact' sigmoid = P(artifact)
+    any_weight: float = 1.0  # its loss weight against the mean over the class outputs
+    stem: int = 4  # strided: the patch stem's size and stride, in bins
     net_filters: tuple[int, ...] = (16, 32, 64, 128)
     batch_size: int = 16
     epochs: int = 25
     learning_rate: float = 0.001
-    input_pool: int = 1                   # extra block-mean of the stored image inside the model
+    input_pool: int = 1  # extra block-mean of the stored image inside the model
     conv_filters: tuple[int, int] = (16, 32)
     kernel_size: int = 5
     pool_size: int = 4
     dense_units: tuple[int, int] = (128, 64)
     dropout: float = 0.25
-    standardize: bool = True              # per-image sigma-clipped standardisation + arcsinh (see below)
-    cache: bool = True                    # keep decoded training rows in memory after the first pass
+    standardize: bool = True  # per-image sigma-clipped standardisation + arcsinh (see below)
+    cache: bool = True  # keep decoded training rows in memory after the first pass
     # against overfitting, each switchable so they can be measured one by one
     class_weights: bool = True
-    augment: bool = True                  # flips only: see cnn.py for which keep the physics
-    batch_norm: bool = True               # the strided network's; hurt the paper network (RESULTS.md)
-    early_stopping_patience: int = 6      # epochs without val-loss gain; 0 = off
+    augment: bool = True  # flips only: see cnn.py for which keep the physics
+    batch_norm: bool = True  # the strided network's; hurt the paper network (RESULTS.md)
+    early_stopping_patience: int = 6  # epochs without val-loss gain; 0 = off
     shuffle_buffer: int = 512
     reader_workers: int = 2
     # SVM
-    svm_coarsen: int = 8                  # further block-mean of each channel for the SVM (5 x 64x32 = 10240 features)
+    svm_coarsen: int = 8  # further block-mean of each channel for the SVM (5 x 64x32 = 10240 features)
     svm_c: float = 1.0
     svm_max_train: int = 20000
     learning_curve_points: int = 6
@@ -87,21 +89,37 @@ def train_config(cfg: PipelineConfig, overrides: dict | None = None) -> TrainCon
     data.update(overrides or {})
     tc = _build(TrainConfig, data, "train", "config")
     checks = [
-        (tc.batch_size >= 1, "batch_size must be >= 1"), (tc.epochs >= 1, "epochs must be >= 1"),
+        (tc.batch_size >= 1, "batch_size must be >= 1"),
+        (tc.epochs >= 1, "epochs must be >= 1"),
         (0 < tc.learning_rate < 1, "learning_rate must be in (0, 1)"),
-        (0 <= tc.dropout < 1, "dropout must be in [0, 1)"), (0 <= tc.target_fnr < 1, "target_fnr must be in [0, 1)"),
-        (tc.input_pool >= 1 and tc.pool_size >= 1 and tc.kernel_size >= 1, "input_pool, pool_size, kernel_size must be >= 1"),
+        (0 <= tc.dropout < 1, "dropout must be in [0, 1)"),
+        (0 <= tc.target_fnr < 1, "target_fnr must be in [0, 1)"),
+        (
+            tc.input_pool >= 1 and tc.pool_size >= 1 and tc.kernel_size >= 1,
+            "input_pool, pool_size, kernel_size must be >= 1",
+        ),
         (min(tc.conv_filters + tc.dense_units) >= 1, "conv_filters and dense_units must be >= 1"),
         (tc.svm_coarsen >= 1 and tc.svm_c > 0, "svm_coarsen must be >= 1 and svm_c > 0"),
         (tc.early_stopping_patience >= 0, "early_stopping_patience must be >= 0"),
         (tc.learning_curve_points >= 2, "learning_curve_points must be >= 2"),
-        (tc.shuffle_buffer >= 1 and tc.reader_workers >= 1 and tc.svm_max_train >= 10, "shuffle_buffer, reader_workers >= 1, svm_max_train >= 10"),
+        (
+            tc.shuffle_buffer >= 1 and tc.reader_workers >= 1 and tc.svm_max_train >= 10,
+            "shuffle_buffer, reader_workers >= 1, svm_max_train >= 10",
+        ),
         (tc.architecture in ARCHITECTURES, f"architecture must be one of {list(ARCHITECTURES)}"),
         (tc.threshold_rule in THRESHOLD_RULES, f"threshold_rule must be one of {list(THRESHOLD_RULES)}"),
         (tc.fn_cost > 0 and tc.any_weight >= 0, "fn_cost must be > 0 and any_weight >= 0"),
-        (len(tc.channels) >= 1 and tc.channels[0] == "image" and set(tc.channels) <= set(CHANNELS)
-         and len(set(tc.channels)) == len(tc.channels), f"channels must start with 'image' and be distinct names from {list(CHANNELS)}"),
-        (tc.stem >= 1 and len(tc.net_filters) >= 1 and min(tc.net_filters) >= 1, "stem >= 1 and net_filters non-empty, >= 1"),
+        (
+            len(tc.channels) >= 1
+            and tc.channels[0] == "image"
+            and set(tc.channels) <= set(CHANNELS)
+            and len(set(tc.channels)) == len(tc.channels),
+            f"channels must start with 'image' and be distinct names from {list(CHANNELS)}",
+        ),
+        (
+            tc.stem >= 1 and len(tc.net_filters) >= 1 and min(tc.net_filters) >= 1,
+            "stem >= 1 and net_filters non-empty, >= 1",
+        ),
     ]
     for ok, msg in checks:
         if not ok:
@@ -217,12 +235,20 @@ def read_rows(features_uri: str, expnums, fields: list[str], problem: str, worke
     keys = ["expnum", "inspected", "label", "primary_class"]
     pred = in_lambda(keys, _row_filter(wanted, problem))
     cols = {f: [] for f in fields}
-    with open_reader(features_uri, schema_fields=sorted(set(fields) | set(keys)), predicate=pred,
-                     num_epochs=1, shuffle_row_groups=False, workers_count=workers) as reader:
+    with open_reader(
+        features_uri,
+        schema_fields=sorted(set(fields) | set(keys)),
+        predicate=pred,
+        num_epochs=1,
+        shuffle_row_groups=False,
+        workers_count=workers,
+    ) as reader:
         for row in reader:
             for f in fields:
                 cols[f].append(getattr(row, f))
-    return {f: np.array(v) if v and np.ndim(v[0]) == 0 else (np.stack(v) if v else np.array([])) for f, v in cols.items()}
+    return {
+        f: np.array(v) if v and np.ndim(v[0]) == 0 else (np.stack(v) if v else np.array([])) for f, v in cols.items()
+    }
 
 
 def svm_planes(planes: dict, channels, coarsen_by: int, standardize: bool) -> np.ndarray:
@@ -244,6 +270,7 @@ def _row_filter(wanted: set, problem: str):
         if int(expnum) not in wanted or not inspected or label not in (0, 1):
             return False
         return problem != "multiclass" or label == 0 or primary_class >= 0
+
     return keep
 
 
@@ -260,8 +287,16 @@ def targets_from_rows(rows: dict, problem: str, n_classes: int, any_head: bool =
     return mh
 
 
-def train_stream(features_uri: str, expnums, problem: str, n_classes: int, tc: TrainConfig,
-                 weights: np.ndarray | None, cur_shard: int | None = None, shard_count: int | None = None):
+def train_stream(
+    features_uri: str,
+    expnums,
+    problem: str,
+    n_classes: int,
+    tc: TrainConfig,
+    weights: np.ndarray | None,
+    cur_shard: int | None = None,
+    shard_count: int | None = None,
+):
     """Context manager -> an endless, shuffled, augmented, batched ``tf.data.Dataset`` of
     ``(x, y, sample_weight)`` read from the store through Petastorm (sharded by row group).
 
@@ -304,14 +339,27 @@ def train_stream(features_uri: str, expnums, problem: str, n_classes: int, tc: T
 
     @contextlib.contextmanager
     def cm():
-        with store_dataset(features_uri, fields, cur_shard=cur_shard, shard_count=shard_count,
-                           num_epochs=1 if tc.cache else None, shuffle=True, seed=tc.seed,
-                           workers_count=tc.reader_workers, predicate=pred) as ds:
+        with store_dataset(
+            features_uri,
+            fields,
+            cur_shard=cur_shard,
+            shard_count=shard_count,
+            num_epochs=1 if tc.cache else None,
+            shuffle=True,
+            seed=tc.seed,
+            workers_count=tc.reader_workers,
+            predicate=pred,
+        ) as ds:
             ds = ds.map(decode, num_parallel_calls=2)
             if tc.cache:
                 ds = ds.cache().repeat()
-            yield (ds.shuffle(tc.shuffle_buffer, seed=tc.seed).map(finish, num_parallel_calls=2)
-                   .batch(tc.batch_size).prefetch(2))
+            yield (
+                ds.shuffle(tc.shuffle_buffer, seed=tc.seed)
+                .map(finish, num_parallel_calls=2)
+                .batch(tc.batch_size)
+                .prefetch(2)
+            )
+
     return cm()
 
 
@@ -330,8 +378,16 @@ def augment_flips(x):
     return tf.image.random_flip_up_down(x)
 
 
-def collect_svm_features(spark, store: Store, expnums, problem: str, n_classes: int, coarsen_by: int,
-                         channels=("image",), standardize: bool = True):
+def collect_svm_features(
+    spark,
+    store: Store,
+    expnums,
+    problem: str,
+    n_classes: int,
+    coarsen_by: int,
+    channels=("image",),
+    standardize: bool = True,
+):
     """Feature matrix for the SVM, built on the executors (decode + coarse-grain), collected.
 
     Returns (keys DataFrame, X float32 (n, d), y)."""
@@ -339,8 +395,11 @@ def collect_svm_features(spark, store: Store, expnums, problem: str, n_classes: 
     from pyspark.sql import functions as F
 
     wanted = sorted({int(e) for e in expnums})
-    df = (spark.read.option("basePath", store.path(FEATURES)).parquet(store.path(FEATURES))
-          .where(F.col("expnum").isin(wanted) & F.col("inspected") & F.col("label").isin(0, 1)))
+    df = (
+        spark.read.option("basePath", store.path(FEATURES))
+        .parquet(store.path(FEATURES))
+        .where(F.col("expnum").isin(wanted) & F.col("inspected") & F.col("label").isin(0, 1))
+    )
     if problem == "multiclass":
         df = df.where((F.col("label") == 0) | (F.col("primary_class") >= 0))
     channels = list(channels)
@@ -349,14 +408,27 @@ def collect_svm_features(spark, store: Store, expnums, problem: str, n_classes: 
     def featurize(rows):
         for r in rows:
             planes = svm_planes({c: decode_ndarray(r[c])[None] for c in channels}, channels, coarsen_by, standardize)
-            yield (r["expnum"], r["ccdnum"], r["band"], r["nite"], r["label"], r["primary_class"],
-                   decode_vector(r["multi_hot"]).astype(np.int8), planes[0])
+            yield (
+                r["expnum"],
+                r["ccdnum"],
+                r["band"],
+                r["nite"],
+                r["label"],
+                r["primary_class"],
+                decode_vector(r["multi_hot"]).astype(np.int8),
+                planes[0],
+            )
 
     got = df.select(*cols).rdd.mapPartitions(featurize).collect()
-    keys = pd.DataFrame([g[:7] for g in got], columns=["expnum", "ccdnum", "band", "nite", "label", "primary_class", "multi_hot"])
+    keys = pd.DataFrame(
+        [g[:7] for g in got], columns=["expnum", "ccdnum", "band", "nite", "label", "primary_class", "multi_hot"]
+    )
     X = np.stack([g[7] for g in got]) if got else np.zeros((0, 0), np.float32)
     order = np.lexsort((keys["ccdnum"].to_numpy(), keys["expnum"].to_numpy())) if len(keys) else np.arange(0)
     keys, X = keys.iloc[order].reset_index(drop=True), X[order]
-    rows = {"label": keys["label"].to_numpy(), "primary_class": keys["primary_class"].to_numpy(),
-            "multi_hot": np.stack(keys["multi_hot"].to_list()) if len(keys) else np.zeros((0, n_classes))}
+    rows = {
+        "label": keys["label"].to_numpy(),
+        "primary_class": keys["primary_class"].to_numpy(),
+        "multi_hot": np.stack(keys["multi_hot"].to_list()) if len(keys) else np.zeros((0, n_classes)),
+    }
     return keys, X, targets_from_rows(rows, problem, n_classes)

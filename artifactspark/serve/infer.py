@@ -19,6 +19,7 @@ Incremental and idempotent: CCDs that already have a row for this model version 
 (an anti-join on expnum, ccdnum, model_version) before scoring; the append goes through Spark's
 file commit protocol, so a retried task or a lost executor never leaves duplicate files.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,23 +46,26 @@ from ..progress import Progress
 log = logging.getLogger(__name__)
 
 MODELS_DIR = "_models"
-TABLE_META = "_predictions.json"   # which store this table scores (one table per store)
+TABLE_META = "_predictions.json"  # which store this table scores (one table per store)
 KEY = ["expnum", "ccdnum", "model_version"]
 
 
 @dataclass(frozen=True)
 class InferConfig:
     """``[infer]`` in the pipeline config."""
-    batch_size: int = 64            # CCDs per model call on an executor
-    ccds_per_task: int = 256        # rows per Spark task (the unit that is retried after a failure)
-    tf_threads: int = 1             # TensorFlow threads per task (spark.task.cpus): no oversubscription
+
+    batch_size: int = 64  # CCDs per model call on an executor
+    ccds_per_task: int = 256  # rows per Spark task (the unit that is retried after a failure)
+    tf_threads: int = 1  # TensorFlow threads per task (spark.task.cpus): no oversubscription
 
 
 def infer_config(cfg: PipelineConfig) -> InferConfig:
     """``[infer]`` of the config, validated."""
     ic = _build(InferConfig, dict(cfg.extra.get("infer", {})), "infer", "config")
     if ic.batch_size < 1 or ic.ccds_per_task < 1 or ic.tf_threads < 1:
-        raise ConfigError(f"[infer] batch_size, ccds_per_task and tf_threads must be >= 1 (got {dataclasses.asdict(ic)})")
+        raise ConfigError(
+            f"[infer] batch_size, ccds_per_task and tf_threads must be >= 1 (got {dataclasses.asdict(ic)})"
+        )
     return ic
 
 
@@ -69,17 +73,25 @@ def predictions_schema():
     """The Spark schema of the predictions table (the order :func:`score_partition` yields)."""
     from pyspark.sql import types as T
 
-    return T.StructType([
-        T.StructField("expnum", T.LongType(), False), T.StructField("ccdnum", T.ShortType(), False),
-        T.StructField("model_name", T.StringType(), False), T.StructField("model_version", T.StringType(), False),
-        T.StructField("model_kind", T.StringType(), False), T.StructField("problem", T.StringType(), False),
-        T.StructField("p_artifact", T.DoubleType(), False), T.StructField("threshold", T.DoubleType(), False),
-        T.StructField("flagged", T.BooleanType(), False),
-        T.StructField("predicted_classes", T.ArrayType(T.StringType(), False), False),
-        T.StructField("class_probs", T.ArrayType(T.FloatType(), False), False),
-        T.StructField("config_hash", T.StringType(), False), T.StructField("scored_at", T.TimestampType(), False),
-        T.StructField("band", T.StringType(), False), T.StructField("nite", T.IntegerType(), False),
-    ])
+    return T.StructType(
+        [
+            T.StructField("expnum", T.LongType(), False),
+            T.StructField("ccdnum", T.ShortType(), False),
+            T.StructField("model_name", T.StringType(), False),
+            T.StructField("model_version", T.StringType(), False),
+            T.StructField("model_kind", T.StringType(), False),
+            T.StructField("problem", T.StringType(), False),
+            T.StructField("p_artifact", T.DoubleType(), False),
+            T.StructField("threshold", T.DoubleType(), False),
+            T.StructField("flagged", T.BooleanType(), False),
+            T.StructField("predicted_classes", T.ArrayType(T.StringType(), False), False),
+            T.StructField("class_probs", T.ArrayType(T.FloatType(), False), False),
+            T.StructField("config_hash", T.StringType(), False),
+            T.StructField("scored_at", T.TimestampType(), False),
+            T.StructField("band", T.StringType(), False),
+            T.StructField("nite", T.IntegerType(), False),
+        ]
+    )
 
 
 def predicted_classes(meta: dict, probs: np.ndarray, flagged: np.ndarray) -> list[list[str]]:
@@ -105,7 +117,7 @@ def _limit_tf_threads(n: int) -> None:
         tf = import_tensorflow()
         tf.config.threading.set_intra_op_parallelism_threads(n)
         tf.config.threading.set_inter_op_parallelism_threads(n)
-    except RuntimeError:        # TF already initialised in this (reused) worker: keep its setting
+    except RuntimeError:  # TF already initialised in this (reused) worker: keep its setting
         pass
 
 
@@ -115,15 +127,17 @@ def _predictor(version: str, local_dir: str | None, tf_threads: int = 1):
         from pyspark import SparkFiles
 
         from ..models.modelio import Predictor
+
         path = local_dir if local_dir and os.path.isdir(local_dir) else SparkFiles.get(f"model-{version}.zip")
-        _PREDICTORS.clear()             # one model per worker: bounded memory on long-lived workers
+        _PREDICTORS.clear()  # one model per worker: bounded memory on long-lived workers
         _limit_tf_threads(tf_threads)
         _PREDICTORS[version] = Predictor(path)
     return _PREDICTORS[version]
 
 
-def score_partition(rows, meta: dict, batch_size: int, scored_at, local_dir: str | None = None, tf_threads: int = 1,
-                    done=None):
+def score_partition(
+    rows, meta: dict, batch_size: int, scored_at, local_dir: str | None = None, tf_threads: int = 1, done=None
+):
     """Executor side: batches of feature rows -> prediction tuples (``predictions_schema`` order)."""
     batch = []
     for r in rows:
@@ -147,9 +161,23 @@ def _score(batch, meta, scored_at, local_dir, tf_threads):
     flagged = pa >= meta["threshold"]
     names = predicted_classes(meta, probs, flagged)
     for r, p, f, n, row in zip(batch, pa, flagged, names, probs):
-        yield (int(r["expnum"]), int(r["ccdnum"]), meta["name"], meta["version"], meta["kind"], meta["problem"],
-               float(p), float(meta["threshold"]), bool(f), n, [float(v) for v in row], meta["config_hash"],
-               scored_at, r["band"], int(r["nite"]))
+        yield (
+            int(r["expnum"]),
+            int(r["ccdnum"]),
+            meta["name"],
+            meta["version"],
+            meta["kind"],
+            meta["problem"],
+            float(p),
+            float(meta["threshold"]),
+            bool(f),
+            n,
+            [float(v) for v in row],
+            meta["config_hash"],
+            scored_at,
+            r["band"],
+            int(r["nite"]),
+        )
 
 
 # ------------------------------------------------------------------------------ driver
@@ -159,9 +187,12 @@ def check_model_fits_store(meta: dict, store_meta: dict, model_dir: str) -> None
         raise ModelError(
             f"model {model_dir} was trained on features with preprocessing config {meta.get('config_hash')}, "
             f"but the store holds config {store_meta.get('config_hash')}: its images are not what the model "
-            "expects. Retrain on this store (jobs/train_cnn.py / train_svm.py) or score the store it was trained on")
+            "expects. Retrain on this store (jobs/train_cnn.py / train_svm.py) or score the store it was trained on"
+        )
     if list(store_meta.get("image_shape", [])) != list(meta["input"]["image_shape"]):
-        raise ModelError(f"store images are {store_meta.get('image_shape')}, the model expects {meta['input']['image_shape']}")
+        raise ModelError(
+            f"store images are {store_meta.get('image_shape')}, the model expects {meta['input']['image_shape']}"
+        )
 
 
 def _ship_model(spark, model_dir: str, version: str) -> None:
@@ -187,7 +218,7 @@ def run_infer(spark, store_uri: str, model_dir: str, output_uri: str, cfg: Pipel
     store.check_readable()
     store_meta = store.meta() or {}
     check_model_fits_store(meta, store_meta, model_dir)
-    out = Store(spark, output_uri)          # the same lock / fs helpers, on the predictions root
+    out = Store(spark, output_uri)  # the same lock / fs helpers, on the predictions root
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     with out.lock(run_id):
         return _run_locked(spark, store, out, meta, model_dir, ic, t0, F)
@@ -199,35 +230,60 @@ def _check_table_store(out, store) -> None:
     if text is None:
         out.fs.write_text_atomic(path, json.dumps({"store": store.uri}))
     elif json.loads(text).get("store") != store.uri:
-        raise StoreError(f"predictions table {out.uri} scores the store {json.loads(text).get('store')}, not "
-                         f"{store.uri}: (expnum, ccdnum) keys of two stores would mix. Use another --output")
+        raise StoreError(
+            f"predictions table {out.uri} scores the store {json.loads(text).get('store')}, not "
+            f"{store.uri}: (expnum, ccdnum) keys of two stores would mix. Use another --output"
+        )
 
 
 def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
     _check_table_store(out, store)
-    feats = (spark.read.option("basePath", store.path(FEATURES)).parquet(store.path(FEATURES))
-             .select("expnum", "ccdnum", "band", "nite", *input_fields(meta)))
+    feats = (
+        spark.read.option("basePath", store.path(FEATURES))
+        .parquet(store.path(FEATURES))
+        .select("expnum", "ccdnum", "band", "nite", *input_fields(meta))
+    )
     n_store = feats.count()
     done = None
     if out.fs.exists(out.uri) and [n for n in out.fs.list_names(out.uri) if not n.startswith(("_", "."))]:
         spark.catalog.clearCache()
-        done = (spark.read.parquet(out.uri).where(F.col("model_version") == meta["version"])
-                .select("expnum", "ccdnum").distinct())
+        done = (
+            spark.read.parquet(out.uri)
+            .where(F.col("model_version") == meta["version"])
+            .select("expnum", "ccdnum")
+            .distinct()
+        )
     todo = feats if done is None else feats.join(done, ["expnum", "ccdnum"], "left_anti")
     n_todo = n_store if done is None else todo.count()
-    log.info("infer: model %s (%s %s): %d CCDs in the store, %d not yet scored by this version",
-             meta["version"], meta["kind"], meta["problem"], n_store, n_todo, extra=PROGRESS)
-    summary = {"job": "infer", "model": meta["name"], "model_version": meta["version"], "store": store.uri,
-               "output": out.uri, "store_ccds": n_store, "scored": 0, "already_scored": n_store - n_todo}
+    log.info(
+        "infer: model %s (%s %s): %d CCDs in the store, %d not yet scored by this version",
+        meta["version"],
+        meta["kind"],
+        meta["problem"],
+        n_store,
+        n_todo,
+        extra=PROGRESS,
+    )
+    summary = {
+        "job": "infer",
+        "model": meta["name"],
+        "model_version": meta["version"],
+        "store": store.uri,
+        "output": out.uri,
+        "store_ccds": n_store,
+        "scored": 0,
+        "already_scored": n_store - n_todo,
+    }
     if n_todo:
         _ship_model(spark, model_dir, meta["version"])
         scored_at = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         # every core busy even for a small increment; at most ccds_per_task rows per task
         n_parts = max(spark.sparkContext.defaultParallelism, -(-n_todo // ic.ccds_per_task))
         local_dir = os.path.abspath(model_dir) if spark.sparkContext.master.startswith("local") else None
-        done = spark.sparkContext.accumulator(0)   # progress (retried tasks count twice: a log, not a tally)
+        done = spark.sparkContext.accumulator(0)  # progress (retried tasks count twice: a log, not a tally)
         rdd = todo.repartition(n_parts).rdd.mapPartitions(
-            lambda rows: score_partition(rows, meta, ic.batch_size, scored_at, local_dir, ic.tf_threads, done))
+            lambda rows: score_partition(rows, meta, ic.batch_size, scored_at, local_dir, ic.tf_threads, done)
+        )
         preds = spark.createDataFrame(rdd, predictions_schema())
         t_write = time.time()
         with Progress(done, n_todo, what="infer"):
@@ -241,8 +297,9 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
     n_rows, n_keys = check.count(), keys.distinct().count()
     missing = feats.select("expnum", "ccdnum").join(keys, ["expnum", "ccdnum"], "left_anti").count()
     if n_rows != n_keys or missing:
-        raise StoreError(f"predictions for model {meta['version']}: {n_rows} rows for {n_keys} CCDs and "
-                         f"{missing} stored CCDs without a row: expected exactly one row per CCD")
-    summary.update(predictions_rows=n_rows, flagged=check.where("flagged").count(),
-                   seconds=round(time.time() - t0, 2))
+        raise StoreError(
+            f"predictions for model {meta['version']}: {n_rows} rows for {n_keys} CCDs and "
+            f"{missing} stored CCDs without a row: expected exactly one row per CCD"
+        )
+    summary.update(predictions_rows=n_rows, flagged=check.where("flagged").count(), seconds=round(time.time() - t0, 2))
     return summary

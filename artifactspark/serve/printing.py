@@ -1,5 +1,6 @@
 """A query's answer for a person or a pipe: a text table, or JSON lines, with what it is based on
 (jobs/query.py)."""
+
 from __future__ import annotations
 
 import base64
@@ -16,7 +17,7 @@ def _cell(v, width: int) -> str:
     elif isinstance(v, float):
         s = f"{v:.4g}"
     elif isinstance(v, (list, tuple)):
-        s = "[" + ", ".join(_cell(x, 10 ** 6) for x in v) + "]"
+        s = "[" + ", ".join(_cell(x, 10**6) for x in v) + "]"
     elif isinstance(v, (bytes, bytearray)):
         s = f"<{len(v)} bytes>"
     elif isinstance(v, dt.datetime):
@@ -35,10 +36,19 @@ def format_table(rows, columns=None, max_width: int = 48) -> str:
         return "(no columns)"
     cells = [[_cell(r.get(c), max_width) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    numeric = [bool(rows) and all(isinstance(r.get(c), (int, float, decimal.Decimal)) and not isinstance(r.get(c), bool)
-                                  for r in rows if r.get(c) is not None) for c in columns]
+    numeric = [
+        bool(rows)
+        and all(
+            isinstance(r.get(c), (int, float, decimal.Decimal)) and not isinstance(r.get(c), bool)
+            for r in rows
+            if r.get(c) is not None
+        )
+        for c in columns
+    ]
+
     def line(vals):  # noqa: E306
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric)).rstrip()
+
     out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)
@@ -63,13 +73,17 @@ def json_lines(rows) -> str:
 def format_confusion(c: dict) -> str:
     """The confusion of :func:`~artifactspark.serve.query.disagreements` as a small text table."""
     w = max(len(str(c[k])) for k in ("tp", "fp", "fn", "tn")) + 2
-    return "\n".join([
-        f"confusion among {c['n_compared']} inspected CCDs with a label ({c['n_scored']} scored in scope):",
-        f"{'':18}{'flagged':>{max(w, 9)}}{'not flagged':>{max(w, 13)}}",
-        f"{'label 1 (artifact)':18}{c['tp']:>{max(w, 9)}}{c['fn']:>{max(w, 13)}}",
-        f"{'label 0 (clean)':18}{c['fp']:>{max(w, 9)}}{c['tn']:>{max(w, 13)}}",
-        "precision {}  recall {}  accuracy {}".format(*(("-" if c[k] is None else c[k])
-                                                       for k in ("precision", "recall", "accuracy")))])
+    return "\n".join(
+        [
+            f"confusion among {c['n_compared']} inspected CCDs with a label ({c['n_scored']} scored in scope):",
+            f"{'':18}{'flagged':>{max(w, 9)}}{'not flagged':>{max(w, 13)}}",
+            f"{'label 1 (artifact)':18}{c['tp']:>{max(w, 9)}}{c['fn']:>{max(w, 13)}}",
+            f"{'label 0 (clean)':18}{c['fp']:>{max(w, 9)}}{c['tn']:>{max(w, 13)}}",
+            "precision {}  recall {}  accuracy {}".format(
+                *(("-" if c[k] is None else c[k]) for k in ("precision", "recall", "accuracy"))
+            ),
+        ]
+    )
 
 
 def describe_info(info: dict) -> list[str]:
@@ -77,8 +91,11 @@ def describe_info(info: dict) -> list[str]:
     out = []
     if info.get("model_version") is not None:
         kind = " ".join(str(info[k]) for k in ("problem", "model_kind") if info.get(k))
-        out.append(f"model {info['model_version']}" + (f" ({kind})" if kind else "")
-                   + (f": {info['model_choice']}" if info.get("model_choice") not in (None, "given") else ""))
+        out.append(
+            f"model {info['model_version']}"
+            + (f" ({kind})" if kind else "")
+            + (f": {info['model_choice']}" if info.get("model_choice") not in (None, "given") else "")
+        )
     if info.get("note"):
         out.append(info["note"])
     return out
@@ -103,6 +120,10 @@ def print_result(res: Result, as_json: bool = False, command: str | None = None,
         if info.get("truncated"):
             print(f"(cut at {len(res)} rows: --limit N for more, --limit 0 for all)", file=out)
     out.flush()
-    summary = {"job": "query", "question": command or info.get("question"), "rows": len(res),
-               **{k: v for k, v in info.items() if k not in ("question",)}}
+    summary = {
+        "job": "query",
+        "question": command or info.get("question"),
+        "rows": len(res),
+        **{k: v for k, v in info.items() if k not in ("question",)},
+    }
     return json.loads(json.dumps(summary, default=json_default))

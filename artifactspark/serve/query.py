@@ -72,6 +72,7 @@ need, the image blobs are large)::
 
 (``PRED`` and ``STORE`` are local paths here; pyarrow and DuckDB also read ``s3://``.)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -114,15 +115,20 @@ def _check_nite(name: str, v):
 
 def _scope(band=None, nite_from=None, nite_to=None, nite=None):
     """(SQL condition on the partition columns, its parameters)."""
-    nite_from, nite_to, nite = (_check_nite("nite_from", nite_from), _check_nite("nite_to", nite_to),
-                                _check_nite("nite", nite))
+    nite_from, nite_to, nite = (
+        _check_nite("nite_from", nite_from),
+        _check_nite("nite_to", nite_to),
+        _check_nite("nite", nite),
+    )
     if nite is not None:
         if (nite_from is not None and nite_from != nite) or (nite_to is not None and nite_to != nite):
             raise QueryError("give either nite or nite_from / nite_to, not both")
         nite_from = nite_to = nite
     if nite_from is not None and nite_to is not None and nite_from > nite_to:
-        raise QueryError(f"nite_from {nite_from} is after nite_to {nite_to}: the range would be empty "
-                         "(swap them, or give one night as both)")
+        raise QueryError(
+            f"nite_from {nite_from} is after nite_to {nite_to}: the range would be empty "
+            "(swap them, or give one night as both)"
+        )
     conds, args = [], {}
     if band is not None:
         if not isinstance(band, str) or not band.strip():
@@ -206,27 +212,39 @@ def _live_views(spark) -> list[str]:
     return [v for v in VIEWS if spark.catalog.tableExists(v)]
 
 
-def choose_model(spark, model_version: str | None = None, scope: str = "TRUE", args: dict | None = None,
-                 need_classes: bool = False) -> dict:
+def choose_model(
+    spark, model_version: str | None = None, scope: str = "TRUE", args: dict | None = None, need_classes: bool = False
+) -> dict:
     """The model version an answer uses, as ``info``: the given one, else the one scored most
     recently among those with predictions in ``scope`` (class-predicting ones when
     ``need_classes``). Needs the ``predictions`` view."""
-    versions = _sql(spark, f"""
+    versions = _sql(
+        spark,
+        f"""
         SELECT model_version, max(scored_at) AS last_scored_at, count(*) AS n_rows,
                first(problem) AS problem, first(model_kind) AS model_kind, first(model_name) AS model_name
         FROM predictions WHERE {scope}
-        GROUP BY model_version ORDER BY last_scored_at DESC, model_version DESC""", args).collect()
+        GROUP BY model_version ORDER BY last_scored_at DESC, model_version DESC""",
+        args,
+    ).collect()
     in_scope = [r["model_version"] for r in versions]
     info = {"model_versions_in_scope": in_scope}
     if model_version is not None:
         if model_version not in in_scope:
-            everywhere = [r[0] for r in _sql(spark, "SELECT DISTINCT model_version FROM predictions "
-                                                    "ORDER BY model_version").collect()]
+            everywhere = [
+                r[0]
+                for r in _sql(spark, "SELECT DISTINCT model_version FROM predictions ORDER BY model_version").collect()
+            ]
             if model_version not in everywhere:
-                raise QueryError(f"unknown model version {model_version!r}; the predictions table holds: "
-                                 f"{', '.join(map(str, everywhere)) or 'none'}")
-            info.update(model_version=model_version, model_choice="given",
-                        note=f"model {model_version} has no predictions in the selected band/nights")
+                raise QueryError(
+                    f"unknown model version {model_version!r}; the predictions table holds: "
+                    f"{', '.join(map(str, everywhere)) or 'none'}"
+                )
+            info.update(
+                model_version=model_version,
+                model_choice="given",
+                note=f"model {model_version} has no predictions in the selected band/nights",
+            )
             return info
         r = versions[in_scope.index(model_version)]
         info.update(model_version=model_version, model_choice="given")
@@ -234,25 +252,31 @@ def choose_model(spark, model_version: str | None = None, scope: str = "TRUE", a
         candidates = [r for r in versions if not need_classes or r["problem"] != "binary"]
         if not candidates:
             if not versions:
-                info.update(model_version=None, model_choice="none",
-                            note="no predictions in the selected band/nights")
+                info.update(model_version=None, model_choice="none", note="no predictions in the selected band/nights")
                 return info
-            raise QueryError(f"a class was asked for, but every model with predictions in the selected "
-                             f"band/nights is binary (predicts no class): {', '.join(in_scope)}; "
-                             "omit the class to list flagged CCDs")
+            raise QueryError(
+                f"a class was asked for, but every model with predictions in the selected "
+                f"band/nights is binary (predicts no class): {', '.join(in_scope)}; "
+                "omit the class to list flagged CCDs"
+            )
         r = candidates[0]
         skipped = [x["model_version"] for x in versions if x not in candidates]
-        why = (f"most recent by scored_at of {len(versions)} model versions with predictions in the "
-               f"selected band/nights" if len(versions) > 1 else "the only model version with predictions "
-               "in the selected band/nights")
+        why = (
+            f"most recent by scored_at of {len(versions)} model versions with predictions in the selected band/nights"
+            if len(versions) > 1
+            else "the only model version with predictions in the selected band/nights"
+        )
         if skipped:
             why += f"; binary models skipped because a class was asked for: {', '.join(skipped)}"
         info.update(model_version=r["model_version"], model_choice=why)
-    info.update(problem=r["problem"], model_kind=r["model_kind"], model_name=r["model_name"],
-                last_scored_at=r["last_scored_at"])
+    info.update(
+        problem=r["problem"], model_kind=r["model_kind"], model_name=r["model_name"], last_scored_at=r["last_scored_at"]
+    )
     if need_classes and r["problem"] == "binary":
-        raise QueryError(f"model {r['model_version']} is binary: it predicts no classes. Omit the class, or "
-                         f"choose a multiclass/multilabel model (model versions here: {', '.join(in_scope)})")
+        raise QueryError(
+            f"model {r['model_version']} is binary: it predicts no classes. Omit the class, or "
+            f"choose a multiclass/multilabel model (model versions here: {', '.join(in_scope)})"
+        )
     return info
 
 
@@ -275,32 +299,65 @@ def _prepare(spark, store_uri, predictions_uri, band, nite_from, nite_to, nite, 
         aliases = ((meta.get("config") or {}).get("taxonomy") or {}).get("aliases") or {}
         canon = resolve_class(cls, known_classes(meta, models), aliases)
     info = choose_model(spark, model_version, scope, args, need_classes=cls is not None)
-    info.update({k: v for k, v in (("class", canon), ("band", band), ("nite_from", args.get("nite_from")),
-                                   ("nite_to", args.get("nite_to"))) if v is not None})
+    info.update(
+        {
+            k: v
+            for k, v in (
+                ("class", canon),
+                ("band", band),
+                ("nite_from", args.get("nite_from")),
+                ("nite_to", args.get("nite_to")),
+            )
+            if v is not None
+        }
+    )
     return scope, {**args, "model_version": info["model_version"]}, canon, info
 
 
-def flagged_frame(spark, store_uri: str, predictions_uri: str, cls: str | None = None, band: str | None = None,
-                  nite_from=None, nite_to=None, model_version: str | None = None, nite=None):
+def flagged_frame(
+    spark,
+    store_uri: str,
+    predictions_uri: str,
+    cls: str | None = None,
+    band: str | None = None,
+    nite_from=None,
+    nite_to=None,
+    model_version: str | None = None,
+    nite=None,
+):
     """(DataFrame, info) behind :func:`flagged` (for ``explain()`` or further Spark work)."""
-    scope, args, canon, info = _prepare(spark, store_uri, predictions_uri, band, nite_from, nite_to, nite,
-                                        model_version, cls)
+    scope, args, canon, info = _prepare(
+        spark, store_uri, predictions_uri, band, nite_from, nite_to, nite, model_version, cls
+    )
     hit = "array_contains(p.predicted_classes, :cls)" if canon is not None else "p.flagged"
     if canon is not None:
         args["cls"] = canon
-    df = _sql(spark, f"""
+    df = _sql(
+        spark,
+        f"""
         SELECT p.band, p.nite, p.expnum, p.ccdnum, p.p_artifact, p.threshold, p.flagged, p.predicted_classes,
                l.label, l.primary_class_name, l.label_classes, p.model_version, p.scored_at
         FROM ({_latest_scores(scope)}) p
         LEFT JOIN labels l ON l.expnum = p.expnum AND l.ccdnum = p.ccdnum AND l.band = p.band AND l.nite = p.nite
         WHERE {hit}
-        ORDER BY p.band, p.nite, p.expnum, p.ccdnum""", args)
+        ORDER BY p.band, p.nite, p.expnum, p.ccdnum""",
+        args,
+    )
     return df, info
 
 
-def flagged(spark, store_uri: str, predictions_uri: str, cls: str | None = None, band: str | None = None,
-            nite_from=None, nite_to=None, model_version: str | None = None, nite=None,
-            limit: int | None = None) -> Result:
+def flagged(
+    spark,
+    store_uri: str,
+    predictions_uri: str,
+    cls: str | None = None,
+    band: str | None = None,
+    nite_from=None,
+    nite_to=None,
+    model_version: str | None = None,
+    nite=None,
+    limit: int | None = None,
+) -> Result:
     """CCDs the model flags (``cls=None``) or whose predicted classes include ``cls``, in
     ``band`` and nights ``nite_from``..``nite_to`` (inclusive), with their volunteer labels.
 
@@ -314,9 +371,19 @@ def flagged(spark, store_uri: str, predictions_uri: str, cls: str | None = None,
     return Result(rows, df.columns, info)
 
 
-def exposures(spark, store_uri: str, predictions_uri: str, min_flagged: int = 1, cls: str | None = None,
-              band: str | None = None, nite_from=None, nite_to=None, model_version: str | None = None,
-              nite=None, limit: int | None = None) -> Result:
+def exposures(
+    spark,
+    store_uri: str,
+    predictions_uri: str,
+    min_flagged: int = 1,
+    cls: str | None = None,
+    band: str | None = None,
+    nite_from=None,
+    nite_to=None,
+    model_version: str | None = None,
+    nite=None,
+    limit: int | None = None,
+) -> Result:
     """Exposures with at least ``min_flagged`` flagged CCDs (CCDs predicted as ``cls`` with a
     class), most flagged first.
 
@@ -325,12 +392,15 @@ def exposures(spark, store_uri: str, predictions_uri: str, min_flagged: int = 1,
     """
     if isinstance(min_flagged, bool) or not isinstance(min_flagged, int) or min_flagged < 0:
         raise QueryError(f"min_flagged = {min_flagged!r}: give a whole number >= 0")
-    scope, args, canon, info = _prepare(spark, store_uri, predictions_uri, band, nite_from, nite_to, nite,
-                                        model_version, cls)
+    scope, args, canon, info = _prepare(
+        spark, store_uri, predictions_uri, band, nite_from, nite_to, nite, model_version, cls
+    )
     hit = "array_contains(predicted_classes, :cls)" if canon is not None else "flagged"
     if canon is not None:
         args["cls"] = canon
-    df = _sql(spark, f"""
+    df = _sql(
+        spark,
+        f"""
         SELECT expnum, band, nite, count(*) AS n_scored, CAST(sum(CAST(hit AS INT)) AS INT) AS n_flagged,
                round(avg(CAST(hit AS INT)), 4) AS frac_flagged, max(p_artifact) AS max_p_artifact,
                array_sort(array_distinct(flatten(collect_list(CASE WHEN hit THEN predicted_classes END)))) AS classes,
@@ -338,15 +408,25 @@ def exposures(spark, store_uri: str, predictions_uri: str, min_flagged: int = 1,
         FROM (SELECT *, coalesce({hit}, FALSE) AS hit FROM ({_latest_scores(scope)}))
         GROUP BY expnum, band, nite
         HAVING n_flagged >= :min_flagged
-        ORDER BY n_flagged DESC, expnum""", {**args, "min_flagged": min_flagged})
+        ORDER BY n_flagged DESC, expnum""",
+        {**args, "min_flagged": min_flagged},
+    )
     rows, truncated = _collect(df, limit)
     info.update(question="exposures", min_flagged=min_flagged, truncated=truncated)
     return Result(rows, df.columns, info)
 
 
-def disagreements(spark, store_uri: str, predictions_uri: str, model_version: str | None = None,
-                  band: str | None = None, nite_from=None, nite_to=None, nite=None,
-                  limit: int | None = None) -> Result:
+def disagreements(
+    spark,
+    store_uri: str,
+    predictions_uri: str,
+    model_version: str | None = None,
+    band: str | None = None,
+    nite_from=None,
+    nite_to=None,
+    nite=None,
+    limit: int | None = None,
+) -> Result:
     """Where the model and the volunteers disagree, among inspected CCDs with a label (0 or 1).
 
     ``info["confusion"]``: the live binary confusion matrix flagged vs label (tp: flagged and
@@ -354,28 +434,41 @@ def disagreements(spark, store_uri: str, predictions_uri: str, model_version: st
     ``n_compared``, ``n_scored`` (CCDs scored in scope), precision, recall and accuracy.
     Rows: the disagreeing CCDs (``disagreement`` = "flagged_but_clean" | "missed_artifact").
     """
-    scope, args, _, info = _prepare(spark, store_uri, predictions_uri, band, nite_from, nite_to, nite,
-                                    model_version, None)
+    scope, args, _, info = _prepare(
+        spark, store_uri, predictions_uri, band, nite_from, nite_to, nite, model_version, None
+    )
     pairs = f"""
         SELECT p.band, p.nite, p.expnum, p.ccdnum, p.p_artifact, p.threshold, p.flagged, p.predicted_classes,
                l.label, l.primary_class_name, l.label_classes, l.has_false_positive, p.model_version
         FROM ({_latest_scores(scope)}) p
         JOIN labels l ON l.expnum = p.expnum AND l.ccdnum = p.ccdnum AND l.band = p.band AND l.nite = p.nite
         WHERE l.inspected AND l.label IN (0, 1)"""
-    c = _sql(spark, f"""
+    c = (
+        _sql(
+            spark,
+            f"""
         SELECT count_if(flagged AND label = 1) AS tp, count_if(flagged AND label = 0) AS fp,
                count_if(NOT flagged AND label = 1) AS fn, count_if(NOT flagged AND label = 0) AS tn,
                (SELECT count(*) FROM ({_latest_scores(scope)})) AS n_scored
-        FROM ({pairs})""", args).first().asDict()
+        FROM ({pairs})""",
+            args,
+        )
+        .first()
+        .asDict()
+    )
     c = {k: int(v or 0) for k, v in c.items()}
     c["n_compared"] = c["tp"] + c["fp"] + c["fn"] + c["tn"]
     c["precision"] = round(c["tp"] / (c["tp"] + c["fp"]), 4) if c["tp"] + c["fp"] else None
     c["recall"] = round(c["tp"] / (c["tp"] + c["fn"]), 4) if c["tp"] + c["fn"] else None
     c["accuracy"] = round((c["tp"] + c["tn"]) / c["n_compared"], 4) if c["n_compared"] else None
-    df = _sql(spark, f"""
+    df = _sql(
+        spark,
+        f"""
         SELECT CASE WHEN flagged THEN 'flagged_but_clean' ELSE 'missed_artifact' END AS disagreement, *
         FROM ({pairs}) WHERE flagged <> (label = 1)
-        ORDER BY disagreement, band, nite, expnum, ccdnum""", args)
+        ORDER BY disagreement, band, nite, expnum, ccdnum""",
+        args,
+    )
     rows, truncated = _collect(df, limit)
     info.update(question="disagreements", confusion=c, truncated=truncated)
     return Result(rows, df.columns, info)
@@ -384,10 +477,11 @@ def disagreements(spark, store_uri: str, predictions_uri: str, model_version: st
 def sql(spark, query: str, store_uri: str, predictions_uri: str | None = None, limit: int | None = None) -> Result:
     """Any Spark SQL over the views of :func:`register_views`."""
     if not query or not query.strip():
-        raise QueryError("no SQL given (e.g. \"SELECT band, count(*) FROM features GROUP BY band\")")
+        raise QueryError('no SQL given (e.g. "SELECT band, count(*) FROM features GROUP BY band")')
     views = register_views(spark, store_uri, predictions_uri)
     df = _sql(spark, query)
     from pyspark.errors.exceptions.captured import CapturedException
+
     try:
         with _quiet_sql_errors():
             rows, truncated = _collect(df, limit)

@@ -5,6 +5,7 @@ Twelve rows of 3,4,5,6,6,7,7,6,6,5,4,3 CCDs (62), CCDNUM counted row by row. A C
 about 200 pixels separate CCDs. The layout is scaled with the CCD shape so that small test CCDs
 keep the same geometry.
 """
+
 from __future__ import annotations
 
 import functools

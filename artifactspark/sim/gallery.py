@@ -1,4 +1,5 @@
 """One PNG per class of a simulated archive: the downsampled, stretched CCD with its reports marked."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ def _pick(truth, cls):
     """The reported feature of ``cls`` with the highest S/N (else any feature of it)."""
     rows = [t for t in truth if t["cls"] == cls]
     rep = [t for t in rows if t["reported"]] or rows
-    return max(rep, key=lambda t: (t["snr"] if t["snr"] == t["snr"] else 0.0)) if rep else None
+    return max(rep, key=lambda t: t["snr"] if t["snr"] == t["snr"] else 0.0) if rep else None
 
 
 def make_gallery(archive: str, out_dir: str, cfg, factor: int = 8) -> dict:
@@ -54,12 +55,20 @@ def make_gallery(archive: str, out_dir: str, cfg, factor: int = 8) -> dict:
             r, c = report_to_pixel(rep["x"], rep["y"], cfg.labels, shape)
             color = "red" if rep["problem"] == cls else ("orange" if rep["false_positive"] else "cyan")
             ax.plot(r / factor, c / factor, "o", mfc="none", mec=color, ms=14, mew=2)
-            ax.annotate(rep["problem"] + (" (FP)" if rep["false_positive"] else ""), (r / factor, c / factor),
-                        color=color, fontsize=8, xytext=(8, 8), textcoords="offset points")
+            ax.annotate(
+                rep["problem"] + (" (FP)" if rep["false_positive"] else ""),
+                (r / factor, c / factor),
+                color=color,
+                fontsize=8,
+                xytext=(8, 8),
+                textcoords="offset points",
+            )
         snr = t["snr"]
-        ax.set_title(f"{cls}: D{t['expnum']:08d} c{t['ccd']:02d} {t['band']}  S/N/pix "
-                     f"{'n/a' if snr != snr else f'{snr:.2f}'}  ({'reported' if t['reported'] else 'not reported'})",
-                     fontsize=10)
+        ax.set_title(
+            f"{cls}: D{t['expnum']:08d} c{t['ccd']:02d} {t['band']}  S/N/pix "
+            f"{'n/a' if snr != snr else f'{snr:.2f}'}  ({'reported' if t['reported'] else 'not reported'})",
+            fontsize=10,
+        )
         ax.set_xlabel("row (numpy axis 0) / 8")
         ax.set_ylabel("col / 8")
         fname = os.path.join(out_dir, cls.replace("/", "").replace(" ", "_").replace("-", "_").lower() + ".png")
