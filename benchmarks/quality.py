@@ -1,14 +1,18 @@
 """The quality run: simulate >= 3000 labelled full-size CCDs, preprocess, train, evaluate against truth.
 
-    .venv/bin/python benchmarks/quality.py [--out benchmarks/data/quality] [--exposures 155]
+    .venv/bin/python benchmarks/quality.py [--out benchmarks/data/quality] [--exposures 185] [--extra-exposures 0]
         [--stages simulate,preprocess,train,report] [--epochs 25] [--reference]
 
 Stages (each skipped when its output is already there, so a run can be resumed or split):
 
 1. simulate: ``--exposures`` x 21 CCDs spread over the focal plane (CCDNUM 2, 5, ..., 62), full
    size, RICE-compressed, with the default [simulate] settings except ``inspected_share = 0.95``
-   (155 x 21 = 3255 CCDs, of which ~3090 carry a volunteer label; the label noise rates stay the
-   defaults);
+   (185 x 21 = 3885 CCDs; ~80 % carry a volunteer label, since a CCD counts as labelled only
+   with a report, and the simulator gives clean inspected CCDs an explicit "OK" 70 % of the time:
+   ~3100 labelled; the label noise rates stay the defaults). ``--extra-exposures N`` adds a
+   second batch (seed + 1, exposure numbers from 329000) under OUT/archive-extra, to grow a run
+   without simulating it again; preprocess and the report then take both (the report's truth
+   is the two truth tables together, OUT/truth);
 2. preprocess into a Petastorm store;
 3. train: the default CNN (multi-label with the 'any artifact' head; its binary and many-class
    views are written beside it), then the SVM (RBF) on the binary and the many-class problem on
@@ -44,7 +48,8 @@ def quality_config(config_path=None):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "quality"))
-    ap.add_argument("--exposures", type=int, default=155)
+    ap.add_argument("--exposures", type=int, default=185)
+    ap.add_argument("--extra-exposures", type=int, default=0, help="a second simulated batch (see above)")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--epochs", type=int, default=None, help="override [train] epochs")
@@ -64,7 +69,9 @@ def main(argv=None) -> int:
     cfg = quality_config(a.config)
     out = os.path.abspath(a.out)
     archive, store, models, report = (os.path.join(out, d) for d in ("archive", "store", "models", "report"))
+    extra = os.path.join(out, "archive-extra")
     labels = os.path.join(archive, "labels", "checker_export.json")
+    extra_labels = os.path.join(extra, "labels", "checker_export.json")
     res, times = {"out": out}, {}
     spark = get_spark("artifactspark-quality", a.master)
     try:
@@ -76,24 +83,23 @@ def main(argv=None) -> int:
                 from artifactspark.sim.archive import run_simulation
 
                 s = run_simulation(spark, archive, a.exposures, cfg, ccds=CCDS, seed=a.seed)
-                res["simulate"] = {
-                    k: s.get(k)
-                    for k in (
-                        "ccds",
-                        "artifact_ccds",
-                        "detectable_artifact_ccds",
-                        "artifact_ccds_below_floor_share",
-                        "inspected_ccds",
-                        "ccds_per_second",
-                        "features_below_floor_by_class",
-                    )
-                }
+                res["simulate"] = _sim_summary(s)
+            if a.extra_exposures and not os.path.exists(extra_labels):
+                from artifactspark.sim.archive import run_simulation
+
+                ecfg = quality_config(a.config)
+                ecfg.extra["simulate"]["first_expnum"] = EXTRA_FIRST_EXPNUM
+                s = run_simulation(spark, extra, a.extra_exposures, ecfg, ccds=CCDS, seed=a.seed + 1)
+                res["simulate_extra"] = _sim_summary(s)
             times["simulate"] = round(time.time() - t, 1)
         if "preprocess" in stages:
             from artifactspark.features.preprocess import run_preprocess
 
             t = time.time()
-            p = run_preprocess(spark, [archive], store, cfg, [labels])
+            have_extra = os.path.exists(extra_labels)
+            p = run_preprocess(
+                spark, [archive] + [extra] * have_extra, store, cfg, [labels] + [extra_labels] * have_extra
+            )
             res["preprocess"] = {k: p.get(k) for k in ("inputs", "stored", "quarantined", "skipped")}
             times["preprocess"] = round(time.time() - t, 1)
         dirs = []
@@ -103,13 +109,48 @@ def main(argv=None) -> int:
             from artifactspark.evaluate.report import build_report
 
             t = time.time()
-            res["report"] = build_report(dirs, report, os.path.join(archive, "labels", "truth.parquet"))
+            res["report"] = build_report(dirs, report, truth_dir(out, archive, extra))
             times["report"] = round(time.time() - t, 1)
     finally:
         spark.stop()
     res["seconds"] = times
     print(json.dumps(res, default=str))
     return 0
+
+
+EXTRA_FIRST_EXPNUM = 329000
+
+
+def _sim_summary(s: dict) -> dict:
+    return {
+        k: s.get(k)
+        for k in (
+            "ccds",
+            "artifact_ccds",
+            "detectable_artifact_ccds",
+            "artifact_ccds_below_floor_share",
+            "inspected_ccds",
+            "ccds_per_second",
+            "features_below_floor_by_class",
+        )
+    }
+
+
+def truth_dir(out: str, archive: str, extra: str) -> str:
+    """The labels folder holding the run's truth: the archive's, or with an extra batch both
+    batches' truth.parquet and ccds.parquet concatenated into OUT/truth."""
+    import pandas as pd
+
+    batches = [os.path.join(d, "labels") for d in (archive, extra) if os.path.isdir(os.path.join(d, "labels"))]
+    if len(batches) == 1:
+        return batches[0]
+    dest = os.path.join(out, "truth")
+    os.makedirs(dest, exist_ok=True)
+    for name in ("truth.parquet", "ccds.parquet"):
+        pd.concat([pd.read_parquet(os.path.join(b, name)) for b in batches], ignore_index=True).to_parquet(
+            os.path.join(dest, name)
+        )
+    return dest
 
 
 def train(spark, cfg, store, models, a, res, times, run: bool) -> list[str]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..logs import PROGRESS, import_tensorflow
 from . import modelio
-from .layers import artifact_accuracy, predict, standardize_layer, top_k_layer
+from .layers import artifact_accuracy, line_layer, predict, standardize_layer, top_k_layer
 from .training import TrainingSet
 from .trainingdata import (
     SIGMA_CHANNELS,
@@ -96,8 +96,9 @@ def n_outputs(problem: str, n_classes_out: int, tc: TrainConfig) -> int:
     return n_classes_out + (1 if problem == "multilabel" and tc.any_head else 0)
 
 
-def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
-    """The compiled Keras model: input preparation, the ``[train] architecture`` body, ``n_out`` outputs."""
+def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig, decay_steps: int = 1):
+    """The compiled Keras model: input preparation, the ``[train] architecture`` body, ``n_out``
+    outputs; ``decay_steps`` (epochs x steps per epoch) sets the cosine schedule's length."""
     tf = import_tensorflow()
     from tensorflow.keras import layers
 
@@ -116,7 +117,11 @@ def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
     if tc.architecture == "paper":
         x = _paper_body(x, tc, act)
     else:
-        x = _strided_body(x, tc, act, top_k_layer()(8, name="top_sharp")(x) if pair else None)
+        extra = [top_k_layer()(8, name="top_sharp")(x)] if pair else []
+        if tc.line_k:
+            mask_index = chans.index("mask_frac") if "mask_frac" in chans else None
+            extra.append(line_layer()(tc.line_k, mask_index, name="line_sn")(x))
+        x = _strided_body(x, tc, act, layers.Concatenate()(extra) if len(extra) > 1 else (extra or [None])[0])
     out = layers.Dense(n_out, activation="sigmoid" if problem == "multilabel" else "softmax", name="probs")(x)
     model = tf.keras.Model(inp, out, name=f"artifactspark_cnn_{problem}")
     if problem == "multilabel":
@@ -124,7 +129,10 @@ def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig):
         metrics = [artifact_accuracy]
     else:
         loss, metrics = tf.keras.losses.SparseCategoricalCrossentropy(), ["sparse_categorical_accuracy"]
-    model.compile(optimizer=tf.keras.optimizers.Adam(tc.learning_rate), loss=loss, metrics=metrics)
+    lr = tc.learning_rate
+    if tc.lr_schedule == "cosine":
+        lr = tf.keras.optimizers.schedules.CosineDecay(tc.learning_rate, decay_steps=max(1, decay_steps), alpha=0.02)
+    model.compile(optimizer=tf.keras.optimizers.Adam(lr), loss=loss, metrics=metrics)
     return model
 
 
@@ -176,9 +184,9 @@ def train_cnn(
     test = load_side(ts, "test", tc)
     log.info("validation %d and test %d CCDs in memory", len(val[1]), len(test[1]))
 
-    model = build_model(input_shape, n_out, ts.problem, tc)
     n_train = ts.counts["train"] // (shard_count or 1)
     steps = max(1, math.ceil(n_train / tc.batch_size))
+    model = build_model(input_shape, n_out, ts.problem, tc, decay_steps=steps * tc.epochs)
     history = {
         "epoch": [],
         "loss": [],

@@ -57,10 +57,14 @@ class TrainConfig:
     any_head: bool = True  # multilabel: an extra 'any artifact' sigmoid = P(artifact)
     any_weight: float = 1.0  # its loss weight against the mean over the class outputs
     stem: int = 4  # strided: the patch stem's size and stride, in bins
+    line_k: int = 0  # strided: the k largest line S/N (models/lines.py, Radon) into the head; 0 = off
     net_filters: tuple[int, ...] = (16, 32, 64, 128)
     batch_size: int = 16
     epochs: int = 25
     learning_rate: float = 0.001
+    # "constant", or "cosine": decay to 2 % of learning_rate over epochs x steps (a late low-rate
+    # phase that settles the noisy batch-norm statistics of 16-image batches)
+    lr_schedule: str = "constant"
     input_pool: int = 1  # extra block-mean of the stored image inside the model
     conv_filters: tuple[int, int] = (16, 32)
     kernel_size: int = 5
@@ -81,6 +85,9 @@ class TrainConfig:
     svm_c: float = 1.0
     svm_max_train: int = 20000
     learning_curve_points: int = 6
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def train_config(cfg: PipelineConfig, overrides: dict | None = None) -> TrainConfig:
@@ -109,6 +116,8 @@ def train_config(cfg: PipelineConfig, overrides: dict | None = None) -> TrainCon
         (tc.architecture in ARCHITECTURES, f"architecture must be one of {list(ARCHITECTURES)}"),
         (tc.threshold_rule in THRESHOLD_RULES, f"threshold_rule must be one of {list(THRESHOLD_RULES)}"),
         (tc.fn_cost > 0 and tc.any_weight >= 0, "fn_cost must be > 0 and any_weight >= 0"),
+        (tc.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {list(LR_SCHEDULES)}"),
+        (tc.line_k >= 0 and (tc.line_k == 0 or tc.standardize), "line_k must be >= 0, and needs standardize = true"),
         (
             len(tc.channels) >= 1
             and tc.channels[0] == "image"

@@ -112,11 +112,14 @@ def templates(plan: ExposurePlan, guiding: dict | None, n_gal: int = 24, seed: i
     n = int(2 * math.ceil(3.5 * fw) + 1)
     star = psf.drawImage(nx=n, ny=n, scale=scale).array.astype(np.float32)
     nb = int(2 * math.ceil(40 * fw) + 1)
-    bright = (
-        (galsim.Moffat(beta=2.2, fwhm=plan.seeing) if not guiding else psf)
-        .drawImage(nx=nb, ny=nb, scale=scale, method="real_space" if False else "auto")
-        .array.astype(np.float32)
-    )
+    # Drawn in real space (no_pixel: the core saturates and is masked anyway): drawn by FFT, the
+    # wide Moffat(beta=2.2) rings along the stamp's axes (~1e-5 of the peak at 0.8" seeing, one
+    # pixel wide), which on a 10th-magnitude star is a sharp line of tens of sigma through it, a
+    # feature no real star has. Truncated at the stamp's edge so its flux is the stamp's.
+    bright = galsim.Moffat(beta=2.2, fwhm=plan.seeing, trunc=(nb // 2) * scale)
+    if guiding:
+        bright = bright.shear(g=guiding["g"], beta=guiding["angle"] * galsim.radians)
+    bright = bright.drawImage(nx=nb, ny=nb, scale=scale, method="no_pixel").array.astype(np.float32)
     rng = np.random.default_rng([seed, plan.expnum, 7])
     gals = []
     for _ in range(n_gal):
