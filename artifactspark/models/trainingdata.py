@@ -57,14 +57,14 @@ class TrainConfig:
     any_head: bool = True  # multilabel: an extra 'any artifact' sigmoid = P(artifact)
     any_weight: float = 1.0  # its loss weight against the mean over the class outputs
     stem: int = 4  # strided: the patch stem's size and stride, in bins
-    line_k: int = 0  # strided: the k largest line S/N (models/lines.py, Radon) into the head; 0 = off
+    line_k: int = 4  # strided: the k largest line S/N (models/lines.py, Radon) into the head; 0 = off
     net_filters: tuple[int, ...] = (16, 32, 64, 128)
     batch_size: int = 16
-    epochs: int = 25
+    epochs: int = 30
     learning_rate: float = 0.001
     # "constant", or "cosine": decay to 2 % of learning_rate over epochs x steps (a late low-rate
     # phase that settles the noisy batch-norm statistics of 16-image batches)
-    lr_schedule: str = "constant"
+    lr_schedule: str = "cosine"
     input_pool: int = 1  # extra block-mean of the stored image inside the model
     conv_filters: tuple[int, int] = (16, 32)
     kernel_size: int = 5
@@ -77,7 +77,7 @@ class TrainConfig:
     class_weights: bool = True
     augment: bool = True  # flips only: see cnn.py for which keep the physics
     batch_norm: bool = True  # the strided network's; hurt the paper network (RESULTS.md)
-    early_stopping_patience: int = 6  # epochs without val-loss gain; 0 = off
+    early_stopping_patience: int = 10  # epochs without val-loss gain; 0 = off
     shuffle_buffer: int = 512
     reader_workers: int = 2
     # SVM
