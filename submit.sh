@@ -2,7 +2,7 @@
 # artifactspark launcher: set-up, demo, tests, and spark-submit for every job.
 #
 #   ./submit.sh demo [--size small|medium|large] [--out DIR]   set up, then simulate + preprocess a sample archive locally
-#   ./submit.sh test [PYTEST ARGS]                             set up, then run the whole test suite
+#   ./submit.sh test [PYTEST ARGS]                             set up, ruff (lint, format), then the whole test suite
 #   ./submit.sh setup                                          create / refresh .venv only
 #   ./submit.sh [OPTIONS] JOB [JOB ARGS]                       spark-submit jobs/JOB.py
 #
@@ -50,10 +50,24 @@ setup() {
     echo "submit.sh: creating $VENV" >&2
     "$(find_python)" -m venv "$VENV"
   fi
-  echo "submit.sh: installing artifactspark and its pinned dependencies into $VENV (first time: a few minutes)" >&2
-  "$PY" -m pip install --disable-pip-version-check -q --upgrade pip >&2
-  "$PY" -m pip install --disable-pip-version-check -q -e "$ROOT[test]" >&2
+  # pip's output (warnings, setuptools' editable-install banner) goes to a log, shown only on failure
+  local log="$VENV/setup.log"
+  echo "submit.sh: installing artifactspark and its pinned dependencies into $VENV (first time: a few minutes; log: $log)" >&2
+  if ! { "$PY" -m pip install --disable-pip-version-check -q --upgrade pip &&
+         "$PY" -m pip install --disable-pip-version-check -q -e "$ROOT[test]"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    die "installing the dependencies failed (the output above is in $log)"
+  fi
   echo "$want" > "$stamp"
+}
+
+# Spark's JVM logs at WARN without the known-harmless warnings (conf/log4j2.properties), and a
+# local run binds to the loopback address (no hostname warning); ARTIFACTSPARK_LOG=DEBUG: Spark's defaults.
+quiet_spark() {
+  local profile="$1"
+  [ "${ARTIFACTSPARK_LOG:-}" = "DEBUG" ] && return 0
+  export LOG4J_CONFIGURATION_FILE="${LOG4J_CONFIGURATION_FILE:-$ROOT/conf/log4j2.properties}"
+  if [ "$profile" = "local" ]; then export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"; fi
 }
 
 build_zip() {
@@ -97,6 +111,7 @@ run_job() {
   [ -f "$props" ] || die "no Spark profile $profile (files: $(ls "$ROOT/conf/spark" | tr '\n' ' '))"
   setup
   local zip; zip=$(build_zip)
+  quiet_spark "$profile"
   export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$PY}"
   export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PY}"
   local cmd=("$VENV/bin/spark-submit" --properties-file "$props" --py-files "$zip" "${extra[@]}")
@@ -108,7 +123,11 @@ run_job() {
 
 case "${1:-}" in
   setup) setup ;;
-  test) shift; setup; cd "$ROOT"; exec "$PY" -m pytest "$@" ;;
+  test) shift; setup; cd "$ROOT"
+        # lint and format first (pyproject.toml [tool.ruff]); CI runs this command
+        "$VENV/bin/ruff" check --quiet . || die "ruff check found problems (see above; ruff check --fix fixes some)"
+        "$VENV/bin/ruff" format --check --quiet . || die "ruff format would change the files above: run $VENV/bin/ruff format"
+        exec "$PY" -m pytest "$@" ;;
   demo) shift; setup; exec "$PY" "$ROOT/jobs/demo.py" "$@" ;;
   ""|-h|--help) sed -n '2,17p' "$0" ;;
   *) run_job "$@" ;;

@@ -4,6 +4,7 @@
 sections or keys and values of the wrong type or range raise :class:`ConfigError` naming the
 key, so that a typo never silently falls back to a default.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,8 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .des import MASK_BITS
 from .errors import ConfigError
+from .io.des import MASK_BITS
 
 #: Bump when the feature computation changes in a way that must invalidate stored rows.
 #: 2: sharpness channels max_sn / spread_sn and the scalar noise_sigma added to every row.
@@ -26,17 +27,39 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "conf" / "pipelin
 
 #: The exposure checker's menu (des-data.md), in its grouping order. Index = class id.
 DEFAULT_CLASSES = [
-    "Column mask", "Cosmic ray", "Cross-talk", "Edge-bleed", "Excessive mask",
-    "Dark rim", "Dark halo", "Quilted sky", "Wavy sky", "Anti-bleed",
-    "A/B jump", "Fringing", "Tape bump", "Tree rings", "Vertical jump",
-    "Ghost", "Bright spray", "Brush strokes", "Bright arc",
-    "Satellite", "Airplane",
-    "Guiding", "Shutter", "Readout", "Haze", "Vertical stripes",
+    "Column mask",
+    "Cosmic ray",
+    "Cross-talk",
+    "Edge-bleed",
+    "Excessive mask",
+    "Dark rim",
+    "Dark halo",
+    "Quilted sky",
+    "Wavy sky",
+    "Anti-bleed",
+    "A/B jump",
+    "Fringing",
+    "Tape bump",
+    "Tree rings",
+    "Vertical jump",
+    "Ghost",
+    "Bright spray",
+    "Brush strokes",
+    "Bright arc",
+    "Satellite",
+    "Airplane",
+    "Guiding",
+    "Shutter",
+    "Readout",
+    "Haze",
+    "Vertical stripes",
 ]
 
 
 @dataclass(frozen=True)
 class InputConfig:
+    """``[input]``: which files are inputs, and the CCD shape they must have."""
+
     #: fnmatch patterns on the file's base name.
     image_patterns: tuple[str, ...] = ("*_immasked.fits", "*_immasked.fits.fz", "*_immasked.fits.gz")
     bkg_patterns: tuple[str, ...] = ("*_bkg.fits", "*_bkg.fits.fz", "*_bkg.fits.gz")
@@ -47,14 +70,27 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class MaskConfig:
+    """``[mask]``: which pixels are left out of the bins."""
+
     #: MSK bits whose pixels are left out of the bin means (names from des.MASK_BITS).
-    bits: tuple[str, ...] = ("BPM", "SATURATE", "BADAMP", "CRAY", "STAR", "TRAIL",
-                             "EDGEBLEED", "SSXTALK", "EDGE", "STREAK")
+    bits: tuple[str, ...] = (
+        "BPM",
+        "SATURATE",
+        "BADAMP",
+        "CRAY",
+        "STAR",
+        "TRAIL",
+        "EDGEBLEED",
+        "SSXTALK",
+        "EDGE",
+        "STREAK",
+    )
     #: Pixels with WGT <= 0 carry no information: treat them as masked too.
     zero_weight: bool = True
 
     @property
     def bitmask(self) -> int:
+        """The ``bits`` as one integer mask (OR of their DESDM values)."""
         v = 0
         for b in self.bits:
             v |= MASK_BITS[b]
@@ -63,6 +99,8 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class BackgroundConfig:
+    """``[background]``: the sky to subtract, and what to do without a background file."""
+
     #: What to do when a CCD has no *_bkg file: "estimate" (sep, SExtractor-style) or "quarantine".
     missing: str = "estimate"
     #: Is the SCI image already sky-subtracted? "auto" looks for the SKYSUB header key.
@@ -74,6 +112,8 @@ class BackgroundConfig:
 
 @dataclass(frozen=True)
 class DownsampleConfig:
+    """``[downsample]``: the block-mean factor and the edge rule."""
+
     #: Block-mean factor: 8 turns 4096x2048 into 512x256.
     factor: int = 8
     #: Shapes the factor does not divide: "crop" drops the trailing rows/columns,
@@ -83,6 +123,8 @@ class DownsampleConfig:
 
 @dataclass(frozen=True)
 class StretchConfig:
+    """``[stretch]``: the arcsinh stretch of the binned image."""
+
     #: y = arcsinh(((I - m) / (M - m)) / softening); softening = 1 is the paper's transform.
     softening: float = 1.0
     #: m and M are these percentiles of the valid bins; (0, 100) = min and max, as in the paper.
@@ -91,6 +133,8 @@ class StretchConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
+    """``[store]``: how the feature store is written."""
+
     #: dtype of the image channels in the store ("float16" halves the size; see README).
     image_dtype: str = "float16"
     #: Parquet row-group size for the petastorm dataset, in MB.
@@ -103,6 +147,8 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class LabelConfig:
+    """``[labels]``: how exposure-checker reports become labels."""
+
     #: Which FITS axis the checker's x runs along ("naxis2" = the 4096-pixel axis, see des-data.md).
     x_axis: str = "naxis2"
     flip_x: bool = False
@@ -116,16 +162,26 @@ class LabelConfig:
 
 @dataclass(frozen=True)
 class TaxonomyConfig:
+    """``[taxonomy]``: the artifact classes (index = class id) and their other spellings."""
+
     classes: tuple[str, ...] = tuple(DEFAULT_CLASSES)
     #: Other spellings seen in exports -> canonical class name.
-    aliases: dict = field(default_factory=lambda: {
-        "Cosmic Ray": "Cosmic ray", "Crosstalk": "Cross-talk", "Edge bleed": "Edge-bleed",
-        "AB jump": "A/B jump", "A-B jump": "A/B jump", "Tree Rings": "Tree rings",
-    })
+    aliases: dict = field(
+        default_factory=lambda: {
+            "Cosmic Ray": "Cosmic ray",
+            "Crosstalk": "Cross-talk",
+            "Edge bleed": "Edge-bleed",
+            "AB jump": "A/B jump",
+            "A-B jump": "A/B jump",
+            "Tree Rings": "Tree rings",
+        }
+    )
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    """The whole pipeline config: one frozen dataclass per section; other known sections in ``extra``."""
+
     input: InputConfig = field(default_factory=InputConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
@@ -154,10 +210,12 @@ class PipelineConfig:
 
     @property
     def config_hash(self) -> str:
+        """A 16-hex-digit hash of everything that changes the stored features (:meth:`feature_dict`)."""
         blob = json.dumps(self.feature_dict(), sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def binned_shape(self, shape: tuple[int, int] | None = None) -> tuple[int, int]:
+        """(rows, cols) of the binned planes for ``shape`` (default: the configured CCD shape)."""
         shape = shape or self.input.ccd_shape
         f = self.downsample.factor
         if self.downsample.edge == "crop":
@@ -265,6 +323,7 @@ EXTRA_SECTIONS = {"simulate", "train", "infer", "report"}
 
 
 def config_from_dict(data: dict, source: str = "<dict>") -> PipelineConfig:
+    """A validated :class:`PipelineConfig` from a TOML-shaped dict; ``source`` names it in errors."""
     hints = typing.get_type_hints(PipelineConfig)
     kwargs, extra = {}, {}
     for sec, body in data.items():
@@ -292,7 +351,9 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
         path = DEFAULT_CONFIG_PATH
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist (pass --config with a TOML file like conf/pipeline.toml)")
+        raise ConfigError(
+            f"config file {str(p)!r} does not exist (pass --config with a TOML file like conf/pipeline.toml)"
+        )
     try:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:

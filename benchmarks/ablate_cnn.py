@@ -8,6 +8,7 @@ the shipped defaults. Every run uses the same split by exposure and seed; the th
 on validation. Reports validation loss/error at the best epoch and test accuracy, recall and FPR
 at the chosen threshold (the test side is never used to choose anything). One JSON line per run.
 """
+
 import argparse
 import json
 import os
@@ -16,11 +17,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PAPER = {"class_weights": False, "augment": False, "batch_norm": False, "early_stopping_patience": 0,
-         "standardize": False, "dropout": 0.5}
-VARIANTS = [("paper", {}), ("+standardize", {"standardize": True}), ("+class_weights", {"class_weights": True}),
-            ("+augment", {"augment": True}), ("+batch_norm", {"batch_norm": True}),
-            ("+early_stopping", {"early_stopping_patience": 6}), ("shipped defaults", None)]
+PAPER = {
+    "class_weights": False,
+    "augment": False,
+    "batch_norm": False,
+    "early_stopping_patience": 0,
+    "standardize": False,
+    "dropout": 0.5,
+}
+VARIANTS = [
+    ("paper", {}),
+    ("+standardize", {"standardize": True}),
+    ("+class_weights", {"class_weights": True}),
+    ("+augment", {"augment": True}),
+    ("+batch_norm", {"batch_norm": True}),
+    ("+early_stopping", {"early_stopping_patience": 6}),
+    ("shipped defaults", None),
+]
 
 
 def main():
@@ -31,12 +44,12 @@ def main():
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "data" / "ablation"))
     args = ap.parse_args()
-    from artifactspark.cnn import train_cnn
     from artifactspark.config import load_config
     from artifactspark.logs import setup_logging
+    from artifactspark.models.cnn import train_cnn
+    from artifactspark.models.training import prepare
+    from artifactspark.models.trainingdata import train_config
     from artifactspark.spark import get_spark
-    from artifactspark.training import prepare
-    from artifactspark.trainingdata import train_config
 
     setup_logging("WARNING")
     cfg = load_config(args.config)
@@ -50,12 +63,20 @@ def main():
         h = json.load(open(os.path.join(md, "history.json")))
         best = h["best_epoch"] - 1
         b = s["test"]["binary"]
-        row = {"variant": name, "epochs_run": len(h["epoch"]), "best_epoch": h["best_epoch"],
-               "val_loss": round(h["val_loss"][best], 4), "val_error": round(h["val_error"][best], 3),
-               "train_error_last": round(h["train_error"][-1], 3),
-               "test_accuracy": round(s["test"]["accuracy"], 3), "test_recall": round(b["recall"], 3),
-               "test_fpr": round(b["fpr"], 3), "threshold": round(s["threshold"], 4), "split": s["split"],
-               "rows": s["rows"]}
+        row = {
+            "variant": name,
+            "epochs_run": len(h["epoch"]),
+            "best_epoch": h["best_epoch"],
+            "val_loss": round(h["val_loss"][best], 4),
+            "val_error": round(h["val_error"][best], 3),
+            "train_error_last": round(h["train_error"][-1], 3),
+            "test_accuracy": round(s["test"]["accuracy"], 3),
+            "test_recall": round(b["recall"], 3),
+            "test_fpr": round(b["fpr"], 3),
+            "threshold": round(s["threshold"], 4),
+            "split": s["split"],
+            "rows": s["rows"],
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
     spark.stop()

@@ -18,6 +18,7 @@ variant alike (min and median over the rounds):
 
 Prints one JSON line at the end: seconds per CCD, extra = after - before, ratio = after / before.
 """
+
 import argparse
 import json
 import sys
@@ -29,24 +30,32 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from artifactspark.config import PipelineConfig  # noqa: E402
-from artifactspark.image import (arcsinh_stretch, bin_sharpness, block_mean, noise_sigma,  # noqa: E402
-                                 preprocess_planes, valid_pixels)
+from artifactspark.features.image import (  # noqa: E402
+    arcsinh_stretch,
+    bin_sharpness,
+    block_mean,
+    noise_sigma,
+    preprocess_planes,
+    valid_pixels,
+)
 
 
 def make_ccd(shape=(4096, 2048), sky=1000.0, noise=6.0, seed=7):
     rng = np.random.default_rng(seed)
-    bkg = (sky + 0.002 * np.arange(shape[0], dtype=np.float32)[:, None]
-           + np.zeros(shape, np.float32)).astype(np.float32)
+    bkg = (sky + 0.002 * np.arange(shape[0], dtype=np.float32)[:, None] + np.zeros(shape, np.float32)).astype(
+        np.float32
+    )
     sci = bkg + rng.normal(0, noise, shape).astype(np.float32)
     yy, xx = np.mgrid[-6:7, -6:7]
     psf = np.exp(-(yy**2 + xx**2) / (2 * 1.8**2)).astype(np.float32)
-    for r, c, f in zip(rng.integers(10, shape[0] - 10, 400), rng.integers(10, shape[1] - 10, 400),
-                       rng.uniform(50, 5000, 400)):
-        sci[r - 6:r + 7, c - 6:c + 7] += f * psf
+    for r, c, f in zip(
+        rng.integers(10, shape[0] - 10, 400), rng.integers(10, shape[1] - 10, 400), rng.uniform(50, 5000, 400)
+    ):
+        sci[r - 6 : r + 7, c - 6 : c + 7] += f * psf
     sci[rng.integers(0, shape[0], 3000), rng.integers(0, shape[1], 3000)] += rng.uniform(50, 2000, 3000)
     msk = np.zeros(shape, np.int32)
-    msk[:, 1234] = 1             # BPM column
-    msk[:, :15] |= 512           # EDGE
+    msk[:, 1234] = 1  # BPM column
+    msk[:, :15] |= 512  # EDGE
     msk[:, -15:] |= 512
     wgt = np.full(shape, 1 / noise**2, np.float32)
     wgt[2000:2010, 300:700] = 0  # zero weight
@@ -69,14 +78,20 @@ def before(sci, msk, bkg, wgt, cfg):
     y, m, M = arcsinh_stretch(mean, has_data, cfg.stretch.softening, cfg.stretch.percentiles)
     if not np.isfinite(y).all():
         raise AssertionError("non_finite")
-    return {"image": y, "mask_frac": frac, "stretch_min": m, "stretch_max": M,
-            "masked_fraction": float(1.0 - valid.mean()), "bkg_source": "file"}
+    return {
+        "image": y,
+        "mask_frac": frac,
+        "stretch_min": m,
+        "stretch_max": M,
+        "masked_fraction": float(1.0 - valid.mean()),
+        "bkg_source": "file",
+    }
 
 
 def _bins(sub, valid, f):
     H, W = sub.shape[0] // f, sub.shape[1] // f
-    x = sub[:H * f, :W * f].reshape(H, f, W, f).transpose(0, 2, 1, 3).reshape(H * W, f * f)
-    v = valid[:H * f, :W * f].reshape(H, f, W, f).transpose(0, 2, 1, 3).reshape(H * W, f * f)
+    x = sub[: H * f, : W * f].reshape(H, f, W, f).transpose(0, 2, 1, 3).reshape(H * W, f * f)
+    v = valid[: H * f, : W * f].reshape(H, f, W, f).transpose(0, 2, 1, 3).reshape(H * W, f * f)
     return x, v, H, W
 
 
@@ -152,10 +167,13 @@ def main():
     res["median_spread_sn"] = round(float(np.median(out["spread_sn"])), 3)
     res["max_max_sn"] = round(float(out["max_sn"].max()), 1)
     # what each channel adds to a stored row (float16, CompressedNdarrayCodec, as in the store)
-    from artifactspark.store import feature_schema
+    from artifactspark.features.store import feature_schema
+
     schema = feature_schema(out["image"].shape, len(cfg.taxonomy.classes), "float16")
-    res["encoded_kib_float16"] = {c: round(len(schema.fields[c].codec.encode(
-        schema.fields[c], out[c].astype(np.float16))) / 1024, 1) for c in ("image", "mask_frac", "max_sn", "spread_sn")}
+    res["encoded_kib_float16"] = {
+        c: round(len(schema.fields[c].codec.encode(schema.fields[c], out[c].astype(np.float16))) / 1024, 1)
+        for c in ("image", "mask_frac", "max_sn", "spread_sn")
+    }
     # and what encoding them costs (outside preprocess_planes: the row's Petastorm encoding)
     enc = []
     for _ in range(args.rounds):
@@ -167,11 +185,17 @@ def main():
     res["encode_new_channels_s_median"] = round(float(np.median(enc)), 4)
     for k in variants:
         print(f"{k:9s} min {res[f'{k}_s_min'] * 1e3:7.1f} ms   median {res[f'{k}_s_median'] * 1e3:7.1f} ms", flush=True)
-    print(f"extra per CCD (after - before): {res['extra_s_min'] * 1e3:.1f} ms (min), "
-          f"{res['extra_s_median'] * 1e3:.1f} ms (median); ratio after/before {res['ratio_after_to_before_min']} "
-          f"(min), {res['ratio_after_to_before_median']} (median)", flush=True)
-    print(f"encoded float16 KiB per CCD: {res['encoded_kib_float16']}; encoding max_sn + spread_sn: "
-          f"{res['encode_new_channels_s_median'] * 1e3:.1f} ms (median)", flush=True)
+    print(
+        f"extra per CCD (after - before): {res['extra_s_min'] * 1e3:.1f} ms (min), "
+        f"{res['extra_s_median'] * 1e3:.1f} ms (median); ratio after/before {res['ratio_after_to_before_min']} "
+        f"(min), {res['ratio_after_to_before_median']} (median)",
+        flush=True,
+    )
+    print(
+        f"encoded float16 KiB per CCD: {res['encoded_kib_float16']}; encoding max_sn + spread_sn: "
+        f"{res['encode_new_channels_s_median'] * 1e3:.1f} ms (median)",
+        flush=True,
+    )
     print(json.dumps(res))
 
 

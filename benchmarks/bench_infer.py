@@ -12,6 +12,7 @@ In one script run, on the same stored CCDs and the same model:
      alone, their ratios to the loop, and the peak RSS of any Python worker.
 Prints one JSON line at the end.
 """
+
 import argparse
 import json
 import os
@@ -33,8 +34,8 @@ def loop(store: str, model: str, batch: int):
     import pyarrow.dataset as ds
     import tensorflow as tf
 
-    from artifactspark.modelio import Predictor
-    from artifactspark.store import decode_ndarray
+    from artifactspark.features.store import decode_ndarray
+    from artifactspark.models.modelio import Predictor
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -45,13 +46,13 @@ def loop(store: str, model: str, batch: int):
     p.predict({f: v[:batch] for f, v in planes.items()})  # warm-up (graph, allocations)
     t0 = time.perf_counter()
     for i in range(0, n, batch):
-        p.predict({f: v[i:i + batch] for f, v in planes.items()})
+        p.predict({f: v[i : i + batch] for f, v in planes.items()})
     return n, time.perf_counter() - t0
 
 
 def spark_run(store, model, cfg_path, cores, out):
     from artifactspark.config import load_config
-    from artifactspark.infer import run_infer
+    from artifactspark.serve.infer import run_infer
     from artifactspark.spark import get_spark
 
     spark = get_spark(f"bench-infer-{cores}", master=f"local[{cores}]", conf={"spark.ui.enabled": "false"})
@@ -79,8 +80,9 @@ def main():
     ap.add_argument("--loop-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     from artifactspark.config import load_config
-    from artifactspark.infer import infer_config
     from artifactspark.logs import setup_logging
+    from artifactspark.serve.infer import infer_config
+
     setup_logging("WARNING")
     batch = infer_config(load_config(args.config)).batch_size
     if args.loop_only:
@@ -91,10 +93,16 @@ def main():
         wall, s, peak = spark_run(args.store, args.model, args.config, args.spark_only, args.out)
         print(json.dumps({"wall": wall, "summary": s, "peak": peak}))
         return
-    base = [sys.executable, __file__, "--store", args.store, "--model", args.model, "--out", args.out] + \
-        (["--config", args.config] if args.config else [])
-    r = json.loads(subprocess.run(base + ["--loop-only"], env={**os.environ, **ONE_THREAD}, capture_output=True,
-                                  text=True, check=True).stdout.strip().splitlines()[-1])
+    base = [sys.executable, __file__, "--store", args.store, "--model", args.model, "--out", args.out] + (
+        ["--config", args.config] if args.config else []
+    )
+    r = json.loads(
+        subprocess.run(
+            base + ["--loop-only"], env={**os.environ, **ONE_THREAD}, capture_output=True, text=True, check=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     n, loop_rate = r["n"], r["n"] / r["seconds"]
     res = {"ccds": n, "loop_ccd_per_s": round(loop_rate, 2), "batch_size": batch}
     print(f"loop: {n} CCDs in {r['seconds']:.2f} s = {loop_rate:.2f} CCD/s on 1 core", flush=True)
@@ -105,13 +113,21 @@ def main():
         wall, s, peak = r["wall"], r["summary"], r["peak"]
         assert s["scored"] == n and s["predictions_rows"] == n, s
         rate, score_rate = n / wall / c, n / s["score_seconds"] / c
-        res.update({f"spark{c}_seconds": round(wall, 1), f"spark{c}_ccd_per_s_per_core": round(rate, 2),
-                    f"spark{c}_ratio_to_loop": round(rate / loop_rate, 3),
-                    f"spark{c}_score_write_seconds": s["score_seconds"],
-                    f"spark{c}_score_ratio_to_loop": round(score_rate / loop_rate, 3),
-                    f"spark{c}_peak_worker_rss_mb": round(peak / 2**20)})
-        print(f"spark local[{c}]: {wall:.1f} s = {rate:.2f} CCD/s/core (ratio {rate / loop_rate:.3f}); scoring+write "
-              f"{s['score_seconds']} s (ratio {score_rate / loop_rate:.3f}); peak worker RSS {peak / 2**20:.0f} MB", flush=True)
+        res.update(
+            {
+                f"spark{c}_seconds": round(wall, 1),
+                f"spark{c}_ccd_per_s_per_core": round(rate, 2),
+                f"spark{c}_ratio_to_loop": round(rate / loop_rate, 3),
+                f"spark{c}_score_write_seconds": s["score_seconds"],
+                f"spark{c}_score_ratio_to_loop": round(score_rate / loop_rate, 3),
+                f"spark{c}_peak_worker_rss_mb": round(peak / 2**20),
+            }
+        )
+        print(
+            f"spark local[{c}]: {wall:.1f} s = {rate:.2f} CCD/s/core (ratio {rate / loop_rate:.3f}); scoring+write "
+            f"{s['score_seconds']} s (ratio {score_rate / loop_rate:.3f}); peak worker RSS {peak / 2**20:.0f} MB",
+            flush=True,
+        )
     print(json.dumps(res))
 
 

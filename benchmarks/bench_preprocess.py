@@ -5,7 +5,7 @@
 One script run, same files for every measurement:
   1. a full-size simulated archive (RICE-compressed 4096x2048 CCDs), generated once and cached;
   2. the baseline: one Python process calling the same library function the executors call
-     (artifactspark.preprocess.process_unit: read SCI/MSK/WGT/bkg, subtract, mask, bin,
+     (artifactspark.features.extract.process_unit: read SCI/MSK/WGT/bkg, subtract, mask, bin,
      stretch, sharpness channels) and encoding the row with the same Petastorm codecs, for every CCD;
   3. the Spark job (run_preprocess: listing, processing, Petastorm write, manifest, commit)
      into a fresh store on local[1] and on local[2]; the SparkSession is started before timing.
@@ -17,6 +17,7 @@ any one Python worker during the Spark run (= memory per concurrent task), and t
 size of a row's image channels (image, mask_frac, max_sn, spread_sn) in float16 and float32.
 Prints one JSON line at the end.
 """
+
 import argparse
 import json
 import os
@@ -35,7 +36,7 @@ CHANNELS = ("image", "mask_frac", "max_sn", "spread_sn")
 
 def ensure_archive(data: str, exposures: int, ccds: str) -> str:
     from artifactspark.config import load_config
-    from artifactspark.des import parse_ccd_list
+    from artifactspark.io.des import parse_ccd_list
     from artifactspark.sim.archive import run_simulation
     from artifactspark.spark import get_spark
 
@@ -49,7 +50,8 @@ def ensure_archive(data: str, exposures: int, ccds: str) -> str:
 
 
 def list_units(root: str) -> list[dict]:
-    from artifactspark.des import parse_name
+    from artifactspark.io.des import parse_name
+
     imgs, bkgs = {}, {}
     for d, _, files in os.walk(root):
         for f in files:
@@ -63,8 +65,9 @@ def list_units(root: str) -> list[dict]:
 def loop_baseline(units, cfg):
     from petastorm.unischema import dict_to_spark_row
 
-    from artifactspark.preprocess import process_unit
-    from artifactspark.store import schema_for_config
+    from artifactspark.features.extract import process_unit
+    from artifactspark.features.store import schema_for_config
+
     schema = schema_for_config(cfg)
     process_unit(units[0], cfg, None)  # warm-up: imports, page cache
     t = time.perf_counter()
@@ -80,12 +83,14 @@ def loop_baseline(units, cfg):
 def _loop_chunk(args):
     units, cfg_path = args
     from artifactspark.config import load_config
+
     return loop_baseline(units, load_config(cfg_path))[0]
 
 
 def loop_two_processes(units):
     """The same loop split over 2 processes at once: how far this machine itself scales to 2 cores."""
     import multiprocessing as mp
+
     halves = [units[0::2], units[1::2]]
     with mp.get_context("spawn").Pool(2) as pool:
         pool.map(_loop_chunk, [(units[:2], None)] * 2)  # start-up and imports outside the timing
@@ -98,9 +103,11 @@ def dtype_sizes(units, cfg, n=8):
     """Encoded bytes of the image channels per CCD for float16 and float32 (same CCDs)."""
     import dataclasses
 
-    from artifactspark.preprocess import process_unit
+    from artifactspark.features.extract import process_unit
+
     cfg = dataclasses.replace(cfg, store=dataclasses.replace(cfg.store, image_dtype="float32"))
-    from artifactspark.store import feature_schema
+    from artifactspark.features.store import feature_schema
+
     schemas = {dt: feature_schema(cfg.binned_shape(), len(cfg.taxonomy.classes), dt) for dt in ("float16", "float32")}
     out = {"float16": 0, "float32": 0}
     err = 0.0
@@ -111,16 +118,21 @@ def dtype_sizes(units, cfg, n=8):
                 f = schemas[dt].fields[c]
                 out[dt] += len(f.codec.encode(f, row[c].astype(dt)))
         import numpy as np
+
         f32 = row["image"].astype(np.float32)
         err = max(err, float(np.abs(f32 - f32.astype(np.float16).astype(np.float32)).max()))
     return {k: round(v / n / 1024, 1) for k, v in out.items()} | {"float16_max_abs_error": err}
 
 
 def spark_run(root, cfg, cores: int, data: str):
-    from artifactspark.preprocess import run_preprocess
+    from artifactspark.features.preprocess import run_preprocess
     from artifactspark.spark import get_spark
-    spark = get_spark(f"bench-preprocess-{cores}", master=f"local[{cores}]",
-                      conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": str(2 * cores)})
+
+    spark = get_spark(
+        f"bench-preprocess-{cores}",
+        master=f"local[{cores}]",
+        conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": str(2 * cores)},
+    )
     spark.range(4).count()  # JVM and a Python worker up before timing
     store = os.path.join(data, f"store-{cores}")
     shutil.rmtree(store, ignore_errors=True)
@@ -145,6 +157,7 @@ def main():
     args = ap.parse_args()
     from artifactspark.config import load_config
     from artifactspark.logs import setup_logging
+
     setup_logging("WARNING")
     cfg = load_config(None)
     root = ensure_archive(args.data, args.exposures, args.ccds)
@@ -156,8 +169,12 @@ def main():
     n = len(units)
     loop_s, sizes = loop_baseline(units, cfg)
     loop_rate = n / loop_s
-    res = {"ccds": n, "loop_seconds": round(loop_s, 1), "loop_ccd_per_s": round(loop_rate, 3),
-           "encoded_kib_per_ccd": round(sum(sizes) / n / 1024, 1)}
+    res = {
+        "ccds": n,
+        "loop_seconds": round(loop_s, 1),
+        "loop_ccd_per_s": round(loop_rate, 3),
+        "encoded_kib_per_ccd": round(sum(sizes) / n / 1024, 1),
+    }
     print(f"loop: {n} CCDs in {loop_s:.1f} s = {loop_rate:.3f} CCD/s on 1 core", flush=True)
     if 2 in args.cores:
         two = loop_two_processes(units)
@@ -166,9 +183,24 @@ def main():
     for c in args.cores:
         # each Spark run in a fresh process: every run pays the same cold JVM (JIT, codegen)
         import subprocess
-        out = subprocess.run([sys.executable, __file__, "--spark-only", str(c), "--data", args.data,
-                              "--exposures", str(args.exposures), "--ccds", args.ccds],
-                             capture_output=True, text=True, check=True)
+
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--spark-only",
+                str(c),
+                "--data",
+                args.data,
+                "--exposures",
+                str(args.exposures),
+                "--ccds",
+                args.ccds,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         wall, summary, peak = r["wall"], r["summary"], r["peak"]
         assert summary["stored"] == n, summary
@@ -185,10 +217,13 @@ def main():
         res[f"spark{c}_ccd_task_seconds"] = summary["ccd_task_seconds"]
         if c == 2 and "loop2_ccd_per_s_per_core" in res:
             res["spark2_ratio_to_loop2"] = round(rate / res["loop2_ccd_per_s_per_core"], 3)
-        print(f"spark local[{c}]: {wall:.1f} s = {rate:.3f} CCD/s/core, ratio {rate / loop_rate:.3f}, "
-              f"steady-state ratio {n / summary['timings']['process'] / c / loop_rate:.3f}, "
-              f"peak worker RSS {peak / 2**20:.0f} MB, phases {summary['timings']}, "
-              f"time in CCD work {summary['ccd_task_seconds']} s", flush=True)
+        print(
+            f"spark local[{c}]: {wall:.1f} s = {rate:.3f} CCD/s/core, ratio {rate / loop_rate:.3f}, "
+            f"steady-state ratio {n / summary['timings']['process'] / c / loop_rate:.3f}, "
+            f"peak worker RSS {peak / 2**20:.0f} MB, phases {summary['timings']}, "
+            f"time in CCD work {summary['ccd_task_seconds']} s",
+            flush=True,
+        )
     res["store_kib_per_ccd"] = dtype_sizes(units, cfg)
     print(json.dumps(res))
 

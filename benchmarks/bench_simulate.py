@@ -8,6 +8,7 @@ exposures with the default [simulate] settings (artifact share 0.5) and writes t
 first CCD (GalSim/fitsio imports, templates) is timed separately as warm-up. With --procs 2 two
 workers run at once: CCDs/s/core = total CCDs / wall / procs. Prints one JSON line per setting.
 """
+
 import argparse
 import json
 import multiprocessing as mp
@@ -36,8 +37,9 @@ def worker(args):
     times = []
     for k in range(n):
         t = time.time()
-        simulate_ccd(sc, 1, wid * 100 + k, 2 + (k * 7) % 60, shape, sc.ccds, out, cfg.labels,
-                     tuple(cfg.taxonomy.classes))
+        simulate_ccd(
+            sc, 1, wid * 100 + k, 2 + (k * 7) % 60, shape, sc.ccds, out, cfg.labels, tuple(cfg.taxonomy.classes)
+        )
         times.append(time.time() - t)
     return {"warmup_s": warm, "times": times, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -57,12 +59,21 @@ def main():
         wall = max(sum(r["times"]) for r in res)
         total = sum(len(r["times"]) for r in res)
         per_ccd = [t for r in res for t in r["times"]]
-        print(json.dumps({"procs": procs, "ccds": total, "ccd_per_s_per_core": round(total / wall / procs, 3),
-                          "seconds_per_ccd_mean": round(sum(per_ccd) / len(per_ccd), 3),
-                          "seconds_per_ccd_max": round(max(per_ccd), 3),
-                          "warmup_s": round(max(r["warmup_s"] for r in res), 2),
-                          "peak_rss_mb_per_task": round(max(r["max_rss_mb"] for r in res), 1),
-                          "cpu_count": os.cpu_count()}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "procs": procs,
+                    "ccds": total,
+                    "ccd_per_s_per_core": round(total / wall / procs, 3),
+                    "seconds_per_ccd_mean": round(sum(per_ccd) / len(per_ccd), 3),
+                    "seconds_per_ccd_max": round(max(per_ccd), 3),
+                    "warmup_s": round(max(r["warmup_s"] for r in res), 2),
+                    "peak_rss_mb_per_task": round(max(r["max_rss_mb"] for r in res), 1),
+                    "cpu_count": os.cpu_count(),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Training input pipeline: Petastorm (store -> make_reader -> tf.data) versus in-memory arrays.
 
-  .venv/bin/python benchmarks/bench_train_input.py --store STORE [--config FILE] [--problem binary] [--steps 60] [--rounds 2]
+  .venv/bin/python benchmarks/bench_train_input.py --store STORE [--config FILE] [--problem binary] \
+      [--steps 60] [--rounds 2]
 
 The shipped network and input channels ([train] defaults; target >= 100 img/s on 2 cores).
 Same model, same process, same training rows: ``model.fit`` for ``--steps`` steps fed (a) by
@@ -9,6 +10,7 @@ prefetch) and (b) by ``tf.data.Dataset.from_tensor_slices`` over the same rows a
 memory, with the same flips, shuffle, batch and prefetch. Alternates a/b for ``--rounds`` and
 reports the median images per second of each and their ratio (target: Petastorm >= 0.9 x memory).
 """
+
 import argparse
 import json
 import statistics
@@ -30,12 +32,12 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from artifactspark.cnn import build_model, load_side, n_outputs
     from artifactspark.config import load_config
     from artifactspark.logs import setup_logging
+    from artifactspark.models.cnn import build_model, load_side, n_outputs
+    from artifactspark.models.training import prepare
+    from artifactspark.models.trainingdata import augment_flips, class_weights, train_config, train_stream
     from artifactspark.spark import get_spark
-    from artifactspark.training import prepare
-    from artifactspark.trainingdata import augment_flips, class_weights, train_config, train_stream
 
     setup_logging("WARNING")
     cfg = load_config(args.config)
@@ -50,14 +52,19 @@ def main():
     else:
         w = class_weights(np.asarray(y, int), n_out)
         sw = w[np.asarray(y, int)].astype(np.float32)
-    mem = (tf.data.Dataset.from_tensor_slices((x, y, sw)).repeat()
-           .map(lambda a, b, c: (augment_flips(a), b, c), num_parallel_calls=2)
-           .shuffle(tc.shuffle_buffer, seed=tc.seed).batch(tc.batch_size).prefetch(2))
+    mem = (
+        tf.data.Dataset.from_tensor_slices((x, y, sw))
+        .repeat()
+        .map(lambda a, b, c: (augment_flips(a), b, c), num_parallel_calls=2)
+        .shuffle(tc.shuffle_buffer, seed=tc.seed)
+        .batch(tc.batch_size)
+        .prefetch(2)
+    )
     model = build_model(x.shape[1:], n_out, args.problem, tc)
     rates = {"petastorm": [], "memory": []}
 
     def timed(ds):
-        model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)           # warm-up: first batches, graph
+        model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)  # warm-up: first batches, graph
         t = time.perf_counter()
         model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
         return args.steps * tc.batch_size / (time.perf_counter() - t)
@@ -66,12 +73,26 @@ def main():
         rates["memory"].append(timed(mem))
         with train_stream(ts.features_uri, ts.split["train"], args.problem, len(ts.taxonomy), tc, w) as ds:
             rates["petastorm"].append(timed(ds))
-        print(f"round {r + 1}: memory {rates['memory'][-1]:.1f} img/s, petastorm {rates['petastorm'][-1]:.1f} img/s", flush=True)
+        print(
+            f"round {r + 1}: memory {rates['memory'][-1]:.1f} img/s, petastorm {rates['petastorm'][-1]:.1f} img/s",
+            flush=True,
+        )
     med = {k: statistics.median(v) for k, v in rates.items()}
-    print(json.dumps({"train_rows": int(len(x)), "image_shape": list(x.shape[1:]), "batch_size": tc.batch_size,
-                      "steps": args.steps, "rounds": args.rounds,
-                      "memory_img_per_s": round(med["memory"], 1), "petastorm_img_per_s": round(med["petastorm"], 1),
-                      "ratio": round(med["petastorm"] / med["memory"], 3), "all": rates}))
+    print(
+        json.dumps(
+            {
+                "train_rows": int(len(x)),
+                "image_shape": list(x.shape[1:]),
+                "batch_size": tc.batch_size,
+                "steps": args.steps,
+                "rounds": args.rounds,
+                "memory_img_per_s": round(med["memory"], 1),
+                "petastorm_img_per_s": round(med["petastorm"], 1),
+                "ratio": round(med["petastorm"] / med["memory"], 3),
+                "all": rates,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

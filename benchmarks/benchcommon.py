@@ -1,4 +1,5 @@
 """Shared by the benchmarks."""
+
 import threading
 import time
 
@@ -13,6 +14,7 @@ class RSSWatcher(threading.Thread):
 
     def run(self):
         import psutil
+
         me = psutil.Process()
         while not self.stop.is_set():
             for p in me.children(recursive=True):

@@ -9,6 +9,7 @@ current range [lo, hi] below the floor, and the smallest lo that keeps that shar
 
     .venv/bin/python benchmarks/calibrate_floors.py --exposures 6 --ccds 20 --procs 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,12 @@ def _config(mode: str = "ccd"):
     cfg = load_config(None)
     data = dict(cfg.extra.get("simulate", {}))
     expo = mode == "exposure"
-    data.update(artifact_share=1.0, extra_classes_per_ccd=1.5,
-                exposure_rates={c: float(expo) for c in EXPOSURE_CLASS_RATES if c != "Guiding"},
-                class_weights={c: 1.0 for c in CCD_CLASS_WEIGHTS})
+    data.update(
+        artifact_share=1.0,
+        extra_classes_per_ccd=1.5,
+        exposure_rates={c: float(expo) for c in EXPOSURE_CLASS_RATES if c != "Guiding"},
+        class_weights={c: 1.0 for c in CCD_CLASS_WEIGHTS},
+    )
     return cfg, sim_config(data)
 
 
@@ -45,8 +49,9 @@ def _one(item):
     index, ccd, n_ccds = item
     cfg, sc = _config("exposure" if index % 2 == 0 else "ccd")
     ccds = tuple(range(1, n_ccds + 1))
-    out = simulate_ccd(sc, 99, index, ccd, tuple(cfg.input.ccd_shape), ccds, None, cfg.labels,
-                       tuple(cfg.taxonomy.classes), write=False)
+    out = simulate_ccd(
+        sc, 99, index, ccd, tuple(cfg.input.ccd_shape), ccds, None, cfg.labels, tuple(cfg.taxonomy.classes), write=False
+    )
     return [{k: t[k] for k in ("cls", "snr", "sn_binned", "contrast", "n_sharp", "detectable")} for t in out["truth"]]
 
 
@@ -58,7 +63,11 @@ def required_snr(t: dict) -> float:
     per_sn = t["sn_binned"] / t["snr"]
     need_sn = detect.SN_FLOOR / per_sn if per_sn > 0 else math.inf
     if rule == "compact":
-        need_sharp = detect.SHARP_SIGMA * 1.05 if t["n_sharp"] >= detect.SHARP_FLOOR or t["snr"] < detect.SHARP_SIGMA else math.inf
+        need_sharp = (
+            detect.SHARP_SIGMA * 1.05
+            if t["n_sharp"] >= detect.SHARP_FLOOR or t["snr"] < detect.SHARP_SIGMA
+            else math.inf
+        )
         return min(need_sn, need_sharp)
     per_c = t["contrast"] / t["snr"]
     return max(need_sn, detect.CONTRAST_FLOOR / per_c if per_c > 0 else math.inf)
@@ -92,9 +101,12 @@ def main(argv=None) -> int:
         row = {"n": len(g), "detectable_share_now": round(det, 3), "range": [lo, hi]}
         fin = req[np.isfinite(req)]
         if fin.size:
-            row.update(req_median=round(float(np.median(fin)), 3), req_p80=round(float(np.quantile(fin, 0.8)), 3),
-                       never=int(np.sum(~np.isfinite(req) & ~np.isnan(req))),
-                       below_share_at_range=round(share_below(req[~np.isnan(req)], lo, hi), 3))
+            row.update(
+                req_median=round(float(np.median(fin)), 3),
+                req_p80=round(float(np.quantile(fin, 0.8)), 3),
+                never=int(np.sum(~np.isfinite(req) & ~np.isnan(req))),
+                below_share_at_range=round(share_below(req[~np.isnan(req)], lo, hi), 3),
+            )
             cands = np.geomspace(min(lo, fin.min()) / 2, hi, 400)
             ok = [c for c in cands if share_below(req[~np.isnan(req)], c, hi) <= a.target]
             row["lo_for_target"] = round(float(ok[0]), 3) if ok else None

@@ -22,6 +22,7 @@ Stages (each skipped when its output is already there, so a run can be resumed o
 
 Prints one JSON line with the figures; the stage times are in it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,27 +81,33 @@ def main(argv=None) -> int:
                 print(f"quality: archive already at {archive}", file=sys.stderr)
             else:
                 from artifactspark.sim.archive import run_simulation
+
                 s = run_simulation(spark, archive, a.exposures, cfg, ccds=CCDS, seed=a.seed)
                 res["simulate"] = _sim_summary(s)
             if a.extra_exposures and not os.path.exists(extra_labels):
                 from artifactspark.sim.archive import run_simulation
+
                 ecfg = quality_config(a.config)
                 ecfg.extra["simulate"]["first_expnum"] = EXTRA_FIRST_EXPNUM
                 s = run_simulation(spark, extra, a.extra_exposures, ecfg, ccds=CCDS, seed=a.seed + 1)
                 res["simulate_extra"] = _sim_summary(s)
             times["simulate"] = round(time.time() - t, 1)
         if "preprocess" in stages:
-            from artifactspark.preprocess import run_preprocess
+            from artifactspark.features.preprocess import run_preprocess
+
             t = time.time()
             have_extra = os.path.exists(extra_labels)
-            p = run_preprocess(spark, [archive] + [extra] * have_extra, store, cfg, [labels] + [extra_labels] * have_extra)
+            p = run_preprocess(
+                spark, [archive] + [extra] * have_extra, store, cfg, [labels] + [extra_labels] * have_extra
+            )
             res["preprocess"] = {k: p.get(k) for k in ("inputs", "stored", "quarantined", "skipped")}
             times["preprocess"] = round(time.time() - t, 1)
         dirs = []
         if "train" in stages or "report" in stages:
             dirs = train(spark, cfg, store, models, a, res, times, run="train" in stages)
         if "report" in stages:
-            from artifactspark.report import build_report
+            from artifactspark.evaluate.report import build_report
+
             t = time.time()
             res["report"] = build_report(dirs, report, truth_dir(out, archive, extra))
             times["report"] = round(time.time() - t, 1)
@@ -115,8 +122,18 @@ EXTRA_FIRST_EXPNUM = 329000
 
 
 def _sim_summary(s: dict) -> dict:
-    return {k: s.get(k) for k in ("ccds", "artifact_ccds", "detectable_artifact_ccds", "artifact_ccds_below_floor_share",
-                                  "inspected_ccds", "ccds_per_second", "features_below_floor_by_class")}
+    return {
+        k: s.get(k)
+        for k in (
+            "ccds",
+            "artifact_ccds",
+            "detectable_artifact_ccds",
+            "artifact_ccds_below_floor_share",
+            "inspected_ccds",
+            "ccds_per_second",
+            "features_below_floor_by_class",
+        )
+    }
 
 
 def truth_dir(out: str, archive: str, extra: str) -> str:
@@ -131,16 +148,17 @@ def truth_dir(out: str, archive: str, extra: str) -> str:
     os.makedirs(dest, exist_ok=True)
     for name in ("truth.parquet", "ccds.parquet"):
         pd.concat([pd.read_parquet(os.path.join(b, name)) for b in batches], ignore_index=True).to_parquet(
-            os.path.join(dest, name))
+            os.path.join(dest, name)
+        )
     return dest
 
 
 def train(spark, cfg, store, models, a, res, times, run: bool) -> list[str]:
     """Train (or find) the quality run's models; returns the model directories for the report."""
-    from artifactspark.cnn import train_cnn
-    from artifactspark.svm import train_svm
-    from artifactspark.training import prepare
-    from artifactspark.trainingdata import train_config
+    from artifactspark.models.cnn import train_cnn
+    from artifactspark.models.svm import train_svm
+    from artifactspark.models.training import prepare
+    from artifactspark.models.trainingdata import train_config
 
     over = {"epochs": a.epochs} if a.epochs else {}
     tc = train_config(cfg, over)
@@ -148,8 +166,9 @@ def train(spark, cfg, store, models, a, res, times, run: bool) -> list[str]:
     plan = [("cnn", "multilabel", cnn, tc)]
     plan += [("svm", pr, os.path.join(models, f"svm-{pr}"), tc) for pr in ("binary", "multiclass")]
     if a.reference:
-        ref = train_config(cfg, {**over, "architecture": "paper", "batch_norm": False,
-                                 "channels": ["image", "mask_frac"]})
+        ref = train_config(
+            cfg, {**over, "architecture": "paper", "batch_norm": False, "channels": ["image", "mask_frac"]}
+        )
         plan.append(("cnn", "binary", os.path.join(models, "cnn-paper-binary"), ref))
     split = None
     res.setdefault("train", {})

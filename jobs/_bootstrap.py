@@ -3,6 +3,7 @@
 Under ``submit.sh`` the package arrives through ``--py-files``; run as ``python jobs/x.py``
 from a checkout without installing, the repository root is put on ``sys.path``.
 """
+
 import sys
 from pathlib import Path
 

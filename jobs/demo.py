@@ -1,133 +1,35 @@
-"""The end-to-end demo on the embedded default: local Spark, a generated sample archive.
+"""./submit.sh demo [--size tiny|small|medium|large] [--out DIR] [--seed S]"""
 
-    ./submit.sh demo [--size tiny|small|medium|large] [--out DIR] [--seed S]
-
-1. simulates a DES-format archive with injected artifacts and exposure-checker labels
-   (artifactspark.sim; full-size 4096x2048 CCDs, RICE-compressed);
-2. preprocesses it into a Petastorm feature store;
-3. trains the CNN (multi-label, with binary and many-class views) and the SVM (binary and many-class)
-   on one split by exposure;
-4. scores the whole store with the CNN into a predictions table (batch inference);
-5. writes the report (confusion matrices, FPR/FNR curve, error vs epoch, learning curves,
-   recall vs artifact strength, CNN vs SVM) and a gallery with one PNG per class;
-and prints where to look. Running it again reuses what did not change: the archive, the store
-(the second preprocess skips every input), the models (when no CCD changed) and the predictions.
-"""
 import argparse
-import json
 import os
 import sys
-import time
 
 import _bootstrap  # noqa: F401
 
+from artifactspark import demo
 from artifactspark.cli import run_job
-
-# exposures, CCDs, [train] overrides
-SIZES = {"tiny": (5, "1-4", {"epochs": 2}), "small": (12, "1-20", {}),
-         "medium": (30, "1-62", {}), "large": (60, "1-62", {})}
-# the main CNN is multi-label (its binary and many-class views are written under views/); the SVMs
-# are trained on the binary and many-class problems on its split
-MODELS = (("cnn", "multilabel"), ("svm", "binary"), ("svm", "multiclass"))
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", choices=sorted(SIZES), default="small",
-                   help="tiny: 5 exposures x 4 CCDs (the test); small: 12 x 20 (~15 min on 2 cores); "
-                        "medium: 30 x 61; large: 60 x 61")
+    p = argparse.ArgumentParser(
+        description=__doc__ + "\n\n" + demo.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--size",
+        choices=sorted(demo.SIZES),
+        default="small",
+        help="tiny: 5 exposures x 4 CCDs (the test); small: 12 x 20 (~15 min on 2 cores); "
+        "medium: 30 x 61; large: 60 x 61",
+    )
     p.add_argument("--out", default="out/demo", help="folder for the archive, store, models, predictions, report")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--config", help="pipeline config TOML (default: conf/pipeline.toml)")
     p.add_argument("--master", help="Spark master (default local[*])")
     args = p.parse_args(argv)
     out = os.path.abspath(args.out)
-    paths = {d: os.path.join(out, d) for d in ("archive", "store", "models", "predictions", "report", "gallery")}
-    n_steps = 6
-
-    def step(i, text):
-        print(f"[{i}/{n_steps}] {text}", file=sys.stderr, flush=True)
-
-    def job(spark, cfg):
-        from artifactspark.cnn import train_cnn
-        from artifactspark.des import parse_ccd_list
-        from artifactspark.infer import run_infer
-        from artifactspark.preprocess import run_preprocess
-        from artifactspark.report import build_report
-        from artifactspark.sim.archive import run_simulation
-        from artifactspark.sim.gallery import make_gallery
-        from artifactspark.svm import train_svm
-        from artifactspark.training import prepare
-        from artifactspark.trainingdata import train_config
-
-        n_exp, ccds, overrides = SIZES[args.size]
-        res, t_all = {}, time.time()
-        archive, store = paths["archive"], paths["store"]
-        labels = os.path.join(archive, "labels", "checker_export.json")
-        t = time.time()
-        if os.path.exists(labels):
-            step(1, f"sample archive already at {archive}: reusing it")
-        else:
-            step(1, f"simulating {n_exp} exposures x CCDs {ccds} into {archive}")
-            run_simulation(spark, archive, n_exp, cfg, ccds=parse_ccd_list(ccds), seed=args.seed)
-        print(f"      {time.time() - t:.0f} s", file=sys.stderr, flush=True)
-
-        t = time.time()
-        step(2, f"preprocess -> feature store {store}")
-        pre = run_preprocess(spark, [archive], store, cfg, [labels])
-        res["preprocess"] = {k: pre[k] for k in ("inputs", "stored", "quarantined", "skipped", "seconds")}
-        changed = bool(pre["stored"] or pre["quarantined"])
-        print(f"      {time.time() - t:.0f} s: {json.dumps(res['preprocess'])}", file=sys.stderr, flush=True)
-
-        tc = train_config(cfg, overrides)
-        dirs, split_file, res["train"] = {}, None, {}
-        for i, (kind, problem) in enumerate(MODELS, 1):
-            md = os.path.join(paths["models"], f"{kind}-{problem}")
-            dirs[(kind, problem)] = md
-            t = time.time()
-            if not changed and os.path.isfile(os.path.join(md, "model.json")):
-                step(3, f"model {i}/{len(MODELS)} {kind} {problem}: store unchanged, reusing {md}")
-                res["train"][f"{kind}-{problem}"] = "reused"
-            else:
-                step(3, f"model {i}/{len(MODELS)}: training the {kind.upper()} on the {problem} problem -> {md}")
-                ts = prepare(spark, store, problem, cfg, tc, split_file)
-                s = train_cnn(ts, md, tc) if kind == "cnn" else train_svm(spark, ts, md, tc, "linear")
-                res["train"][f"{kind}-{problem}"] = {"test": s["test"], "seconds": s["seconds"]}
-                print(f"      {time.time() - t:.0f} s: test {json.dumps(s['test'], default=str)[:300]}",
-                      file=sys.stderr, flush=True)
-            split_file = split_file or os.path.join(md, "model.json")   # every model on the first one's split
-
-        t = time.time()
-        step(4, f"batch inference with the CNN -> predictions table {paths['predictions']}")
-        res["infer"] = [{k: s[k] for k in ("model_version", "scored", "already_scored", "flagged")}
-                        for s in (run_infer(spark, store, dirs[("cnn", "multilabel")], paths["predictions"], cfg),)]
-        print(f"      {time.time() - t:.0f} s: {json.dumps(res['infer'])}", file=sys.stderr, flush=True)
-
-        step(5, f"report -> {paths['report']}")
-        truth = os.path.join(archive, "labels", "truth.parquet")
-        cnn = dirs[("cnn", "multilabel")]
-        views = [os.path.join(cnn, "views", v) for v in ("binary", "multiclass")]
-        res["report"] = build_report(list(dirs.values()) + [v for v in views if os.path.isdir(v)], paths["report"],
-                                     truth if os.path.exists(truth) else None)
-        step(6, f"gallery -> {paths['gallery']}")
-        make_gallery(archive, paths["gallery"], cfg)
-        res["gallery_pngs"] = len([f for f in os.listdir(paths["gallery"]) if f.endswith(".png")])
-        print("\nWhere to look:\n"
-              f"  the report (open in a browser) {os.path.join(paths['report'], 'report.html')}\n"
-              f"  archive (DES layout)           {archive}\n"
-              f"  labels + simulator truth       {os.path.join(archive, 'labels')}\n"
-              f"  feature store                  {store}/features  (Petastorm; Parquet by band/nite)\n"
-              f"  quarantine / manifest          {store}/quarantine, {store}/manifest\n"
-              f"  models (model.json, metrics)   {paths['models']}\n"
-              f"  predictions table              {paths['predictions']}  (query: ./submit.sh query --store {store} "
-              f"--predictions {paths['predictions']} disagree)\n"
-              f"  one PNG per class              {paths['gallery']}\n"
-              f"  total {time.time() - t_all:.0f} s\n", file=sys.stderr, flush=True)
-        import resource
-        res["driver_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # training runs here
-        return {"job": "demo", "size": args.size, "out": out, "seconds": round(time.time() - t_all, 1), **res}
-
-    return run_job("artifactspark-demo", args, job)
+    return run_job(
+        "artifactspark-demo", args, lambda spark, cfg: demo.run_demo(spark, cfg, args.size, out, args.seed), output=out
+    )
 
 
 if __name__ == "__main__":

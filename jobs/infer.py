@@ -6,6 +6,7 @@ partitioned by band and nite). Incremental: CCDs already scored by this model ve
 skipped, so a re-run adds nothing. Refuses a model trained on a different preprocessing config.
 Prints one JSON summary line; exit codes: 0 ok, 2 bad input, 4 store problem, 1 other.
 """
+
 import argparse
 import sys
 
@@ -27,10 +28,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
 
     def job(spark, cfg):
-        from artifactspark.infer import run_infer
+        from artifactspark.serve.infer import run_infer
+
         return run_infer(spark, args.store, args.model, args.output, cfg)
 
-    return run_job("artifactspark-infer", args, job)
+    return run_job("artifactspark-infer", args, job, output=args.output)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 DES single-epoch FITS archive -> Petastorm feature store (incremental, idempotent).
 Prints one JSON summary line on stdout; exit code 0 on success, 2 on bad arguments or config.
 """
+
 import argparse
 import sys
 
@@ -13,8 +14,12 @@ from artifactspark.cli import add_config_master_args, run_job
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", action="append", required=True,
-                   help="archive root (local path or Hadoop URI); repeat for several roots")
+    p.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        help="archive root (local path or Hadoop URI); repeat for several roots",
+    )
     p.add_argument("--labels", action="append", default=[], help="exposure-checker JSON export; repeatable")
     p.add_argument("--output", required=True, help="feature store root (local path or Hadoop URI)")
     add_config_master_args(p)
@@ -25,10 +30,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
 
     def job(spark, cfg):
-        from artifactspark.preprocess import run_preprocess
+        from artifactspark.features.preprocess import run_preprocess
+
         return run_preprocess(spark, args.input, args.output, cfg, args.labels)
 
-    return run_job("artifactspark-preprocess", args, job)
+    return run_job("artifactspark-preprocess", args, job, output=args.output)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """spark-submit jobs/query.py --store STORE_URI [--predictions PRED_URI] [--json] [--limit N] QUESTION ...
 
-What data engineers ask of the store and the predictions table (see artifactspark/query.py):
+What data engineers ask of the store and the predictions table (see artifactspark/serve/query.py):
 
   flagged   [--class NAME] [--band B] [--nite N | --nite-from N --nite-to N] [--model-version V]
             CCDs the model flags (or whose predicted classes include NAME), with their labels
@@ -16,6 +16,7 @@ Prints a table (or, with --json, one JSON object per row), then the JSON summary
 Exit codes: 0 success, 2 bad arguments (unknown class, bad night range, bad SQL), 4 no store /
 no predictions table, 1 anything else.
 """
+
 import argparse
 import sys
 
@@ -31,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_master_args(p)
     out = argparse.ArgumentParser(add_help=False)  # also accepted after the question
     out.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON lines instead of a table")
-    out.add_argument("--limit", type=int, default=argparse.SUPPRESS,
-                     help="print at most N rows (default 200; 0 = no limit)")
+    out.add_argument(
+        "--limit", type=int, default=argparse.SUPPRESS, help="print at most N rows (default 200; 0 = no limit)"
+    )
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     p.add_argument("--limit", type=int, default=200, help="print at most N rows (default 200; 0 = no limit)")
 
@@ -59,21 +61,24 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
 
     def job(spark, cfg):
-        from artifactspark import query as q
+        from artifactspark.serve import query as q
+        from artifactspark.serve.printing import print_result
 
         limit = args.limit if args.limit > 0 else None
-        scope = {k: getattr(args, k) for k in ("band", "nite", "nite_from", "nite_to", "model_version")
-                 if hasattr(args, k)}
+        scope = {
+            k: getattr(args, k) for k in ("band", "nite", "nite_from", "nite_to", "model_version") if hasattr(args, k)
+        }
         if args.question == "flagged":
             res = q.flagged(spark, args.store, args.predictions, cls=args.cls, limit=limit, **scope)
         elif args.question == "exposures":
-            res = q.exposures(spark, args.store, args.predictions, min_flagged=args.min_flagged, cls=args.cls,
-                              limit=limit, **scope)
+            res = q.exposures(
+                spark, args.store, args.predictions, min_flagged=args.min_flagged, cls=args.cls, limit=limit, **scope
+            )
         elif args.question == "disagree":
             res = q.disagreements(spark, args.store, args.predictions, limit=limit, **scope)
         else:
             res = q.sql(spark, " ".join(args.query), args.store, args.predictions, limit=limit)
-        return q.print_result(res, as_json=args.json, command=args.question)
+        return print_result(res, as_json=args.json, command=args.question)
 
     return run_job("artifactspark-query", args, job)
 

@@ -10,6 +10,7 @@ multi-label per-class ROC AUC, CNN vs SVM (McNemar); every figure against the vo
 ceiling (a perfect truth model scored against the same labels). Without it (real data) those targets are NOT ASSESSED.
 Prints one JSON summary line on stdout; exit code 0 on success, 2 on bad arguments or inputs, 1 otherwise.
 """
+
 import argparse
 import sys
 
@@ -20,29 +21,42 @@ from artifactspark.cli import run_plain
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model-dir", action="append", required=True,
-                   help="a training job's output directory (model.json, predictions_test.parquet); repeatable")
+    p.add_argument(
+        "--model-dir",
+        action="append",
+        required=True,
+        help="a training job's output directory (model.json, predictions_test.parquet); repeatable",
+    )
     p.add_argument("--out", required=True, help="directory for report.html, report.md, report.json and the PNGs")
-    p.add_argument("--truth", metavar="PATH",
-                   help="simulated data only: the simulator's labels directory (ROOT/labels) or its truth.parquet; "
-                        "ccds.parquet is read from beside it. Adds the figures against the truth, the ceilings of "
-                        "the volunteer-label figures and recall vs strength with the detectability floor, and makes "
-                        "the targets assessable (without it they are NOT ASSESSED: no truth table, real data)")
-    p.add_argument("--target-fnr", type=float,
-                   help="re-choose each model's threshold on its validation predictions for this FNR "
-                        "(default: the threshold stored in model.json)")
+    p.add_argument(
+        "--truth",
+        metavar="PATH",
+        help="simulated data only: the simulator's labels directory (ROOT/labels) or its truth.parquet; "
+        "ccds.parquet is read from beside it. Adds the figures against the truth, the ceilings of "
+        "the volunteer-label figures and recall vs strength with the detectability floor, and makes "
+        "the targets assessable (without it they are NOT ASSESSED: no truth table, real data)",
+    )
+    p.add_argument(
+        "--target-fnr",
+        type=float,
+        help="re-choose each model's threshold on its validation predictions for this FNR "
+        "(default: the threshold stored in model.json)",
+    )
     p.add_argument("--config", help="accepted for submit.sh compatibility; the report needs no pipeline config")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from artifactspark.metrics import ModelDirError, TruthTableError
-    from artifactspark.report import ReportInputError, build_report
+    from artifactspark.evaluate.metrics import ModelDirError, TruthTableError
+    from artifactspark.evaluate.report import ReportInputError, build_report
 
-    return run_plain("artifactspark-report",
-                     lambda: build_report(args.model_dir, args.out, truth_path=args.truth, target_fnr=args.target_fnr),
-                     usage_errors=(ModelDirError, ReportInputError, TruthTableError))
+    return run_plain(
+        "artifactspark-report",
+        lambda: build_report(args.model_dir, args.out, truth_path=args.truth, target_fnr=args.target_fnr),
+        usage_errors=(ModelDirError, ReportInputError, TruthTableError),
+        output=args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Exit codes: 0 ok, 2 bad arguments/config/model, 3 Java/Spark, 4 store problem,
 
     crontab:  17 6 * * *  cd /opt/artifactspark && ./submit.sh rescan --input /data/des --labels /data/checker.json --store /data/store --model /models/cnn --output /data/predictions >> /var/log/artifactspark.log 2>&1
 """
+
 import argparse
 import sys
 
@@ -28,10 +29,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def job(spark, cfg):
-        from artifactspark.rescan import run_rescan
+        from artifactspark.serve.rescan import run_rescan
+
         return run_rescan(spark, args.input, args.labels, args.store, args.model, args.output, cfg)
 
-    return run_job("artifactspark-rescan", args, job)
+    return run_job("artifactspark-rescan", args, job, output=args.output)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ Writes ROOT/<NITE>/D<EXPNUM>/p<att>/red/{immask,bkg}/..., ROOT/labels/checker_ex
 ROOT/labels/truth.parquet (+ truth.csv) and ROOT/labels/ccds.parquet; prints one JSON summary line.
 Exit code 0 on success, 2 on bad arguments or config.
 """
+
 import argparse
 import sys
 
 import _bootstrap  # noqa: F401
 
 from artifactspark.cli import EXIT_USAGE, add_config_master_args, run_job  # noqa: E402
-from artifactspark.des import parse_ccd_list as parse_ccds  # noqa: E402
+from artifactspark.io.des import parse_ccd_list as parse_ccds  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,9 +65,10 @@ def main(argv=None) -> int:
 
     def job(spark, cfg):
         from artifactspark.sim.archive import run_simulation
+
         return run_simulation(spark, args.output, args.exposures, cfg, ccds=ccds, seed=args.seed)
 
-    return run_job("artifactspark-simulate", args, job)
+    return run_job("artifactspark-simulate", args, job, output=args.output)
 
 
 if __name__ == "__main__":

@@ -6,33 +6,32 @@ Spark, on the same split by exposure as the CNN (pass --split CNN_DIR/model.json
 records the learning curve (training and test error against training-set size) and writes the
 model, model.json, the val/test predictions and metrics.json into --model-dir.
 """
+
 import argparse
 import sys
 
 import _bootstrap  # noqa: F401
 
-from artifactspark.cli import run_job
+from artifactspark.cli import add_train_args, parse_overrides, run_job
 
 
 def main(argv=None) -> int:
-    from artifactspark.training import add_common_args
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p)
+    add_train_args(p)
     p.add_argument("--problem", choices=("binary", "multiclass"), default="binary")
     p.add_argument("--kernel", choices=("linear", "rbf"), default="linear")
     args = p.parse_args(argv)
 
     def job(spark, cfg):
-        from artifactspark.svm import train_svm
-        from artifactspark.training import parse_overrides, prepare
-        from artifactspark.trainingdata import train_config
+        from artifactspark.models.svm import train_svm
+        from artifactspark.models.training import prepare
+        from artifactspark.models.trainingdata import train_config
 
         tc = train_config(cfg, parse_overrides(args.set))
         ts = prepare(spark, args.store, args.problem, cfg, tc, args.split)
         return train_svm(spark, ts, args.model_dir, tc, args.kernel)
 
-    return run_job("artifactspark-train-svm", args, job)
+    return run_job("artifactspark-train-svm", args, job, output=args.model_dir)
 
 
 if __name__ == "__main__":

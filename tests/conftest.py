@@ -25,9 +25,11 @@ def spark():
     """One local[2] SparkSession for the in-process integration tests."""
     from artifactspark.spark import get_spark
 
-    s = get_spark("artifactspark-tests", master="local[2]",
-                  conf={"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
-                        "spark.driver.host": "127.0.0.1"})
+    s = get_spark(
+        "artifactspark-tests",
+        master="local[2]",
+        conf={"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1"},
+    )
     yield s
     s.stop()
 
@@ -35,8 +37,9 @@ def spark():
 @pytest.fixture
 def small_cfg(tmp_path):
     """Pipeline config for the small test CCDs, as a file and as the loaded object."""
-    from artifactspark.config import load_config
     from desarchive import SMALL_CONF
+
+    from artifactspark.config import load_config
 
     p = tmp_path / "small.toml"
     p.write_text(SMALL_CONF)
@@ -47,9 +50,10 @@ def small_cfg(tmp_path):
 @pytest.fixture(scope="session")
 def toy(spark, tmp_path_factory):
     """A separable toy archive (tests/toystore.py) preprocessed into a labelled store."""
-    from artifactspark.config import load_config
-    from artifactspark.preprocess import run_preprocess
     from toystore import TOY_CONF, build_toy
+
+    from artifactspark.config import load_config
+    from artifactspark.features.preprocess import run_preprocess
 
     d = tmp_path_factory.mktemp("toy")
     conf = d / "toy.toml"
@@ -69,14 +73,14 @@ def trained(spark, toy):
     import train_svm
 
     out = {}
-    for name, mod, args in (("cnn_binary", train_cnn, ["--problem", "binary"]),
-                            ("cnn_multiclass", train_cnn, ["--problem", "multiclass"]),
-                            ("cnn_multilabel", train_cnn, ["--problem", "multilabel"]),
-                            ("svm_binary", train_svm, ["--problem", "binary", "--kernel", "linear"])):
+    for name, mod, args in (
+        ("cnn_binary", train_cnn, ["--problem", "binary"]),
+        ("cnn_multiclass", train_cnn, ["--problem", "multiclass"]),
+        ("cnn_multilabel", train_cnn, ["--problem", "multilabel"]),
+        ("svm_binary", train_svm, ["--problem", "binary", "--kernel", "linear"]),
+    ):
         md = str(toy["dir"] / name)
         extra = ["--split", str(toy["dir"] / "cnn_binary" / "model.json")] if name != "cnn_binary" else []
         assert mod.main(["--store", toy["store"], "--model-dir", md, "--config", toy["conf"], *args, *extra]) == 0
         out[name] = md
     return out
-
-

@@ -1,5 +1,6 @@
 """Small DES-format archives for tests, written with astropy (independently of the library's
 fitsio writer), including the corrupt kinds the preprocess job must quarantine."""
+
 from __future__ import annotations
 
 import gzip
@@ -31,23 +32,50 @@ def make_planes(seed, shape=SMALL_SHAPE, sky=1000.0, noise=10.0):
     bkg = (sky + 0.01 * np.arange(shape[0])[:, None] + np.zeros(shape)).astype(np.float32)
     sci = (bkg + rng.normal(0, noise, shape)).astype(np.float32)
     r, c = shape[0] // 3, shape[1] // 3
-    sci[r - 2:r + 3, c - 2:c + 3] += 500.0  # a "star"
+    sci[r - 2 : r + 3, c - 2 : c + 3] += 500.0  # a "star"
     msk = np.zeros(shape, np.int32)
-    msk[:, 5] = 1                    # a bad column (BPM)
-    msk[-4:, :] |= 512               # an edge (EDGE)
+    msk[:, 5] = 1  # a bad column (BPM)
+    msk[-4:, :] |= 512  # an edge (EDGE)
     wgt = np.full(shape, 1.0 / noise**2, np.float32)
     return sci, msk, wgt, bkg
 
 
 def header(expnum, ccd, band="r", nite="20131115"):
-    return {"EXPNUM": expnum, "CCDNUM": ccd, "BAND": band, "FILTER": f"{band} DECam SDSS c0002",
-            "NITE": nite, "DATE-OBS": "2013-11-16T03:12:00", "MJD-OBS": 56612.13, "EXPTIME": 90.0,
-            "AIRMASS": 1.2, "FWHM": 4.1, "SKYBRITE": 1000.0, "SKYSIGMA": 10.0, "GAINA": 4.0,
-            "GAINB": 4.1, "SATURATA": 40000.0, "SATURATB": 41000.0, "OBJECT": "DES survey"}
+    return {
+        "EXPNUM": expnum,
+        "CCDNUM": ccd,
+        "BAND": band,
+        "FILTER": f"{band} DECam SDSS c0002",
+        "NITE": nite,
+        "DATE-OBS": "2013-11-16T03:12:00",
+        "MJD-OBS": 56612.13,
+        "EXPTIME": 90.0,
+        "AIRMASS": 1.2,
+        "FWHM": 4.1,
+        "SKYBRITE": 1000.0,
+        "SKYSIGMA": 10.0,
+        "GAINA": 4.0,
+        "GAINB": 4.1,
+        "SATURATA": 40000.0,
+        "SATURATB": 41000.0,
+        "OBJECT": "DES survey",
+    }
 
 
-def write_pair(root, expnum, ccd, band="r", nite="20131115", comp=".fz", att=1, seed=None,
-               with_bkg=True, planes=None, hdr=None, sci_only_hdus=False):
+def write_pair(
+    root,
+    expnum,
+    ccd,
+    band="r",
+    nite="20131115",
+    comp=".fz",
+    att=1,
+    seed=None,
+    with_bkg=True,
+    planes=None,
+    hdr=None,
+    sci_only_hdus=False,
+):
     """Write <root>/<nite>/D<exp>/p<att>/red/immask/<...>_immasked and red/bkg/<...>_bkg."""
     seed = expnum * 100 + ccd if seed is None else seed
     sci, msk, wgt, bkg = planes if planes is not None else make_planes(seed)
@@ -61,14 +89,25 @@ def write_pair(root, expnum, ccd, band="r", nite="20131115", comp=".fz", att=1, 
     planes_out = [("SCI", sci)] if sci_only_hdus else [("SCI", sci), ("MSK", msk), ("WGT", wgt)]
     for ext, arr in planes_out:
         if comp == ".fz":
-            hdus.append(fits.CompImageHDU(arr, header=h if ext == "SCI" else None, name=ext,
-                                          compression_type="RICE_1", quantize_level=16, dither_seed=1))
+            hdus.append(
+                fits.CompImageHDU(
+                    arr,
+                    header=h if ext == "SCI" else None,
+                    name=ext,
+                    compression_type="RICE_1",
+                    quantize_level=16,
+                    dither_seed=1,
+                )
+            )
         else:
             hdus.append(fits.ImageHDU(arr, header=h if ext == "SCI" else None, name=ext))
     _write(fits.HDUList(hdus), img_path, comp)
     if with_bkg:
-        b = fits.CompImageHDU(bkg, name="SCI", compression_type="RICE_1", quantize_level=16, dither_seed=1) \
-            if comp == ".fz" else fits.ImageHDU(bkg, name="SCI")
+        b = (
+            fits.CompImageHDU(bkg, name="SCI", compression_type="RICE_1", quantize_level=16, dither_seed=1)
+            if comp == ".fz"
+            else fits.ImageHDU(bkg, name="SCI")
+        )
         _write(fits.HDUList([fits.PrimaryHDU(), b]), bkg_path, comp)
     return img_path, (bkg_path if with_bkg else None)
 
@@ -91,8 +130,18 @@ def write_reports(path, reports):
 
 
 def report(qa_id, expnum, ccd, problem, x=None, y=None, fp=False, band="r"):
-    return {"qa_id": qa_id, "expname": f"DECam_{expnum:08d}", "ccd": ccd, "band": band, "problem": problem,
-            "x": x, "y": y, "detail": None, "false_positive": fp, "release": "TEST"}
+    return {
+        "qa_id": qa_id,
+        "expname": f"DECam_{expnum:08d}",
+        "ccd": ccd,
+        "band": band,
+        "problem": problem,
+        "x": x,
+        "y": y,
+        "detail": None,
+        "false_positive": fp,
+        "release": "TEST",
+    }
 
 
 def build_archive(root):

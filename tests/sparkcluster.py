@@ -31,6 +31,7 @@ must set ``os.environ["PYSPARK_PYTHON"] = sys.executable`` (and the driver shoul
 SparkSession.  The cluster also sets ``PYSPARK_PYTHON=sys.executable`` in the environment
 of the master and workers it starts.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -74,7 +75,7 @@ def _proc_stat(pid: int):
             data = f.read().decode(errors="replace")
     except OSError:
         return None
-    fields = data[data.rindex(")") + 2:].split()
+    fields = data[data.rindex(")") + 2 :].split()
     return fields[0], int(fields[1]), int(fields[2]), int(fields[3])
 
 
@@ -106,9 +107,15 @@ class _Daemon:
         self.log_path = log_path
         self._log = open(log_path, "ab")
         try:
-            self.proc = subprocess.Popen(argv, env=env, cwd=str(cwd), stdin=subprocess.DEVNULL,
-                                         stdout=self._log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=str(cwd),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         except BaseException:
             self._log.close()
             raise
@@ -140,8 +147,7 @@ class _Daemon:
 class StandaloneCluster:
     """A Spark standalone master plus ``n_workers`` workers on 127.0.0.1."""
 
-    def __init__(self, workdir, n_workers: int = 2, cores_per_worker: int = 1,
-                 memory_per_worker: str = "2g"):
+    def __init__(self, workdir, n_workers: int = 2, cores_per_worker: int = 1, memory_per_worker: str = "2g"):
         self.workdir = Path(workdir).resolve()
         self.n_workers = n_workers
         self.cores_per_worker = cores_per_worker
@@ -167,19 +173,21 @@ class StandaloneCluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPARK_")}
         conf_dir = self.workdir / "conf"
         conf_dir.mkdir(parents=True, exist_ok=True)
-        env.update({
-            "SPARK_HOME": str(pyspark_home()),
-            "SPARK_CONF_DIR": str(conf_dir),
-            "SPARK_LOCAL_IP": LOOPBACK,
-            "PYSPARK_PYTHON": sys.executable,
-            # No REST submission server: it would want the fixed port 6066.
-            "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
-        })
+        env.update(
+            {
+                "SPARK_HOME": str(pyspark_home()),
+                "SPARK_CONF_DIR": str(conf_dir),
+                "SPARK_LOCAL_IP": LOOPBACK,
+                "PYSPARK_PYTHON": sys.executable,
+                # No REST submission server: it would want the fixed port 6066.
+                "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
+            }
+        )
         env.pop("PYSPARK_DRIVER_PYTHON", None)
         env.update(extra or {})
         return env
 
-    def start(self, timeout: float = 90) -> "StandaloneCluster":
+    def start(self, timeout: float = 90) -> StandaloneCluster:
         """Start master and workers; return once the master lists ``n_workers`` ALIVE workers."""
         if self.master is not None:
             raise RuntimeError("StandaloneCluster.start() called twice")
@@ -190,29 +198,58 @@ class StandaloneCluster:
         try:
             self.master = _Daemon(
                 "master",
-                [cls, MASTER_CLASS, "--host", LOOPBACK, "--port", str(self.master_port),
-                 "--webui-port", str(self.webui_port)],
-                self._env(), self.log_dir / "master.log", self.workdir)
+                [
+                    cls,
+                    MASTER_CLASS,
+                    "--host",
+                    LOOPBACK,
+                    "--port",
+                    str(self.master_port),
+                    "--webui-port",
+                    str(self.webui_port),
+                ],
+                self._env(),
+                self.log_dir / "master.log",
+                self.workdir,
+            )
             self._wait_for_master(deadline)
             for i in range(self.n_workers):
                 wdir = self.workdir / f"worker-{i}"
                 (wdir / "work").mkdir(parents=True, exist_ok=True)
                 (wdir / "local").mkdir(parents=True, exist_ok=True)
-                self.workers.append(_Daemon(
-                    f"worker-{i}",
-                    [cls, WORKER_CLASS, self.master_url, "--host", LOOPBACK,
-                     "--cores", str(self.cores_per_worker), "--memory", self.memory_per_worker,
-                     "--webui-port", str(free_port()), "--work-dir", str(wdir / "work")],
-                    self._env({"SPARK_LOCAL_DIRS": str(wdir / "local")}),
-                    self.log_dir / f"worker-{i}.log", self.workdir))
+                self.workers.append(
+                    _Daemon(
+                        f"worker-{i}",
+                        [
+                            cls,
+                            WORKER_CLASS,
+                            self.master_url,
+                            "--host",
+                            LOOPBACK,
+                            "--cores",
+                            str(self.cores_per_worker),
+                            "--memory",
+                            self.memory_per_worker,
+                            "--webui-port",
+                            str(free_port()),
+                            "--work-dir",
+                            str(wdir / "work"),
+                        ],
+                        self._env({"SPARK_LOCAL_DIRS": str(wdir / "local")}),
+                        self.log_dir / f"worker-{i}.log",
+                        self.workdir,
+                    )
+                )
             while True:
                 self._check_running()
                 if self.alive_workers() >= self.n_workers:
                     return self
                 if time.monotonic() > deadline:
-                    raise RuntimeError(self._failure(
-                        f"only {self.alive_workers()} of {self.n_workers} workers ALIVE "
-                        f"after {timeout:.0f} s"))
+                    raise RuntimeError(
+                        self._failure(
+                            f"only {self.alive_workers()} of {self.n_workers} workers ALIVE after {timeout:.0f} s"
+                        )
+                    )
                 time.sleep(0.5)
         except BaseException:
             self.stop()
@@ -249,8 +286,10 @@ class StandaloneCluster:
                 raise RuntimeError(self._failure(f"{d.name} exited with code {d.proc.returncode}"))
 
     def _failure(self, what: str) -> str:
-        parts = [f"Spark standalone cluster: {what} (master {self.master_url}, "
-                 f"web UI {self.webui_url}, logs in {self.log_dir})"]
+        parts = [
+            f"Spark standalone cluster: {what} (master {self.master_url}, "
+            f"web UI {self.webui_url}, logs in {self.log_dir})"
+        ]
         for d in [self.master, *self.workers]:
             if d is not None:
                 parts.append(f"--- tail of {d.log_path} ---\n{_tail(d.log_path)}")
@@ -319,7 +358,7 @@ class StandaloneCluster:
             except Exception:
                 pass
 
-    def __enter__(self) -> "StandaloneCluster":
+    def __enter__(self) -> StandaloneCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

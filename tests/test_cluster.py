@@ -1,10 +1,10 @@
 """The preprocess job through submit.sh on a real standalone cluster (master + 2 workers on 127.0.0.1)."""
+
 import json
 import os
 import subprocess
 
 import pytest
-
 from conftest import ROOT
 from desarchive import SMALL_CONF, build_archive, report, write_reports
 from sparkcluster import StandaloneCluster
@@ -26,16 +26,35 @@ def test_preprocess_via_submit_on_standalone_cluster(tmp_path):
         cl.start(timeout=180)
         assert cl.alive_workers() == 2
         env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
-        cmd = [str(ROOT / "submit.sh"), "--profile", "standalone", "--master", cl.master_url,
-               "--config", str(conf), "--spark-conf", "spark.driver.host=127.0.0.1",
-               "--spark-conf", "spark.executor.memory=1g",
-               "preprocess", "--input", root, "--labels", labels, "--output", store]
+        cmd = [
+            str(ROOT / "submit.sh"),
+            "--profile",
+            "standalone",
+            "--master",
+            cl.master_url,
+            "--config",
+            str(conf),
+            "--spark-conf",
+            "spark.driver.host=127.0.0.1",
+            "--spark-conf",
+            "spark.executor.memory=1g",
+            "preprocess",
+            "--input",
+            root,
+            "--labels",
+            labels,
+            "--output",
+            store,
+        ]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=800)
         assert out.returncode == 0, out.stderr[-4000:]
         summary = json.loads(out.stdout.strip().splitlines()[-1])
         n_stored = sum(v == "stored" for v in expected.values())
-        assert (summary["inputs"], summary["stored"], summary["quarantined"]) == \
-            (len(expected), n_stored, len(expected) - n_stored)
+        assert (summary["inputs"], summary["stored"], summary["quarantined"]) == (
+            len(expected),
+            n_stored,
+            len(expected) - n_stored,
+        )
         # the application ran on the cluster, with an executor on each worker
         apps = cl.status()["completedapps"] + cl.status()["activeapps"]
         assert [a["name"] for a in apps] == ["artifactspark-preprocess"]
@@ -45,5 +64,8 @@ def test_preprocess_via_submit_on_standalone_cluster(tmp_path):
     finally:
         cl.stop()
     import pyarrow.dataset as ds
-    t = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive").to_table(columns=["expnum", "ccdnum"])
+
+    t = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive").to_table(
+        columns=["expnum", "ccdnum"]
+    )
     assert t.num_rows == n_stored

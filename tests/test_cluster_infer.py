@@ -1,5 +1,6 @@
 """Batch inference on a real standalone cluster (master + 2 workers on 127.0.0.1): one worker is
 killed in the middle of the run; the run still ends with exactly one prediction per CCD."""
+
 import glob
 import json
 import os
@@ -8,7 +9,6 @@ import time
 
 import pyarrow.dataset as pads
 import pytest
-
 from conftest import ROOT
 from sparkcluster import StandaloneCluster
 
@@ -25,16 +25,34 @@ def test_kill_a_worker_during_inference(trained, toy, tmp_path):
     try:
         cl.start(timeout=180)
         env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
-        cmd = [str(ROOT / "submit.sh"), "--profile", "standalone", "--master", cl.master_url, "--config", str(conf),
-               "--spark-conf", "spark.driver.host=127.0.0.1", "--spark-conf", "spark.executor.memory=1g",
-               "infer", "--store", toy["store"], "--model", trained["cnn_binary"], "--output", out]
+        cmd = [
+            str(ROOT / "submit.sh"),
+            "--profile",
+            "standalone",
+            "--master",
+            cl.master_url,
+            "--config",
+            str(conf),
+            "--spark-conf",
+            "spark.driver.host=127.0.0.1",
+            "--spark-conf",
+            "spark.executor.memory=1g",
+            "infer",
+            "--store",
+            toy["store"],
+            "--model",
+            trained["cnn_binary"],
+            "--output",
+            out,
+        ]
         with open(tmp_path / "driver.log", "w") as log:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
             deadline, killed_at = time.time() + 400, None
             while time.time() < deadline and proc.poll() is None:
-                done = glob.glob(os.path.join(out, "_temporary", "*", "task_*")) + \
-                    glob.glob(os.path.join(out, "_temporary", "*", "_temporary", "*"))
-                if len(done) >= 2:                       # tasks have run: the job is in the middle
+                done = glob.glob(os.path.join(out, "_temporary", "*", "task_*")) + glob.glob(
+                    os.path.join(out, "_temporary", "*", "_temporary", "*")
+                )
+                if len(done) >= 2:  # tasks have run: the job is in the middle
                     cl.kill_worker(1)
                     killed_at = time.time()
                     break

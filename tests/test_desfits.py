@@ -1,14 +1,15 @@
 """Reading DES products written by astropy: three compressions alike, and every bad kind rejected."""
+
 import os
 
+import fitsio
 import numpy as np
 import pytest
-import fitsio
 from astropy.io import fits
-
-from artifactspark.desfits import read_ccd, write_ccd
-from artifactspark.errors import InputRejected
 from desarchive import make_planes, write_pair
+
+from artifactspark.errors import InputRejected
+from artifactspark.io.desfits import read_ccd, write_ccd
 
 
 @pytest.mark.parametrize("comp", [".fz", "", ".gz"])
@@ -74,7 +75,7 @@ def test_quantised_smooth_background_has_no_terraces(tmp_path):
     """A smooth background model written with an absolute quantisation step must come back
     without terraces: binned 8x8, its error stays far below the step (dithered quantisation
     averages out). Undithered, the error is coherent over large areas, up to step / 2 per bin."""
-    from artifactspark.desfits import write_ccd
+    from artifactspark.io.desfits import write_ccd
 
     h, w = 256, 128
     r = np.linspace(0, 1, h, dtype=np.float32)[:, None]
@@ -82,10 +83,21 @@ def test_quantised_smooth_background_has_no_terraces(tmp_path):
     bkg = (1000.0 + 37.3 * r + 11.1 * c * c).astype(np.float32)
     sci = bkg + np.random.default_rng(0).normal(0, 30, (h, w)).astype(np.float32)
     step = 30.0 / 16
-    img, bk = str(tmp_path / "D00000001_r_c01_r1p01_immasked.fits.fz"), str(tmp_path / "D00000001_r_c01_r1p01_bkg.fits.fz")
-    write_ccd(img, bk, sci, np.zeros((h, w), np.int32), np.ones((h, w), np.float32), bkg, {"EXPNUM": 1},
-              quantize_steps={"SCI": step, "BKG": step, "WGT": 0.001})
+    img, bk = (
+        str(tmp_path / "D00000001_r_c01_r1p01_immasked.fits.fz"),
+        str(tmp_path / "D00000001_r_c01_r1p01_bkg.fits.fz"),
+    )
+    write_ccd(
+        img,
+        bk,
+        sci,
+        np.zeros((h, w), np.int32),
+        np.ones((h, w), np.float32),
+        bkg,
+        {"EXPNUM": 1},
+        quantize_steps={"SCI": step, "BKG": step, "WGT": 0.001},
+    )
     got = fitsio.read(bk, ext="SCI")
     err = (got.astype(np.float64) - bkg).reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3))
-    assert np.abs(got - bkg).max() <= step          # quantised, within one step per pixel
+    assert np.abs(got - bkg).max() <= step  # quantised, within one step per pixel
     assert np.abs(err).max() < step / 8, np.abs(err).max()

@@ -12,6 +12,7 @@ so that the kill lands inside the commit every time (unpaused, the journal exist
 or two, too short to hit reliably); the kill itself is a real SIGKILL of the whole driver
 process group (spark-submit's JVM and the Python driver).
 """
+
 import json
 import os
 import signal
@@ -20,7 +21,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 from desarchive import E1, SMALL_CONF, build_archive, report, write_pair, write_reports
 from sparkcluster import StandaloneCluster
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.cluster
 SLOW_COMMIT = '''"""jobs/preprocess.py, pausing after every rename of the commit (for the fault test)."""
 import os, sys, time
 sys.path.insert(0, {jobs!r})
-from artifactspark import store
+from artifactspark.features import store
 _swap = store.Store._swap
 def _slow_swap(self, *a):
     _swap(self, *a)
@@ -49,9 +49,16 @@ def _archive(tmp_path):
         for ccd in range(1, 7):
             expected[write_pair(root, 300010 + i, ccd, band=band, nite=nite)[0]] = "stored"
     labels = str(tmp_path / "labels.json")
-    write_reports(labels, [report(1, E1, 1, "Satellite", 100, 50), report(2, E1, 2, "OK"),
-                           report(3, 300010, 3, "Ghost", 20, 20, band="g"), report(4, 300010, 5, "OK", band="g"),
-                           report(5, 300011, 1, "Tree Rings", 30, 30, band="z")])
+    write_reports(
+        labels,
+        [
+            report(1, E1, 1, "Satellite", 100, 50),
+            report(2, E1, 2, "OK"),
+            report(3, 300010, 3, "Ghost", 20, 20, band="g"),
+            report(4, 300010, 5, "OK", band="g"),
+            report(5, 300011, 1, "Tree Rings", 30, 30, band="z"),
+        ],
+    )
     conf = tmp_path / "small.toml"
     conf.write_text(SMALL_CONF)
     return root, expected, labels, str(conf)
@@ -60,9 +67,28 @@ def _archive(tmp_path):
 def _cmd(cl, conf, job, root, labels, store):
     """submit.sh on the cluster; one core (one executor) per application, so that the clean run
     and the killed ones run side by side instead of one waiting for the other's executors."""
-    return [str(ROOT / "submit.sh"), "--profile", "standalone", "--master", cl.master_url, "--config", conf,
-            "--spark-conf", "spark.driver.host=127.0.0.1", "--spark-conf", "spark.executor.memory=1g",
-            "--spark-conf", "spark.cores.max=1", job, "--input", root, "--labels", labels, "--output", store]
+    return [
+        str(ROOT / "submit.sh"),
+        "--profile",
+        "standalone",
+        "--master",
+        cl.master_url,
+        "--config",
+        conf,
+        "--spark-conf",
+        "spark.driver.host=127.0.0.1",
+        "--spark-conf",
+        "spark.executor.memory=1g",
+        "--spark-conf",
+        "spark.cores.max=1",
+        job,
+        "--input",
+        root,
+        "--labels",
+        labels,
+        "--output",
+        store,
+    ]
 
 
 def _start(cmd, log):
@@ -96,11 +122,13 @@ def _kill(p):
 def _wait_gone(pid, timeout=20):
     """SIGKILL is asynchronous and the Python driver is the JVM's child: wait until its pid is
     gone as the store's lock sees it (signal 0 fails)."""
-    from artifactspark.store import _pid_alive
+    from artifactspark.features.store import _pid_alive
+
     deadline = time.time() + timeout
     while _pid_alive(pid):
-        assert time.time() < deadline, f"the killed driver's pid {pid} is still there: " \
-                                       f"{open(f'/proc/{pid}/status').read()[:200]}"
+        assert time.time() < deadline, (
+            f"the killed driver's pid {pid} is still there: {open(f'/proc/{pid}/status').read()[:200]}"
+        )
         time.sleep(0.05)
 
 
@@ -117,6 +145,7 @@ def _runs(store):
 
 def _table(path):
     import pyarrow.dataset as ds
+
     return ds.dataset(path, format="parquet").to_table().to_pylist()
 
 
@@ -133,34 +162,83 @@ def _state(store):
     """The store's logical content, without what differs from run to run (run ids, times)."""
     import pyarrow.dataset as ds
 
-    from artifactspark.store import decode_ndarray, decode_vector
+    from artifactspark.features.store import decode_ndarray, decode_vector
+
     feats = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive").to_table().to_pylist()
     rows, images = set(), {}
     for r in feats:
         key = (r["expnum"], r["ccdnum"])
-        rows.add((*key, r["band"], r["nite"], r["path"], r["bkg_path"], r["config_hash"], r["label"], r["inspected"],
-                  r["primary_class"], tuple(decode_vector(r["multi_hot"])), r["n_reports"], r["has_false_positive"],
-                  r["stretch_min"], r["stretch_max"], r["masked_fraction"], r["bkg_source"]))
+        rows.add(
+            (
+                *key,
+                r["band"],
+                r["nite"],
+                r["path"],
+                r["bkg_path"],
+                r["config_hash"],
+                r["label"],
+                r["inspected"],
+                r["primary_class"],
+                tuple(decode_vector(r["multi_hot"])),
+                r["n_reports"],
+                r["has_false_positive"],
+                r["stretch_min"],
+                r["stretch_max"],
+                r["masked_fraction"],
+                r["bkg_source"],
+            )
+        )
         images[key] = (decode_ndarray(r["image"]), decode_ndarray(r["mask_frac"]))
     assert len(rows) == len(feats) == len(images)  # one row per CCD
-    manifest = sorted((r["path"], r["status"], r["reason"], _detail(r), r["fingerprint"], r["config_hash"],
-                       r["label_digest"], r["expnum"], r["ccdnum"], r["band"])
-                      for r in _table(os.path.join(store, "manifest")))
-    quarantine = sorted((r["path"], r["reason"], _detail(r), r["expnum"], r["ccdnum"], r["band"], r["config_hash"])
-                        for r in _table(os.path.join(store, "quarantine")))
+    manifest = sorted(
+        (
+            r["path"],
+            r["status"],
+            r["reason"],
+            _detail(r),
+            r["fingerprint"],
+            r["config_hash"],
+            r["label_digest"],
+            r["expnum"],
+            r["ccdnum"],
+            r["band"],
+        )
+        for r in _table(os.path.join(store, "manifest"))
+    )
+    quarantine = sorted(
+        (r["path"], r["reason"], _detail(r), r["expnum"], r["ccdnum"], r["band"], r["config_hash"])
+        for r in _table(os.path.join(store, "quarantine"))
+    )
     reports = sorted(r["record_json"] for r in _table(os.path.join(store, "label_reports")))
     meta = json.load(open(os.path.join(store, "_store.json")))
     meta.pop("last_run")
-    partitions = sorted(os.path.relpath(d, store) for d, _, fs in os.walk(os.path.join(store, "features"))
-                        if any(f.endswith(".parquet") for f in fs))
-    return {"rows": rows, "images": images, "manifest": manifest, "quarantine": quarantine, "reports": reports,
-            "meta": meta, "partitions": partitions, "top": sorted(os.listdir(store))}
+    partitions = sorted(
+        os.path.relpath(d, store)
+        for d, _, fs in os.walk(os.path.join(store, "features"))
+        if any(f.endswith(".parquet") for f in fs)
+    )
+    return {
+        "rows": rows,
+        "images": images,
+        "manifest": manifest,
+        "quarantine": quarantine,
+        "reports": reports,
+        "meta": meta,
+        "partitions": partitions,
+        "top": sorted(os.listdir(store)),
+    }
 
 
 def _petastorm_keys(store):
     from petastorm import make_reader
-    with make_reader("file://" + os.path.join(store, "features"), schema_fields=["expnum", "ccdnum"], num_epochs=1,
-                     workers_count=1, shuffle_row_groups=False) as r:
+
+    with make_reader(
+        "file://" + os.path.join(store, "features"),
+        schema_fields=["expnum", "ccdnum"],
+        num_epochs=1,
+        workers_count=1,
+        shuffle_row_groups=False,
+    ) as r:
         return sorted((int(x.expnum), int(x.ccdnum)) for x in r)
 
 
@@ -190,8 +268,12 @@ def test_killed_driver_then_rerun_gives_the_clean_store(tmp_path):
         # 1. kill while the executors process CCDs: nothing may become visible
         log1 = logs / "run1"
         p = _start(_cmd(cl, conf, "preprocess", root, labels, store), log1)
-        _wait_until(p, lambda: any(os.path.isdir(os.path.join(store, "_staging", r, "results")) for r in _runs(store)),
-                    "processing", log1)
+        _wait_until(
+            p,
+            lambda: any(os.path.isdir(os.path.join(store, "_staging", r, "results")) for r in _runs(store)),
+            "processing",
+            log1,
+        )
         assert not os.path.exists(os.path.join(store, "_journal.json"))
         _kill(p)
         lock = json.load(open(os.path.join(store, "_lock.json")))  # left behind, its pid gone
@@ -203,8 +285,12 @@ def test_killed_driver_then_rerun_gives_the_clean_store(tmp_path):
         # 2. the next run takes the dead run's lock over; kill it halfway through its commit
         log2 = logs / "run2"
         p = _start(_cmd(cl, conf, str(slow), root, labels, store), log2)
-        _wait_until(p, lambda: os.path.exists(os.path.join(store, "_journal.json")) and len(os.listdir(marks)) >= 2,
-                    "a half-applied commit", log2)
+        _wait_until(
+            p,
+            lambda: os.path.exists(os.path.join(store, "_journal.json")) and len(os.listdir(marks)) >= 2,
+            "a half-applied commit",
+            log2,
+        )
         _kill(p)
         assert "taking over the lock of run" in _log(log2)
         assert os.path.exists(os.path.join(store, "_journal.json"))
@@ -244,5 +330,7 @@ def test_killed_driver_then_rerun_gives_the_clean_store(tmp_path):
     assert len(got["quarantine"]) == len(expected) - n_stored
     assert {m[1] for m in got["manifest"]} == {"stored", "quarantined"}
     assert _petastorm_keys(store) == _petastorm_keys(clean) == sorted(k for k in want["images"])
-    print(f"fault test: kill/kill/rerun sequence {t_killed:.0f} s, clean run phases "
-          f"{s_clean['timings']}, whole test {time.time() - t_start:.0f} s")
+    print(
+        f"fault test: kill/kill/rerun sequence {t_killed:.0f} s, clean run phases "
+        f"{s_clean['timings']}, whole test {time.time() - t_start:.0f} s"
+    )

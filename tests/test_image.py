@@ -1,11 +1,18 @@
 """The numpy image steps against independent, plain-loop computations."""
+
 import numpy as np
 import pytest
 
 from artifactspark.config import PipelineConfig, config_from_dict
 from artifactspark.errors import InputRejected
-from artifactspark.image import (arcsinh_stretch, bin_sharpness, block_mean, noise_sigma, preprocess_planes,
-                                 valid_pixels)
+from artifactspark.features.image import (
+    arcsinh_stretch,
+    bin_sharpness,
+    block_mean,
+    noise_sigma,
+    preprocess_planes,
+    valid_pixels,
+)
 
 
 def loop_block_mean(img, valid, f, edge):
@@ -26,7 +33,9 @@ def loop_block_mean(img, valid, f, edge):
     return mean, frac
 
 
-@pytest.mark.parametrize("shape,f,edge", [((32, 16), 4, "crop"), ((35, 19), 4, "crop"), ((35, 19), 4, "pad"), ((8, 8), 8, "crop")])
+@pytest.mark.parametrize(
+    "shape,f,edge", [((32, 16), 4, "crop"), ((35, 19), 4, "crop"), ((35, 19), 4, "pad"), ((8, 8), 8, "crop")]
+)
 def test_block_mean_matches_loop(shape, f, edge):
     rng = np.random.default_rng(1)
     img = rng.normal(5, 3, shape).astype(np.float32)
@@ -91,10 +100,13 @@ def test_stretch_percentiles_clip():
     assert y.min() == 0 and y.max() == pytest.approx(np.arcsinh(1.0))
 
 
-@pytest.mark.parametrize("x,has,reason", [
-    (np.ones((2, 2), np.float32), np.ones((2, 2), bool), "constant_image"),
-    (np.ones((2, 2), np.float32), np.zeros((2, 2), bool), "all_masked"),
-])
+@pytest.mark.parametrize(
+    "x,has,reason",
+    [
+        (np.ones((2, 2), np.float32), np.ones((2, 2), bool), "constant_image"),
+        (np.ones((2, 2), np.float32), np.zeros((2, 2), bool), "all_masked"),
+    ],
+)
 def test_stretch_rejects(x, has, reason):
     with pytest.raises(InputRejected) as e:
         arcsinh_stretch(x, has)
@@ -119,8 +131,12 @@ def loop_sharpness(img, valid, f, edge, sigma):
     mx, spread = np.zeros((H, W)), np.zeros((H, W))
     for i in range(H):
         for j in range(W):
-            vals = [float(img[r, c]) / sigma for r in range(i * f, min((i + 1) * f, h))
-                    for c in range(j * f, min((j + 1) * f, w)) if valid[r, c]]
+            vals = [
+                float(img[r, c]) / sigma
+                for r in range(i * f, min((i + 1) * f, h))
+                for c in range(j * f, min((j + 1) * f, w))
+                if valid[r, c]
+            ]
             if vals:
                 mx[i, j] = max(vals)
                 q1, q3 = np.percentile(vals, [25, 75])
@@ -128,18 +144,27 @@ def loop_sharpness(img, valid, f, edge, sigma):
     return mx, spread
 
 
-@pytest.mark.parametrize("shape,f,edge", [((32, 16), 4, "crop"), ((35, 19), 4, "crop"), ((35, 19), 4, "pad"),
-                                          ((8, 8), 8, "crop"), ((37, 21), 8, "pad"), ((24, 24), 3, "crop")])
+@pytest.mark.parametrize(
+    "shape,f,edge",
+    [
+        ((32, 16), 4, "crop"),
+        ((35, 19), 4, "crop"),
+        ((35, 19), 4, "pad"),
+        ((8, 8), 8, "crop"),
+        ((37, 21), 8, "pad"),
+        ((24, 24), 3, "crop"),
+    ],
+)
 def test_sharpness_matches_loop(shape, f, edge):
     rng = np.random.default_rng(2)
     img = rng.normal(1, 7, shape).astype(np.float32)
     img[rng.random(shape) < 0.02] += 300  # hot pixels
     valid = rng.random(shape) > 0.3
-    valid[:f, :f] = False                 # one fully masked bin
+    valid[:f, :f] = False  # one fully masked bin
     single = shape[0] >= 2 * f
     if single:
-        valid[f: 2 * f, :f] = False
-        valid[f, 0] = True                # a bin with a single valid pixel: max = it, spread 0
+        valid[f : 2 * f, :f] = False
+        valid[f, 0] = True  # a bin with a single valid pixel: max = it, spread 0
     img[~valid & (rng.random(shape) < 0.5)] = np.nan  # masked NaNs never leak
     mx, spread = bin_sharpness(img, valid, f, 7.0, edge)
     m2, s2 = loop_sharpness(img, valid, f, edge, 7.0)
@@ -176,7 +201,7 @@ def test_noise_sigma_of_gaussian_noise(sigma):
     sub = _sky((512, 256), sigma)
     valid = np.ones(sub.shape, bool)
     valid[:, 7] = False
-    sub[:, 7] = 1e6                    # a masked hot column is not looked at
+    sub[:, 7] = 1e6  # a masked hot column is not looked at
     sub[100:110, 100:110] += 50 * sigma  # a bright source barely moves a MAD
     est = noise_sigma(sub, valid)
     assert est == pytest.approx(sigma, rel=0.03)
@@ -203,11 +228,11 @@ def test_planted_sharp_artifact_shows_in_max_sn_not_in_block_mean(kind):
     valid = np.ones(sky.shape, bool)
     sub = sky.copy()
     hit = np.zeros((256 // f, 128 // f), bool)
-    if kind == "hot_pixel":   # a cosmic ray: one pixel 40 sigma up, in bin (12, 5)
+    if kind == "hot_pixel":  # a cosmic ray: one pixel 40 sigma up, in bin (12, 5)
         excess, n_pix = 40 * sigma, 1
         sub[12 * f + 3, 5 * f + 6] += excess
         hit[12, 5] = True
-    else:                     # a single bad column 8 sigma up, in bin column 9
+    else:  # a single bad column 8 sigma up, in bin column 9
         excess, n_pix = 8 * sigma, f
         sub[:, 9 * f + 2] += excess
         hit[:, 9] = True
@@ -301,22 +326,22 @@ def brute_laplacian_max(sub, valid, f, sigma):
 
 
 def test_laplacian_channel_matches_brute_force_and_separates_sharp_from_psf():
-    from artifactspark.image import bin_laplacian_max
+    from artifactspark.features.image import bin_laplacian_max
 
     rng = np.random.default_rng(5)
     sub = rng.normal(0, 2.0, (35, 27)).astype(np.float32)
     valid = rng.random(sub.shape) > 0.1
-    valid[:8, :8] = False                               # a bin with no usable pixel -> 0
+    valid[:8, :8] = False  # a bin with no usable pixel -> 0
     got = bin_laplacian_max(sub, valid, 4, 2.0)
     np.testing.assert_allclose(got, brute_laplacian_max(sub, valid, 4, 2.0), rtol=1e-5, atol=1e-5)
     assert got.shape == (8, 6) and got[0, 0] == 0.0 and got[1, 1] == 0.0
     # a star (Gaussian PSF, sigma 1.2 px, peak 100) and a cosmic ray (one pixel, 100) on flat sky
     img = np.zeros((64, 64), np.float32)
     yy, xx = np.mgrid[:64, :64]
-    img += 100 * np.exp(-((yy - 12) ** 2 + (xx - 12) ** 2) / (2 * 1.2 ** 2))
+    img += 100 * np.exp(-((yy - 12) ** 2 + (xx - 12) ** 2) / (2 * 1.2**2))
     img[44, 44] += 100
     lap = bin_laplacian_max(img, np.ones_like(img, bool), 8, 1.0)
     star, cr = lap[12 // 8, 12 // 8], lap[44 // 8, 44 // 8]
-    assert cr == pytest.approx(100.0) and 20 < star < 40          # ~0.29 of the star's peak
+    assert cr == pytest.approx(100.0) and 20 < star < 40  # ~0.29 of the star's peak
     with pytest.raises(ValueError, match="sigma"):
         bin_laplacian_max(img, np.ones_like(img, bool), 8, 0.0)

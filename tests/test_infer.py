@@ -1,16 +1,16 @@
 """Batch inference (issue 5): one row per CCD and model version, values equal to a local
 predict on the same images, incremental re-runs, new versions beside old ones, refusals."""
+
 import glob
 import json
 import os
 import shutil
 
+import infer as infer_job
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as pads
 import pytest
-
-import infer as infer_job
 
 
 def _preds(path):
@@ -19,10 +19,13 @@ def _preds(path):
 
 def _store_rows(store, fields=("image", "mask_frac")):
     """Keys (pandas) and the decoded planes {field: (N, H, W)} of every stored CCD, by key."""
-    from artifactspark.store import decode_ndarray
+    from artifactspark.features.store import decode_ndarray
 
-    t = pads.dataset(os.path.join(store, "features"), partitioning="hive").to_table(
-        columns=["expnum", "ccdnum", "band", "nite", *fields]).to_pandas()
+    t = (
+        pads.dataset(os.path.join(store, "features"), partitioning="hive")
+        .to_table(columns=["expnum", "ccdnum", "band", "nite", *fields])
+        .to_pandas()
+    )
     t = t.sort_values(["expnum", "ccdnum"]).reset_index(drop=True)
     return t, {f: np.stack([decode_ndarray(b) for b in t[f]]) for f in fields}
 
@@ -30,13 +33,17 @@ def _store_rows(store, fields=("image", "mask_frac")):
 @pytest.fixture(scope="module")
 def scored(trained, toy, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("preds") / "predictions")
-    assert infer_job.main(["--store", toy["store"], "--model", trained["cnn_binary"], "--output", out,
-                           "--config", toy["conf"]]) == 0
+    assert (
+        infer_job.main(
+            ["--store", toy["store"], "--model", trained["cnn_binary"], "--output", out, "--config", toy["conf"]]
+        )
+        == 0
+    )
     return out
 
 
 def test_one_row_per_ccd_with_the_local_model_values(scored, trained, toy):
-    from artifactspark.modelio import Predictor
+    from artifactspark.models.modelio import Predictor
 
     p = _preds(scored).sort_values(["expnum", "ccdnum"]).reset_index(drop=True)
     model = Predictor(trained["cnn_binary"])
@@ -51,7 +58,7 @@ def test_one_row_per_ccd_with_the_local_model_values(scored, trained, toy):
     np.testing.assert_allclose(p["p_artifact"], local[:, 1], atol=1e-5)
     assert (p["flagged"] == (p["p_artifact"] >= meta["threshold"])).all()
     assert (p["model_version"] == meta["version"]).all() and (p["config_hash"] == meta["config_hash"]).all()
-    assert p["predicted_classes"].map(len).eq(0).all()                  # binary: no class names
+    assert p["predicted_classes"].map(len).eq(0).all()  # binary: no class names
     assert sorted(os.path.basename(d) for d in glob.glob(os.path.join(scored, "band=*"))) == ["band=g", "band=r"]
     assert os.path.isfile(os.path.join(scored, "_models", meta["version"] + ".json"))
 
@@ -60,20 +67,31 @@ def test_rerun_adds_nothing_and_new_version_adds_its_own(scored, trained, toy, c
     before = _preds(scored)
     files = sorted(glob.glob(os.path.join(scored, "band=*", "nite=*", "*.parquet")))
     capsys.readouterr()
-    assert infer_job.main(["--store", toy["store"], "--model", trained["cnn_binary"], "--output", scored,
-                           "--config", toy["conf"]]) == 0
+    assert (
+        infer_job.main(
+            ["--store", toy["store"], "--model", trained["cnn_binary"], "--output", scored, "--config", toy["conf"]]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["scored"] == 0 and summary["already_scored"] == len(toy["kinds"])
     assert sorted(glob.glob(os.path.join(scored, "band=*", "nite=*", "*.parquet"))) == files
     # a second model: its own rows, the first model's rows untouched
     for name in ("svm_binary", "cnn_multiclass"):
-        assert infer_job.main(["--store", toy["store"], "--model", trained[name], "--output", scored,
-                               "--config", toy["conf"]]) == 0
+        assert (
+            infer_job.main(
+                ["--store", toy["store"], "--model", trained[name], "--output", scored, "--config", toy["conf"]]
+            )
+            == 0
+        )
     after = _preds(scored)
     assert len(after) == 3 * len(toy["kinds"]) and after["model_version"].nunique() == 3
     old = after[after["model_version"] == before["model_version"].iloc[0]]
-    pd.testing.assert_frame_equal(old.sort_values(["expnum", "ccdnum"]).reset_index(drop=True)[before.columns],
-                                  before.sort_values(["expnum", "ccdnum"]).reset_index(drop=True), check_categorical=False)
+    pd.testing.assert_frame_equal(
+        old.sort_values(["expnum", "ccdnum"]).reset_index(drop=True)[before.columns],
+        before.sort_values(["expnum", "ccdnum"]).reset_index(drop=True),
+        check_categorical=False,
+    )
     mc = after[after["problem"] == "multiclass"]
     meta = json.load(open(os.path.join(trained["cnn_multiclass"], "model.json")))
     for probs, names, flagged in zip(mc["class_probs"], mc["predicted_classes"], mc["flagged"]):
@@ -87,19 +105,35 @@ def test_refuses_a_model_from_another_preprocessing_config(trained, toy, tmp_pat
     meta = json.load(open(bad / "model.json"))
     meta["config_hash"] = "0123456789abcdef"
     (bad / "model.json").write_text(json.dumps(meta))
-    rc = infer_job.main(["--store", toy["store"], "--model", str(bad), "--output", str(tmp_path / "p"),
-                         "--config", toy["conf"]])
+    rc = infer_job.main(
+        ["--store", toy["store"], "--model", str(bad), "--output", str(tmp_path / "p"), "--config", toy["conf"]]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "0123456789abcdef" in err and "Retrain" in err
     assert not glob.glob(str(tmp_path / "p" / "band=*"))
-    assert infer_job.main(["--store", toy["store"], "--model", str(tmp_path / "none"), "--output", str(tmp_path / "p"),
-                           "--config", toy["conf"]]) == 2
+    assert (
+        infer_job.main(
+            [
+                "--store",
+                toy["store"],
+                "--model",
+                str(tmp_path / "none"),
+                "--output",
+                str(tmp_path / "p"),
+                "--config",
+                toy["conf"],
+            ]
+        )
+        == 2
+    )
 
 
 def test_refuses_to_mix_two_stores_in_one_table(spark, scored, trained, toy, tmp_path, capsys):
-    from artifactspark.preprocess import run_preprocess
+    from artifactspark.features.preprocess import run_preprocess
 
     other = str(tmp_path / "other")
     run_preprocess(spark, [str(toy["dir"] / "archive")], other, toy["cfg"], [])
-    rc = infer_job.main(["--store", other, "--model", trained["cnn_binary"], "--output", scored, "--config", toy["conf"]])
+    rc = infer_job.main(
+        ["--store", other, "--model", trained["cnn_binary"], "--output", scored, "--config", toy["conf"]]
+    )
     assert rc == 4 and "would mix" in capsys.readouterr().err

@@ -1,17 +1,18 @@
 """The Radon line detector (lines.py) and its TensorFlow layer (cnn.line_layer)."""
+
 import math
 
 import numpy as np
 import pytest
 
-from artifactspark import lines
+from artifactspark.models import lines
 
-H, W = 512, 256   # a binned DES CCD (4096 x 2048 at 8 x 8)
+H, W = 512, 256  # a binned DES CCD (4096 x 2048 at 8 x 8)
 
 
 def _track(amp, angle, shape=(H, W), r0=None, c0=None):
     """A one-bin-wide straight track of ``amp`` (in noise sigma) through (r0, c0)."""
-    rr, cc = np.mgrid[0:shape[0], 0:shape[1]]
+    rr, cc = np.mgrid[0 : shape[0], 0 : shape[1]]
     r0 = shape[0] / 2 if r0 is None else r0
     c0 = shape[1] / 2 if c0 is None else c0
     d = np.abs((rr - r0) * math.cos(angle) - (cc - c0) * math.sin(angle))
@@ -31,7 +32,7 @@ def test_radon_geometry_matches_brute_force_on_a_small_image():
                 t = (r - 2.5) * math.cos(th) + (c - 2.0) * math.sin(th)
                 want.add((k * n_off + int(np.rint(t)) + half, r * 5 + c))
     assert got == want
-    assert len(rows) == 4 * 30   # every pixel on exactly one line per angle
+    assert len(rows) == 4 * 30  # every pixel on exactly one line per angle
 
 
 def test_line_sn_is_unit_noise_and_finds_a_faint_track():
@@ -43,7 +44,7 @@ def test_line_sn_is_unit_noise_and_finds_a_faint_track():
         noise_max.append(lines.line_sn(z, valid).max())
         # 0.8 sigma per bin: invisible bin by bin, 13-20 sigma integrated along 256-560 bins
         track_max.append(lines.line_sn(z + _track(0.8, angle), valid).max())
-    assert max(noise_max) < 5.0, noise_max          # ~47 000 lines of unit-variance noise: max ~4
+    assert max(noise_max) < 5.0, noise_max  # ~47 000 lines of unit-variance noise: max ~4
     assert min(track_max) > 6.0, track_max
     assert min(track_max) > max(noise_max) + 1.5
 
@@ -53,7 +54,7 @@ def test_line_sn_ignores_smooth_sky_and_masked_bins():
     z = rng.standard_normal((H, W))
     valid = np.ones((H, W), bool)
     base = lines.line_sn(z, valid).max()
-    ramp = np.linspace(-1.0, 1.0, H)[:, None] * np.ones((1, W))     # a 2-sigma gradient: haze-like
+    ramp = np.linspace(-1.0, 1.0, H)[:, None] * np.ones((1, W))  # a 2-sigma gradient: haze-like
     assert lines.line_sn(z + ramp, valid).max() < base + 1.0
     # a bright track on bins that are masked is not seen
     masked = valid.copy()
@@ -69,13 +70,13 @@ def test_line_sn_stars_count_at_most_clip_sigma():
     valid = np.ones((H, W), bool)
     stars = z.copy()
     idx = rng.integers(0, H * W, 300)
-    stars.ravel()[idx] += 1e4                     # 300 saturated-looking peaks
+    stars.ravel()[idx] += 1e4  # 300 saturated-looking peaks
     assert lines.line_sn(stars, valid).max() < 6.0
 
 
 @pytest.mark.parametrize("mask_index", [None, 1])
 def test_tensorflow_layer_equals_the_numpy_reference(mask_index):
-    from artifactspark.cnn import line_layer
+    from artifactspark.models.layers import line_layer
 
     rng = np.random.default_rng(8)
     z = rng.standard_normal((3, H, W)).astype(np.float32)

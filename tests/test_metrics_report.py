@@ -1,5 +1,6 @@
 """Evaluation metrics and the report: numbers checked against independent computations (sklearn,
 brute force, hand-made cases), the report's files and numbers against the predictions it was built from."""
+
 import html as htmllib
 import json
 import os
@@ -12,19 +13,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import ROOT
 from sklearn import metrics as skm
 
-from artifactspark import metrics as M
-from artifactspark.metrics import ModelDirError
-from artifactspark.report import ReportInputError, build_report
-from conftest import ROOT
-
 from artifactspark.config import DEFAULT_CLASSES as TAXONOMY  # noqa: E402
-
+from artifactspark.evaluate import metrics as M
+from artifactspark.evaluate.metrics import ModelDirError
+from artifactspark.evaluate.report import ReportInputError, build_report
 
 # ---------------------------------------------------------------------------------------------
 # threshold rule
 # ---------------------------------------------------------------------------------------------
+
 
 def brute_threshold(y, p, target):
     """Largest candidate t (every distinct score) with share of positives below t <= target."""
@@ -39,9 +39,9 @@ def brute_threshold(y, p, target):
 def test_threshold_hand_cases():
     y = np.array([1, 1, 1, 1, 0])
     p = np.array([0.1, 0.2, 0.3, 0.4, 0.9])
-    assert M.threshold_for_fnr(y, p, 0.0) == pytest.approx(0.1)      # target 0: the lowest positive score
-    assert M.threshold_for_fnr(y, p, 0.24) == pytest.approx(0.1)     # 0.24 * 4 < 1: no miss allowed
-    assert M.threshold_for_fnr(y, p, 0.25) == pytest.approx(0.2)     # one miss allowed
+    assert M.threshold_for_fnr(y, p, 0.0) == pytest.approx(0.1)  # target 0: the lowest positive score
+    assert M.threshold_for_fnr(y, p, 0.24) == pytest.approx(0.1)  # 0.24 * 4 < 1: no miss allowed
+    assert M.threshold_for_fnr(y, p, 0.25) == pytest.approx(0.2)  # one miss allowed
     assert M.threshold_for_fnr(y, p, 0.5) == pytest.approx(0.3)
     # ties: three positives tied at 0.2, one miss allowed -> t = 0.2 flags all three (FNR 0 <= 0.25);
     # any t above 0.2 would miss three of four
@@ -74,7 +74,7 @@ def test_threshold_matches_brute_force_with_ties():
         y = (rng.random(n) < 0.5).astype(int)
         if y.sum() == 0:
             y[0] = 1
-        p = np.round(rng.random(n), 1)          # many ties
+        p = np.round(rng.random(n), 1)  # many ties
         target = float(rng.choice([0.0, 0.02, 0.1, 0.25, 0.5, rng.random()]))
         t = M.threshold_for_fnr(y, p, target)
         assert t == pytest.approx(brute_threshold(y, p, target)), (trial, target)
@@ -85,32 +85,35 @@ def test_threshold_matches_brute_force_with_ties():
 # binary metrics and curve
 # ---------------------------------------------------------------------------------------------
 
+
 def test_fpr_fnr_curve_matches_sklearn_roc():
     rng = np.random.default_rng(1)
     y = (rng.random(300) < 0.4).astype(int)
-    p = np.round(np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0, 1), 2)   # ties
+    p = np.round(np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0, 1), 2)  # ties
     c = M.fpr_fnr_curve(y, p)
     fpr, tpr, thr = skm.roc_curve(y, p, drop_intermediate=False)
     keep = np.isfinite(thr) & (thr <= 1.0 + 1e-12) & (thr >= p.min())
-    keep[0] = False                                                     # sklearn's "flag nothing" point
+    keep[0] = False  # sklearn's "flag nothing" point
     np.testing.assert_allclose(c["thresholds"], thr[keep][::-1])
     np.testing.assert_allclose(c["fpr"], fpr[keep][::-1])
     np.testing.assert_allclose(c["fnr"], 1 - tpr[keep][::-1])
-    assert c["fnr"][0] == 0.0 and c["fpr"][0] == 1.0                   # lowest threshold flags everything
+    assert c["fnr"][0] == 0.0 and c["fpr"][0] == 1.0  # lowest threshold flags everything
 
 
 def test_binary_metrics_match_sklearn():
     rng = np.random.default_rng(2)
     y = (rng.random(500) < 0.3).astype(int)
     p = np.round(rng.random(500), 2)
-    t = 0.37                                   # a value present in p: ties must be flagged
+    t = 0.37  # a value present in p: ties must be flagged
     assert (p == t).any()
     bm = M.binary_metrics(y, p, t)
     pred = (p >= t).astype(int)
     tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
     assert (bm["tp"], bm["fp"], bm["tn"], bm["fn"]) == (tp, fp, tn, fn)
     prec, rec, f1, _ = skm.precision_recall_fscore_support(y, pred, average="binary", zero_division=0)
-    assert bm["precision"] == pytest.approx(prec) and bm["recall"] == pytest.approx(rec) and bm["f1"] == pytest.approx(f1)
+    assert (
+        bm["precision"] == pytest.approx(prec) and bm["recall"] == pytest.approx(rec) and bm["f1"] == pytest.approx(f1)
+    )
     assert bm["fpr"] == pytest.approx(fp / (fp + tn)) and bm["fnr"] == pytest.approx(fn / (fn + tp))
     assert bm["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
     # zero division is 0: no positives; nothing flagged
@@ -130,12 +133,13 @@ def test_wilson_interval_known_value():
 # many-class and multi-label
 # ---------------------------------------------------------------------------------------------
 
+
 def test_confusion_per_class_macro_match_sklearn():
     rng = np.random.default_rng(4)
     n, k = 600, 7
     names = [f"c{i}" for i in range(k)]
-    yt = rng.choice(k, n, p=[0.3, 0.25, 0.2, 0.15, 0.06, 0.04, 0.0])    # class 6 never true
-    yp = np.where(rng.random(n) < 0.6, yt, rng.choice(k - 1, n))        # class 6 never predicted
+    yt = rng.choice(k, n, p=[0.3, 0.25, 0.2, 0.15, 0.06, 0.04, 0.0])  # class 6 never true
+    yp = np.where(rng.random(n) < 0.6, yt, rng.choice(k - 1, n))  # class 6 never predicted
     yp[yp == 5] = 4
     cm = M.confusion_matrix(yt, yp, k)
     np.testing.assert_array_equal(cm, skm.confusion_matrix(yt, yp, labels=list(range(k))))
@@ -144,7 +148,11 @@ def test_confusion_per_class_macro_match_sklearn():
     for r in rows:
         i = r["index"]
         assert (r["name"], r["support"]) == (names[i], S[i])
-        assert r["precision"] == pytest.approx(P[i]) and r["recall"] == pytest.approx(R[i]) and r["f1"] == pytest.approx(F[i])
+        assert (
+            r["precision"] == pytest.approx(P[i])
+            and r["recall"] == pytest.approx(R[i])
+            and r["f1"] == pytest.approx(F[i])
+        )
     val, used = M.macro_f1(yt, yp, names, min_support=30)
     qual = [i for i in range(k) if S[i] >= 30]
     assert used == [names[i] for i in qual] and len(qual) < k
@@ -159,10 +167,10 @@ def test_binary_by_true_class_matches_crosstab():
     rng = np.random.default_rng(5)
     n = 400
     label = (rng.random(n) < 0.5).astype(int)
-    label[:5] = -1                                                      # unlabelled: skipped
+    label[:5] = -1  # unlabelled: skipped
     pc = np.where(label == 1, rng.integers(0, 26, n), -1)
     pc[10] = -1
-    label[10] = 1                                                       # artifact without class
+    label[10] = 1  # artifact without class
     flagged = rng.random(n) < 0.6
     out = M.binary_by_true_class(pc, label, flagged, TAXONOMY)
     assert out["rows"] == TAXONOMY + ["no artifact"] and out["cols"] == ["no artifact", "artifact"]
@@ -178,7 +186,11 @@ def test_binary_by_true_class_matches_crosstab():
     mh[0, [1, 19]] = 1
     mh[1, 19] = 1
     o2 = M.binary_by_true_class(mh, np.array([1, 1, 0]), np.array([True, False, False]), TAXONOMY)
-    assert o2["counts"][1].tolist() == [0, 1] and o2["counts"][19].tolist() == [1, 1] and o2["counts"][26].tolist() == [1, 0]
+    assert (
+        o2["counts"][1].tolist() == [0, 1]
+        and o2["counts"][19].tolist() == [1, 1]
+        and o2["counts"][26].tolist() == [1, 0]
+    )
 
 
 def test_multilabel_prf_matches_sklearn():
@@ -198,21 +210,25 @@ def test_multilabel_prf_matches_sklearn():
 
 def test_recall_vs_strength():
     preds = pd.DataFrame({"expnum": [1, 1, 2, 2], "ccdnum": [1, 2, 1, 2], "p_artifact": [0.9, 0.1, 0.6, 0.4]})
-    truth = pd.DataFrame({
-        "expnum": [1, 1, 2, 2, 3, 1, 2],
-        "ccd":    [1, 2, 1, 2, 1, 1, 2],
-        "band": "r", "nite": "20130901",
-        "cls": ["Ghost", "Ghost", "Ghost", "Ghost", "Ghost", "Guiding", "Guiding"],
-        "snr": [1.0, 2.0, 10.0, 20.0, 5.0, np.nan, np.nan],
-        "amplitude": [0, 0, 0, 0, 0, 0.1, 0.3],
-        "reported": [True, False, True, True, True, False, True]})
+    truth = pd.DataFrame(
+        {
+            "expnum": [1, 1, 2, 2, 3, 1, 2],
+            "ccd": [1, 2, 1, 2, 1, 1, 2],
+            "band": "r",
+            "nite": "20130901",
+            "cls": ["Ghost", "Ghost", "Ghost", "Ghost", "Ghost", "Guiding", "Guiding"],
+            "snr": [1.0, 2.0, 10.0, 20.0, 5.0, np.nan, np.nan],
+            "amplitude": [0, 0, 0, 0, 0, 0.1, 0.3],
+            "reported": [True, False, True, True, True, False, True],
+        }
+    )
     df = M.recall_vs_strength(truth, preds, 0.5, bins=[0.5, 5.0, 50.0])
     g = df[df.cls == "Ghost"].sort_values("bin")
     # exposure 3 is not in the predictions (not a test CCD): left out
     assert g["n"].tolist() == [2, 2] and g["detected"].tolist() == [1, 1]
     assert g["recall"].tolist() == [0.5, 0.5] and g["volunteer_recall"].tolist() == [0.5, 1.0]
     gd = df[df.cls == "Guiding"]
-    assert set(gd["strength"]) == {"amplitude"} and gd["n"].sum() == 0   # amplitudes outside the edges
+    assert set(gd["strength"]) == {"amplitude"} and gd["n"].sum() == 0  # amplitudes outside the edges
     q = M.recall_vs_strength(truth, preds, 0.5, bins=2)
     qg = q[q.cls == "Guiding"].sort_values("bin")
     assert qg["strength"].iloc[0] == "amplitude" and qg["n"].tolist() == [1, 1]
@@ -224,10 +240,20 @@ def test_recall_vs_strength():
 # fake model directories
 # ---------------------------------------------------------------------------------------------
 
-PRED_SCHEMA = pa.schema([("expnum", pa.int64()), ("ccdnum", pa.int16()), ("band", pa.string()),
-                         ("nite", pa.int32()), ("label", pa.int8()), ("primary_class", pa.int16()),
-                         ("multi_hot", pa.list_(pa.int8())), ("y_true", pa.int16()),
-                         ("probs", pa.list_(pa.float32())), ("p_artifact", pa.float32())])
+PRED_SCHEMA = pa.schema(
+    [
+        ("expnum", pa.int64()),
+        ("ccdnum", pa.int16()),
+        ("band", pa.string()),
+        ("nite", pa.int32()),
+        ("label", pa.int8()),
+        ("primary_class", pa.int16()),
+        ("multi_hot", pa.list_(pa.int8())),
+        ("y_true", pa.int16()),
+        ("probs", pa.list_(pa.float32())),
+        ("p_artifact", pa.float32()),
+    ]
+)
 
 
 def _ccds(rng, expnums, ccds_per_exp=10):
@@ -264,23 +290,50 @@ def _pred_table(rng, rows, problem, quality, any_head=False):
         pa_ = probs[1] if problem == "binary" else (1 - probs[-1] if problem == "multiclass" else max(probs))
         if any_head:
             pa_ = score
-        for k, v in (("expnum", e), ("ccdnum", c), ("band", "r"), ("nite", 20130901), ("label", lab),
-                     ("primary_class", pc), ("multi_hot", mh), ("y_true", yt),
-                     ("probs", [float(x) for x in probs]), ("p_artifact", float(pa_))):
+        for k, v in (
+            ("expnum", e),
+            ("ccdnum", c),
+            ("band", "r"),
+            ("nite", 20130901),
+            ("label", lab),
+            ("primary_class", pc),
+            ("multi_hot", mh),
+            ("y_true", yt),
+            ("probs", [float(x) for x in probs]),
+            ("p_artifact", float(pa_)),
+        ):
             cols[k].append(v)
     return pa.table(cols, schema=PRED_SCHEMA)
 
 
-def make_model_dir(path, name, kind, problem="binary", split_id="s1", quality=3.0, seed=0,
-                   history=True, learning_curve=True, target_fnr=0.02, any_head=False):
+def make_model_dir(
+    path,
+    name,
+    kind,
+    problem="binary",
+    split_id="s1",
+    quality=3.0,
+    seed=0,
+    history=True,
+    learning_curve=True,
+    target_fnr=0.02,
+    any_head=False,
+):
     rng = np.random.default_rng(seed)
-    split = {"id": split_id, "seed": 7, "fractions": [0.7, 0.15, 0.15],
-             "train": list(range(1000, 1070)), "val": list(range(2000, 2015)), "test": list(range(3000, 3030))}
-    drng = np.random.default_rng(zlib.crc32(split_id.encode()))       # same split -> same CCDs and labels
+    split = {
+        "id": split_id,
+        "seed": 7,
+        "fractions": [0.7, 0.15, 0.15],
+        "train": list(range(1000, 1070)),
+        "val": list(range(2000, 2015)),
+        "test": list(range(3000, 3030)),
+    }
+    drng = np.random.default_rng(zlib.crc32(split_id.encode()))  # same split -> same CCDs and labels
     test_rows = _ccds(drng, split["test"])
     val_rows = _ccds(drng, split["val"])
-    classes = {"binary": ["no artifact", "artifact"], "multiclass": TAXONOMY + ["no artifact"],
-               "multilabel": TAXONOMY}[problem]
+    classes = {"binary": ["no artifact", "artifact"], "multiclass": TAXONOMY + ["no artifact"], "multilabel": TAXONOMY}[
+        problem
+    ]
     os.makedirs(path, exist_ok=True)
     val = _pred_table(rng, val_rows, problem, quality, any_head)
     test = _pred_table(rng, test_rows, problem, quality, any_head)
@@ -288,22 +341,45 @@ def make_model_dir(path, name, kind, problem="binary", split_id="s1", quality=3.
     pq.write_table(test, os.path.join(path, "predictions_test.parquet"))
     vl = np.asarray(val.column("label").to_pylist())
     vp = np.asarray(val.column("p_artifact").to_pylist(), dtype=np.float32)
-    meta = {"name": name, "kind": kind, "problem": problem, "version": "0.1", "classes": classes,
-            "taxonomy": TAXONOMY, "threshold": M.threshold_for_fnr(vl, vp, target_fnr), "target_fnr": target_fnr,
-            "split": split, "config_hash": "abc123"}
+    meta = {
+        "name": name,
+        "kind": kind,
+        "problem": problem,
+        "version": "0.1",
+        "classes": classes,
+        "taxonomy": TAXONOMY,
+        "threshold": M.threshold_for_fnr(vl, vp, target_fnr),
+        "target_fnr": target_fnr,
+        "split": split,
+        "config_hash": "abc123",
+    }
     if problem == "multilabel":
         meta["class_thresholds"] = [0.55] * 26
     if any_head:
         meta["any_head"] = True
     if kind == "cnn" and history:
         ep = list(range(1, 9))
-        json.dump({"epoch": ep, "loss": [1 / e for e in ep], "val_loss": [1.2 / e + 0.05 * e for e in ep],
-                   "train_error": [0.4 / e for e in ep], "val_error": [0.3 / e + 0.01 * e for e in ep],
-                   "test_error": [0.32 / e + 0.01 * e for e in ep], "best_epoch": 5},
-                  open(os.path.join(path, "history.json"), "w"))
+        json.dump(
+            {
+                "epoch": ep,
+                "loss": [1 / e for e in ep],
+                "val_loss": [1.2 / e + 0.05 * e for e in ep],
+                "train_error": [0.4 / e for e in ep],
+                "val_error": [0.3 / e + 0.01 * e for e in ep],
+                "test_error": [0.32 / e + 0.01 * e for e in ep],
+                "best_epoch": 5,
+            },
+            open(os.path.join(path, "history.json"), "w"),
+        )
     if kind == "svm" and learning_curve:
-        json.dump({"n_train": [50, 100, 200, 400], "train_error": [0.0, 0.0, 0.01, 0.02],
-                   "test_error": [0.45, 0.42, 0.4, 0.39]}, open(os.path.join(path, "learning_curve.json"), "w"))
+        json.dump(
+            {
+                "n_train": [50, 100, 200, 400],
+                "train_error": [0.0, 0.0, 0.01, 0.02],
+                "test_error": [0.45, 0.42, 0.4, 0.39],
+            },
+            open(os.path.join(path, "learning_curve.json"), "w"),
+        )
     json.dump(meta, open(os.path.join(path, "model.json"), "w"))
     return path
 
@@ -322,11 +398,15 @@ def test_summarize_model_multiclass_and_multilabel(tmp_path):
     yp = np.stack(t["probs"].to_numpy()).argmax(axis=1)
     assert s["n"] == len(t) == 300
     assert s["accuracy"] == pytest.approx(skm.accuracy_score(yt, yp))
-    np.testing.assert_array_equal(np.array(s["confusion"]["matrix"]), skm.confusion_matrix(yt, yp, labels=list(range(27))))
+    np.testing.assert_array_equal(
+        np.array(s["confusion"]["matrix"]), skm.confusion_matrix(yt, yp, labels=list(range(27)))
+    )
     support = np.bincount(yt, minlength=27)
     qual = [i for i in range(27) if support[i] >= 20]
     assert s["macro_f1_all_classes_used"] == [meta["classes"][i] for i in qual] and 26 in qual
-    assert s["macro_f1_all_classes"] == pytest.approx(skm.f1_score(yt, yp, labels=qual, average="macro", zero_division=0))
+    assert s["macro_f1_all_classes"] == pytest.approx(
+        skm.f1_score(yt, yp, labels=qual, average="macro", zero_division=0)
+    )
     # the headline macro-F1 leaves "no artifact" out; with 300 CCDs no artifact class reaches 20
     art = [i for i in qual if i != 26]
     assert art == [] and s["macro_f1"] is None and s["macro_f1_classes"] == []
@@ -337,7 +417,7 @@ def test_summarize_model_multiclass_and_multilabel(tmp_path):
     lab = t["label"].to_numpy()
     flag = t["p_artifact"].to_numpy() >= meta["threshold"]
     assert s["binary"]["recall"] == pytest.approx(skm.recall_score(lab, flag))
-    json.dumps(s)                                       # JSON-ready (the training jobs dump it as metrics.json)
+    json.dumps(s)  # JSON-ready (the training jobs dump it as metrics.json)
 
     d2 = make_model_dir(str(tmp_path / "ml"), "cnn-ml", "cnn", "multilabel", seed=3)
     s2 = M.summarize_model(d2)
@@ -370,23 +450,76 @@ def make_truth(labels_dir, pred_df, seed=9):
         for k, cls in enumerate(f):
             sn = float(rng.uniform(1, 60))
             det = cls != "Guiding" and sn >= 15
-            rows.append({"expnum": int(e), "ccd": int(c), "band": "r", "nite": "20130901", "cls": cls,
-                         "fid": f"{e}-{c}-{k}", "scope": "ccd", "snr": sn / 2, "amplitude": 1.0, "sn_binned": sn,
-                         "contrast": 3.0, "n_sharp": 0, "floor_rule": "erased_by_binning" if cls == "Guiding" else "compact",
-                         "detectable": det, "reported": bool(lab and rng.random() < 0.8)})
+            rows.append(
+                {
+                    "expnum": int(e),
+                    "ccd": int(c),
+                    "band": "r",
+                    "nite": "20130901",
+                    "cls": cls,
+                    "fid": f"{e}-{c}-{k}",
+                    "scope": "ccd",
+                    "snr": sn / 2,
+                    "amplitude": 1.0,
+                    "sn_binned": sn,
+                    "contrast": 3.0,
+                    "n_sharp": 0,
+                    "floor_rule": "erased_by_binning" if cls == "Guiding" else "compact",
+                    "detectable": det,
+                    "reported": bool(lab and rng.random() < 0.8),
+                }
+            )
         feats += rows
         det = [r for r in rows if r["detectable"]]
-        ccds.append({"expnum": int(e), "ccd": int(c), "band": "r", "nite": "20130901",
-                     "classes": sorted({r["cls"] for r in rows}), "inspected": True, "n_reports": int(lab),
-                     "detectable_classes": sorted({r["cls"] for r in det}), "truth_clean": not rows,
-                     "truth_detectable": bool(det),
-                     "primary_class_truth": max(det, key=lambda r: r["sn_binned"])["cls"] if det else None})
-    feats.append({"expnum": 99999, "ccd": 1, "band": "r", "nite": "20130901", "cls": "Ghost", "fid": "x",
-                  "scope": "ccd", "snr": 3.0, "amplitude": 1.0, "sn_binned": 30.0, "contrast": 3.0, "n_sharp": 0,
-                  "floor_rule": "smooth", "detectable": True, "reported": True})     # not a test CCD
-    ccds.append({"expnum": 99999, "ccd": 1, "band": "r", "nite": "20130901", "classes": ["Ghost"], "inspected": True,
-                 "n_reports": 1, "detectable_classes": ["Ghost"], "truth_clean": False, "truth_detectable": True,
-                 "primary_class_truth": "Ghost"})
+        ccds.append(
+            {
+                "expnum": int(e),
+                "ccd": int(c),
+                "band": "r",
+                "nite": "20130901",
+                "classes": sorted({r["cls"] for r in rows}),
+                "inspected": True,
+                "n_reports": int(lab),
+                "detectable_classes": sorted({r["cls"] for r in det}),
+                "truth_clean": not rows,
+                "truth_detectable": bool(det),
+                "primary_class_truth": max(det, key=lambda r: r["sn_binned"])["cls"] if det else None,
+            }
+        )
+    feats.append(
+        {
+            "expnum": 99999,
+            "ccd": 1,
+            "band": "r",
+            "nite": "20130901",
+            "cls": "Ghost",
+            "fid": "x",
+            "scope": "ccd",
+            "snr": 3.0,
+            "amplitude": 1.0,
+            "sn_binned": 30.0,
+            "contrast": 3.0,
+            "n_sharp": 0,
+            "floor_rule": "smooth",
+            "detectable": True,
+            "reported": True,
+        }
+    )  # not a test CCD
+    ccds.append(
+        {
+            "expnum": 99999,
+            "ccd": 1,
+            "band": "r",
+            "nite": "20130901",
+            "classes": ["Ghost"],
+            "inspected": True,
+            "n_reports": 1,
+            "detectable_classes": ["Ghost"],
+            "truth_clean": False,
+            "truth_detectable": True,
+            "primary_class_truth": "Ghost",
+        }
+    )
     os.makedirs(labels_dir, exist_ok=True)
     pq.write_table(pa.Table.from_pandas(pd.DataFrame(feats)), os.path.join(labels_dir, "truth.parquet"))
     pq.write_table(pa.Table.from_pylist(ccds), os.path.join(labels_dir, "ccds.parquet"))
@@ -405,16 +538,29 @@ def three_models(tmp_path_factory):
     summary = build_report([cnn, svm, ml], out, truth_path=str(base / "labels"))
     out_nt = str(base / "report_no_truth")
     summary_nt = build_report([cnn, svm, ml], out_nt)
-    return {"cnn": cnn, "svm": svm, "ml": ml, "out": out, "summary": summary, "feats": feats, "ccds": ccds,
-            "out_nt": out_nt, "summary_nt": summary_nt}
+    return {
+        "cnn": cnn,
+        "svm": svm,
+        "ml": ml,
+        "out": out,
+        "summary": summary,
+        "feats": feats,
+        "ccds": ccds,
+        "out_nt": out_nt,
+        "summary_nt": summary_nt,
+    }
 
 
 def _truth_join(d, ccds):
     """The test predictions joined with the truth's CCD table, recomputed with pandas."""
     t, meta = _read_preds(d)
     c = ccds.rename(columns={"ccd": "ccdnum"})
-    j = t.merge(c[["expnum", "ccdnum", "truth_clean", "truth_detectable", "detectable_classes", "primary_class_truth"]],
-                on=["expnum", "ccdnum"], how="left", validate="one_to_one")
+    j = t.merge(
+        c[["expnum", "ccdnum", "truth_clean", "truth_detectable", "detectable_classes", "primary_class_truth"]],
+        on=["expnum", "ccdnum"],
+        how="left",
+        validate="one_to_one",
+    )
     assert j["truth_clean"].notna().all()
     j["flag"] = j["p_artifact"] >= meta["threshold"]
     j["det"] = j["truth_detectable"].astype(bool)
@@ -425,8 +571,8 @@ def _truth_join(d, ccds):
 
 def _png_ok(path, size=None):
     """The file is a PNG that opens, of the given (width, height) if any, and not a blank image."""
-    from PIL import Image
     import matplotlib.image as mpimg
+    from PIL import Image
 
     with Image.open(path) as im:
         assert im.format == "PNG"
@@ -436,27 +582,30 @@ def _png_ok(path, size=None):
         assert (w, h) == size, (path, (w, h), size)
     assert 250 < w < 4000 and 200 < h < 4000
     assert mpimg.imread(path).shape[:2] == (h, w)
-    assert rgb.std() > 10                                            # not one flat colour
-    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 20           # drawn content, not a blank canvas
-    assert (rgb.min(axis=2) < 100).mean() > 0.002                    # dark ink (text, lines) present
+    assert rgb.std() > 10  # not one flat colour
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 20  # drawn content, not a blank canvas
+    assert (rgb.min(axis=2) < 100).mean() > 0.002  # dark ink (text, lines) present
     return rgb
 
 
 def test_report_files_and_images(three_models):
     out = three_models["out"]
     rep = json.load(open(os.path.join(out, "report.json")))
-    expected = {"cnn-binary": {"confusion", "binary_by_true_class", "fpr_fnr", "history", "recall_vs_strength"},
-                "svm-binary": {"confusion", "binary_by_true_class", "fpr_fnr", "learning_curve", "recall_vs_strength"},
-                "cnn-ml": {"per_class", "binary_by_true_class", "fpr_fnr", "history", "recall_vs_strength"}}
+    expected = {
+        "cnn-binary": {"confusion", "binary_by_true_class", "fpr_fnr", "history", "recall_vs_strength"},
+        "svm-binary": {"confusion", "binary_by_true_class", "fpr_fnr", "learning_curve", "recall_vs_strength"},
+        "cnn-ml": {"per_class", "binary_by_true_class", "fpr_fnr", "history", "recall_vs_strength"},
+    }
     html = htmllib.unescape(open(os.path.join(out, "report.html")).read())
     md = open(os.path.join(out, "report.md")).read()
-    assert sorted(f for f in os.listdir(out) if f.endswith(".png")) == \
-        sorted(f for m in rep["models"] for f in m["figures"].values())
+    assert sorted(f for f in os.listdir(out) if f.endswith(".png")) == sorted(
+        f for m in rep["models"] for f in m["figures"].values()
+    )
     for m in rep["models"]:
         assert set(m["figures"]) == expected[m["name"]]
         for key, f in m["figures"].items():
             size = None
-            if key == "recall_vs_strength":                          # fixed layout: 5 columns per row, 90 dpi
+            if key == "recall_vs_strength":  # fixed layout: 5 columns per row, 90 dpi
                 k = len({r["cls"] for r in m["truth"]["recall_vs_strength"]})
                 nc, nr = min(5, k), -(-k // 5)
                 size = (round(2.7 * nc * 90), round((2.3 * nr + 0.7) * 90))
@@ -467,9 +616,14 @@ def test_report_files_and_images(three_models):
                 assert ((rgb[..., 0] > 200) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)).sum() > 20
             assert f'<img src="{f}"' in html and f"]({f})" in md
     assert three_models["summary"]["figures"] == 15
-    for needle in ("Targets (issue 9)", "Models on split s1", "The simulator's truth and the detectability floor",
-                   "Classes erased by the 8x8 binning (never above the floor; their CCDs are neither detectable nor "
-                   "clean): Guiding.", "cnn-binary against the simulator's truth"):
+    for needle in (
+        "Targets (issue 9)",
+        "Models on split s1",
+        "The simulator's truth and the detectability floor",
+        "Classes erased by the 8x8 binning (never above the floor; their CCDs are neither detectable nor "
+        "clean): Guiding.",
+        "cnn-binary against the simulator's truth",
+    ):
         assert needle in html and needle in md
     # without the truth: no recall-vs-strength figure, no ceiling
     rep_nt = json.load(open(os.path.join(three_models["out_nt"], "report.json")))
@@ -478,7 +632,9 @@ def test_report_files_and_images(three_models):
         for f in m["figures"].values():
             _png_ok(os.path.join(three_models["out_nt"], f))
     md_nt = open(os.path.join(three_models["out_nt"], "report.md")).read()
-    assert "(ceiling " not in md_nt and "| ceiling |" not in md_nt and "volunteer-label figures have no ceiling" in md_nt
+    assert (
+        "(ceiling " not in md_nt and "| ceiling |" not in md_nt and "volunteer-label figures have no ceiling" in md_nt
+    )
 
 
 def test_report_numbers_match_recomputation(three_models):
@@ -511,7 +667,9 @@ def test_report_numbers_match_recomputation(three_models):
         tb = m["truth"]["binary"]
         assert (tb["n_detectable"], tb["detected"]) == (j.det.sum(), (j.det & j.flag).sum())
         assert (tb["n_clean"], tb["false_positives"]) == (j.clean.sum(), (j.clean & j.flag).sum())
-        assert tb["recall"] == pytest.approx(j[j.det].flag.mean()) and tb["fpr"] == pytest.approx(j[j.clean].flag.mean())
+        assert tb["recall"] == pytest.approx(j[j.det].flag.mean()) and tb["fpr"] == pytest.approx(
+            j[j.clean].flag.mean()
+        )
         assert tb["below_floor"]["n"] == j.below.sum() > 0 and tb["below_floor"]["flagged"] == (j.below & j.flag).sum()
         on = j[j.det | j.clean]
         assert tb["roc_auc"] == pytest.approx(skm.roc_auc_score(on.det, on.p_artifact))
@@ -523,7 +681,7 @@ def test_report_numbers_match_recomputation(three_models):
         cb = m["truth"]["ceiling"]["binary"]
         assert cb["recall"] == pytest.approx(skm.recall_score(j.label, j.det))
         assert cb["fpr"] == pytest.approx(1 - skm.recall_score(j.label, j.det, pos_label=0))
-        assert cb["fpr"] > 0 and cb["recall"] < 1                    # the volunteers miss and over-report
+        assert cb["fpr"] > 0 and cb["recall"] < 1  # the volunteers miss and over-report
         assert m["truth"]["ceiling"]["accuracy"] == pytest.approx(skm.accuracy_score(j.label, j.det))
         # recall vs strength: every feature on a test CCD, detected when its CCD is flagged
         fj = feats.merge(j[["expnum", "ccdnum", "flag"]], left_on=["expnum", "ccd"], right_on=["expnum", "ccdnum"])
@@ -555,7 +713,9 @@ def test_report_numbers_match_recomputation(three_models):
     pred_cls = np.where(rows.flag, np.array(TAXONOMY)[np.stack(rows.probs.to_numpy()).argmax(axis=1)], "no artifact")
     qual = [c for c in TAXONOMY if (truth_cls == c).sum() >= 20]
     assert mct["macro_f1_classes"] == qual
-    assert mct["macro_f1"] == pytest.approx(skm.f1_score(truth_cls, pred_cls, labels=qual, average="macro", zero_division=0))
+    assert mct["macro_f1"] == pytest.approx(
+        skm.f1_score(truth_cls, pred_cls, labels=qual, average="macro", zero_division=0)
+    )
     assert not any("disagrees" in w for w in rep["warnings"])
     # ---- the targets: statuses follow the recomputed numbers
     tg = {(t["id"], t["model"]): t for t in rep["targets"]}
@@ -574,9 +734,10 @@ def test_report_numbers_match_recomputation(three_models):
     assert t4["status"] == ("MET" if mlt["mean_auc"] >= 0.95 else "NOT MET")
     t3 = tg[("manyclass_truth", "cnn-ml")]
     assert t3["role"].startswith("informational") and t3["status"] == ("MET" if mct["macro_f1"] >= 0.85 else "NOT MET")
-    assert tg[("manyclass_truth", "-")]["status"] == "NOT ASSESSED"     # no multiclass CNN given
+    assert tg[("manyclass_truth", "-")]["status"] == "NOT ASSESSED"  # no multiclass CNN given
     # CNN vs SVM against the truth: exact McNemar recomputed with scipy
     from scipy.stats import binomtest
+
     jc, _ = _truth_join(three_models["cnn"], ccds)
     js, _ = _truth_join(three_models["svm"], ccds)
     okc = (jc.flag == jc.det)[jc.det | jc.clean]
@@ -623,21 +784,53 @@ def _boundary_summary(det_flagged, clean_flagged, kind="cnn", n=100):
     k = 2 * n
     p = np.full(k, 0.1)
     p[:det_flagged] = 0.9
-    p[n:n + clean_flagged] = 0.9
+    p[n : n + clean_flagged] = 0.9
     lab = np.r_[np.ones(n, int), np.zeros(n, int)]
     ghost = TAXONOMY.index("Ghost")
     mh = np.zeros((k, 26), np.int8)
     mh[:n, ghost] = 1
-    pred = {"expnum": np.ones(k, np.int64), "ccdnum": np.arange(1, k + 1), "label": lab,
-            "primary_class": np.where(lab == 1, ghost, -1), "y_true": lab, "p_artifact": p,
-            "probs": np.stack([1 - p, p], axis=1), "multi_hot": mh, "warnings": []}
-    meta = {"name": f"{kind}-b", "kind": kind, "problem": "binary", "classes": ["no artifact", "artifact"],
-            "taxonomy": TAXONOMY, "threshold": 0.5, "split": {"id": "s"}}
-    truth = pd.DataFrame({"expnum": 1, "ccd": np.arange(1, n + 1), "cls": "Ghost", "snr": 20.0, "sn_binned": 40.0,
-                          "floor_rule": "smooth", "detectable": True})
-    ccds = pd.DataFrame({"expnum": 1, "ccd": np.arange(1, k + 1), "classes": [["Ghost"]] * n + [[]] * n,
-                         "detectable_classes": [["Ghost"]] * n + [[]] * n, "truth_clean": lab == 0,
-                         "truth_detectable": lab == 1, "primary_class_truth": ["Ghost"] * n + [None] * n})
+    pred = {
+        "expnum": np.ones(k, np.int64),
+        "ccdnum": np.arange(1, k + 1),
+        "label": lab,
+        "primary_class": np.where(lab == 1, ghost, -1),
+        "y_true": lab,
+        "p_artifact": p,
+        "probs": np.stack([1 - p, p], axis=1),
+        "multi_hot": mh,
+        "warnings": [],
+    }
+    meta = {
+        "name": f"{kind}-b",
+        "kind": kind,
+        "problem": "binary",
+        "classes": ["no artifact", "artifact"],
+        "taxonomy": TAXONOMY,
+        "threshold": 0.5,
+        "split": {"id": "s"},
+    }
+    truth = pd.DataFrame(
+        {
+            "expnum": 1,
+            "ccd": np.arange(1, n + 1),
+            "cls": "Ghost",
+            "snr": 20.0,
+            "sn_binned": 40.0,
+            "floor_rule": "smooth",
+            "detectable": True,
+        }
+    )
+    ccds = pd.DataFrame(
+        {
+            "expnum": 1,
+            "ccd": np.arange(1, k + 1),
+            "classes": [["Ghost"]] * n + [[]] * n,
+            "detectable_classes": [["Ghost"]] * n + [[]] * n,
+            "truth_clean": lab == 0,
+            "truth_detectable": lab == 1,
+            "primary_class_truth": ["Ghost"] * n + [None] * n,
+        }
+    )
     s = M.summarize_predictions(meta, pred)
     s["truth"] = M.truth_evaluation(meta, pred, ccds, truth)
     s["model_dir"], s["evaluated_on"] = "-", "test"
@@ -645,7 +838,7 @@ def _boundary_summary(det_flagged, clean_flagged, kind="cnn", n=100):
 
 
 def test_target_rules_at_the_boundaries():
-    from artifactspark import report as R
+    from artifactspark.evaluate import targets as R
 
     def status(target_id, det_flagged, clean_flagged):
         s, _ = _boundary_summary(det_flagged, clean_flagged)
@@ -667,11 +860,17 @@ def test_target_rules_at_the_boundaries():
     svm, ps = _boundary_summary(88, 0, kind="svm")
     comp = R._compare([cnn, svm], [pc, ps])
     assert comp[0]["cnn_right_svm_wrong"] == 12 and comp[0]["svm_right_cnn_wrong"] == 0
-    assert comp[0]["mcnemar_p"] == pytest.approx(2 * 0.5 ** 12) and comp[0]["significant"]
-    rev = R._compare([svm | {"kind": "cnn", "name": "cnn-worse"}, cnn | {"kind": "svm", "name": "svm-better"}], [ps, pc])
+    assert comp[0]["mcnemar_p"] == pytest.approx(2 * 0.5**12) and comp[0]["significant"]
+    rev = R._compare(
+        [svm | {"kind": "cnn", "name": "cnn-worse"}, cnn | {"kind": "svm", "name": "svm-better"}], [ps, pc]
+    )
     assert rev[0]["svm_right_cnn_wrong"] == 12 and rev[0]["mcnemar_p"] < 0.05 and not rev[0]["significant"]
-    st = {t["id"]: t["status"] for t in R._targets([svm | {"kind": "cnn", "name": "cnn-worse"},
-                                                    cnn | {"kind": "svm", "name": "svm-better"}], rev)}
+    st = {
+        t["id"]: t["status"]
+        for t in R._targets(
+            [svm | {"kind": "cnn", "name": "cnn-worse"}, cnn | {"kind": "svm", "name": "svm-better"}], rev
+        )
+    }
     assert st["cnn_vs_svm_volunteers"] == "NOT MET"
 
 
@@ -746,13 +945,21 @@ def test_bad_model_dirs_raise_clear_errors(tmp_path):
 
 def test_job_exit_codes(tmp_path):
     job = str(ROOT / "jobs" / "report.py")
-    r = subprocess.run([sys.executable, job, "--model-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, job, "--model-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     assert "no such model directory" in r.stderr and r.stdout == ""
     d = make_model_dir(str(tmp_path / "m"), "m", "svm", learning_curve=False)
-    r = subprocess.run([sys.executable, job, "--model-dir", d, "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, job, "--model-dir", d, "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["models"] == 1 and summary["figures"] == 3 and os.path.isfile(summary["report"])

@@ -1,5 +1,6 @@
 """The preprocess job on local[2] against a small DES-format archive written with astropy,
 with every kind of bad input the job must quarantine (never lose, never die on)."""
+
 import json
 import os
 import shutil
@@ -10,13 +11,12 @@ import time
 
 import numpy as np
 import pytest
-
-from artifactspark.config import config_from_dict, load_config
-from artifactspark.preprocess import run_preprocess
-from artifactspark.store import decode_ndarray, decode_vector
+from conftest import ROOT
 from desarchive import E1, E2, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
 
-from conftest import ROOT
+from artifactspark.config import config_from_dict, load_config
+from artifactspark.features.preprocess import run_preprocess
+from artifactspark.features.store import decode_ndarray, decode_vector
 
 CLASSES = config_from_dict({}).taxonomy.classes
 
@@ -27,11 +27,17 @@ def archive(tmp_path_factory):
     root = str(d / "archive")
     exp = build_archive(root)
     labels = str(d / "labels.json")
-    write_reports(labels, [
-        report(1, E1, 1, "Satellite", 100, 50), report(2, E1, 1, "Satellite", 120, 60),
-        report(3, E1, 1, "Ghost", 10, 10), report(4, E1, 2, "OK"),
-        report(5, E1, 3, "Excessive mask", 5, 5, fp=True), report(6, E2, 1, "Unheard-of", 1, 1),
-    ])
+    write_reports(
+        labels,
+        [
+            report(1, E1, 1, "Satellite", 100, 50),
+            report(2, E1, 1, "Satellite", 120, 60),
+            report(3, E1, 1, "Ghost", 10, 10),
+            report(4, E1, 2, "OK"),
+            report(5, E1, 3, "Excessive mask", 5, 5, fp=True),
+            report(6, E2, 1, "Unheard-of", 1, 1),
+        ],
+    )
     conf = str(d / "small.toml")
     open(conf, "w").write(SMALL_CONF)
     return {"root": root, "expected": exp, "labels": labels, "conf": conf, "dir": d}
@@ -43,18 +49,34 @@ def _uri(p):
 
 def features(store):
     import pyarrow.dataset as ds
+
     return ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive").to_table().to_pylist()
 
 
 def table(store, name):
     import pyarrow.dataset as ds
+
     return ds.dataset(os.path.join(store, name), format="parquet").to_table().to_pylist()
 
 
 def snapshot(store):
     """The store's logical content: feature rows (without nothing volatile) and manifest statuses."""
-    rows = sorted((r["expnum"], r["ccdnum"], r["band"], r["nite"], bytes(r["image"]), bytes(r["mask_frac"]), r["label"],
-                   r["path"], bytes(r["max_sn"]), bytes(r["spread_sn"]), r["noise_sigma"]) for r in features(store))
+    rows = sorted(
+        (
+            r["expnum"],
+            r["ccdnum"],
+            r["band"],
+            r["nite"],
+            bytes(r["image"]),
+            bytes(r["mask_frac"]),
+            r["label"],
+            r["path"],
+            bytes(r["max_sn"]),
+            bytes(r["spread_sn"]),
+            r["noise_sigma"],
+        )
+        for r in features(store)
+    )
     man = sorted((r["path"], r["status"], r["reason"], r["fingerprint"]) for r in table(store, "manifest"))
     return rows, man
 
@@ -96,6 +118,7 @@ def test_accounting_and_quarantine(first_run, archive):
 def test_feature_values_match_independent_computation(first_run, archive):
     """Stored image of a plain-FITS CCD vs astropy read + numpy masked arrays (no library code)."""
     from astropy.io import fits
+
     store, _ = first_run
     cfg = load_config(archive["conf"])
     path = [p for p, v in archive["expected"].items() if "c02" in p and f"D00{E1}" in p][0]
@@ -127,7 +150,8 @@ def test_sharpness_channels_in_store(first_run, archive):
     from astropy.io import fits
     from petastorm import make_reader
 
-    from artifactspark.image import bin_laplacian_max, bin_sharpness, noise_sigma
+    from artifactspark.features.image import bin_laplacian_max, bin_sharpness, noise_sigma
+
     store, s = first_run
     cfg = load_config(archive["conf"])
     path = [p for p, v in archive["expected"].items() if "c02" in p and f"D00{E1}" in p][0]
@@ -157,8 +181,13 @@ def test_sharpness_channels_in_store(first_run, archive):
             assert np.isfinite(decode_ndarray(r[c]).astype(np.float32)).all()
         assert r["noise_sigma"] > 0
     url = "file://" + os.path.abspath(os.path.join(store, "features"))
-    with make_reader(url, schema_fields=["expnum", "ccdnum", "max_sn", "spread_sn", "noise_sigma"], num_epochs=1,
-                     workers_count=1, shuffle_row_groups=False) as rd:
+    with make_reader(
+        url,
+        schema_fields=["expnum", "ccdnum", "max_sn", "spread_sn", "noise_sigma"],
+        num_epochs=1,
+        workers_count=1,
+        shuffle_row_groups=False,
+    ) as rd:
         got = {(int(x.expnum), int(x.ccdnum)): x for x in rd}
     assert len(got) == s["stored"]
     x = got[(E1, 2)]
@@ -190,16 +219,25 @@ def test_labels_and_metadata_in_rows(first_run):
 def test_petastorm_sharded_read_into_tensorflow(first_run):
     """make_reader with cur_shard/shard_count -> make_petastorm_dataset -> batches in TF."""
     from petastorm import make_reader
+
     store, s = first_run
     url = "file://" + os.path.abspath(os.path.join(store, "features"))
     seen = []
     for shard in range(2):
-        with make_reader(url, schema_fields=["expnum", "ccdnum", "image", "label"], cur_shard=shard,
-                         shard_count=2, num_epochs=1, workers_count=1, shuffle_row_groups=False) as r:
+        with make_reader(
+            url,
+            schema_fields=["expnum", "ccdnum", "image", "label"],
+            cur_shard=shard,
+            shard_count=2,
+            num_epochs=1,
+            workers_count=1,
+            shuffle_row_groups=False,
+        ) as r:
             seen.append({(int(x.expnum), int(x.ccdnum)) for x in r})
     assert seen[0] and seen[1] and not (seen[0] & seen[1])
     assert len(seen[0] | seen[1]) == s["stored"]
-    from artifactspark.tfdata import store_dataset
+    from artifactspark.models.tfdata import store_dataset
+
     with store_dataset(url, ["image", "mask_frac", "label"], workers_count=1) as ds:
         batches = list(ds.batch(4))
     n = sum(int(b.image.shape[0]) for b in batches)
@@ -212,6 +250,7 @@ def test_petastorm_sharded_read_into_tensorflow(first_run):
 def test_data_engineer_reads_with_pyarrow_and_duckdb(first_run):
     import duckdb
     import pyarrow.dataset as ds
+
     store, _ = first_run
     d = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive")
     g = d.to_table(filter=ds.field("band") == "g", columns=["expnum", "ccdnum", "nite", "image"])
@@ -219,12 +258,16 @@ def test_data_engineer_reads_with_pyarrow_and_duckdb(first_run):
     img = decode_ndarray(g["image"][0].as_py())
     assert img.shape == (32, 16) and np.isfinite(img.astype(np.float32)).all()
     glob = os.path.join(store, "features", "*", "*", "*.parquet")
-    rows = duckdb.sql(f"SELECT band, nite, count(*) AS n, sum(CASE WHEN label = 1 THEN 1 ELSE 0 END) AS flagged "
-                      f"FROM read_parquet('{glob}', hive_partitioning = true) "
-                      f"WHERE nite BETWEEN 20131115 AND 20131115 GROUP BY ALL ORDER BY band").fetchall()
+    rows = duckdb.sql(
+        f"SELECT band, nite, count(*) AS n, sum(CASE WHEN label = 1 THEN 1 ELSE 0 END) AS flagged "
+        f"FROM read_parquet('{glob}', hive_partitioning = true) "
+        f"WHERE nite BETWEEN 20131115 AND 20131115 GROUP BY ALL ORDER BY band"
+    ).fetchall()
     assert rows == [("r", 20131115, 6, 1)]
-    q = duckdb.sql(f"SELECT reason, count(*) FROM read_parquet('{os.path.join(store, 'quarantine', '*.parquet')}') "
-                   "GROUP BY reason ORDER BY reason").fetchall()
+    q = duckdb.sql(
+        f"SELECT reason, count(*) FROM read_parquet('{os.path.join(store, 'quarantine', '*.parquet')}') "
+        "GROUP BY reason ORDER BY reason"
+    ).fetchall()
     assert dict(q)["orphan_bkg"] == 1 and sum(n for _, n in q) == 12
 
 
@@ -249,8 +292,14 @@ def test_rerun_is_a_noop_then_changes_are_incremental(spark, first_run, archive)
     assert [(c[0], c[1]) for c in changed] == [(E2, 2)]
     # the partition the change did not touch (band g) keeps its very files
     g_files = sorted(f for f in files_before if "band=g" in f)
-    assert sorted(f for f in (os.path.relpath(os.path.join(d, f), store) for d, _, fs in os.walk(store) for f in fs)
-                  if "band=g" in f) == g_files
+    assert (
+        sorted(
+            f
+            for f in (os.path.relpath(os.path.join(d, f), store) for d, _, fs in os.walk(store) for f in fs)
+            if "band=g" in f
+        )
+        == g_files
+    )
 
     # the only CCD of partition band=g goes bad: its row and the emptied partition disappear
     g_path = [p for p in archive["expected"] if f"D00{E3}" in p][0]
@@ -276,6 +325,7 @@ def test_rerun_is_a_noop_then_changes_are_incremental(spark, first_run, archive)
 
 def _toml(path):
     import tomllib
+
     return tomllib.loads(open(path).read())
 
 
@@ -285,7 +335,8 @@ def test_missing_input_root_is_a_clear_error(spark, tmp_path, small_cfg):
 
 
 def test_interrupted_commit_is_rolled_forward(spark, archive, tmp_path, monkeypatch):
-    from artifactspark import store as store_mod
+    from artifactspark.features import store as store_mod
+
     cfg = load_config(archive["conf"])
     clean = str(tmp_path / "clean")
     run_preprocess(spark, [archive["root"]], clean, cfg, [archive["labels"]])
@@ -315,14 +366,28 @@ def test_interrupted_commit_is_rolled_forward(spark, archive, tmp_path, monkeypa
 def test_killed_run_leaves_nothing_visible_and_rerun_matches_clean(archive, tmp_path):
     """SIGKILL the job while it processes; the next run gives exactly the clean store."""
     store = str(tmp_path / "store")
-    cmd = [sys.executable, str(ROOT / "jobs" / "preprocess.py"), "--input", archive["root"], "--labels",
-           archive["labels"], "--output", store, "--config", archive["conf"], "--master", "local[1]"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "jobs" / "preprocess.py"),
+        "--input",
+        archive["root"],
+        "--labels",
+        archive["labels"],
+        "--output",
+        store,
+        "--config",
+        archive["conf"],
+        "--master",
+        "local[1]",
+    ]
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     staging = os.path.join(store, "_staging")
     deadline = time.time() + 300
     while time.time() < deadline and p.poll() is None:
-        if os.path.isdir(staging) and any(os.path.isdir(os.path.join(staging, d, "results")) for d in os.listdir(staging)):
+        if os.path.isdir(staging) and any(
+            os.path.isdir(os.path.join(staging, d, "results")) for d in os.listdir(staging)
+        ):
             break
         time.sleep(0.05)
     assert p.poll() is None, "the job ended before it could be killed"
@@ -342,27 +407,43 @@ def test_killed_run_leaves_nothing_visible_and_rerun_matches_clean(archive, tmp_
 def test_cli_bad_config_exit_code(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[downsample]\nfactor = -1\n")
-    out = subprocess.run([sys.executable, str(ROOT / "jobs" / "preprocess.py"), "--input", str(tmp_path),
-                          "--output", str(tmp_path / "s"), "--config", str(bad)], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "jobs" / "preprocess.py"),
+            "--input",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "s"),
+            "--config",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2
     assert "[downsample] factor = -1" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_one_writer_at_a_time(spark, archive, tmp_path):
     import socket
+
     from artifactspark.errors import StoreError
+
     cfg = load_config(archive["conf"])
     store = tmp_path / "locked"
     store.mkdir()
     lock = store / "_lock.json"
-    for holder in ({"run_id": "r1", "host": "another-host", "pid": os.getpid()},
-                   {"run_id": "r2", "host": socket.gethostname(), "pid": os.getppid()}):
+    for holder in (
+        {"run_id": "r1", "host": "another-host", "pid": os.getpid()},
+        {"run_id": "r2", "host": socket.gethostname(), "pid": os.getppid()},
+    ):
         lock.write_text(json.dumps(holder))
         with pytest.raises(StoreError, match=f"being written by run {holder['run_id']}"):
             run_preprocess(spark, [archive["root"]], str(store), cfg)
         assert lock.exists()  # somebody else's lock is left alone
     # a lock whose process is gone (a killed run on this host) is taken over
-    lock.write_text(json.dumps({"run_id": "dead", "host": socket.gethostname(), "pid": 2 ** 22 + 12345}))
+    lock.write_text(json.dumps({"run_id": "dead", "host": socket.gethostname(), "pid": 2**22 + 12345}))
     s = run_preprocess(spark, [archive["root"]], str(store), cfg)
     assert s["stored"] == sum(v == "stored" for v in archive["expected"].values())
     assert not lock.exists()
@@ -393,6 +474,7 @@ def test_feature_version_bump_rebuilds_an_old_store(spark, tmp_path, small_cfg, 
     import pyarrow.parquet as pq
 
     from artifactspark import config as config_mod
+
     root = str(tmp_path / "a")
     write_pair(root, 400001, 5)
     write_pair(root, 400001, 6)

@@ -1,6 +1,7 @@
-"""artifactspark.query and jobs/query.py on a real store (the preprocess job on a test archive)
+"""artifactspark.serve.query and jobs/query.py on a real store (the preprocess job on a test archive)
 and a synthetic predictions table written per jobs/infer.py's contract; every answer is checked
 against a plain-Python computation over the same rows (read with pyarrow, not with Spark)."""
+
 import datetime as dt
 import json
 import os
@@ -10,14 +11,14 @@ import sys
 
 import numpy as np
 import pytest
-
-from artifactspark import query as q
-from artifactspark.config import config_from_dict, load_config
-from artifactspark.errors import StoreError
-from artifactspark.preprocess import run_preprocess
-from artifactspark.store import decode_vector
 from conftest import ROOT
 from desarchive import E1, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
+
+from artifactspark.config import config_from_dict, load_config
+from artifactspark.errors import StoreError
+from artifactspark.features.preprocess import run_preprocess
+from artifactspark.features.store import decode_vector
+from artifactspark.serve import query as q
 
 CLASSES = list(config_from_dict({}).taxonomy.classes)
 E4, E5, E6, E_GONE = 300004, 300005, 300006, 300009
@@ -38,16 +39,24 @@ def store(spark, tmp_path_factory):
     for ccd in (1, 2):
         write_pair(root, E6, ccd, band="g", nite="20131118")
     labels = str(d / "labels.json")
-    write_reports(labels, [
-        report(1, E1, 1, "Satellite", 100, 50), report(2, E1, 1, "Satellite", 120, 60),
-        report(3, E1, 1, "Ghost", 10, 10),
-        report(4, E1, 2, "OK"), report(5, E1, 3, "Excessive mask", 5, 5, fp=True),
-        report(6, E4, 1, "Satellite", 10, 10, band="g"), report(7, E4, 2, "Airplane", 10, 10, band="g"),
-        report(8, E4, 3, "OK", band="g"), report(9, E5, 1, "Ghost", 10, 10, band="i"),
-        report(10, E5, 2, "OK", band="i"),
-        report(11, E6, 1, "Unheard-of", 1, 1, band="g"),
-        report(12, E3, 1, "Satellite", 1, 1, band="g"), report(13, E3, 1, "Tree Rings", 2, 2, band="g"),
-    ])
+    write_reports(
+        labels,
+        [
+            report(1, E1, 1, "Satellite", 100, 50),
+            report(2, E1, 1, "Satellite", 120, 60),
+            report(3, E1, 1, "Ghost", 10, 10),
+            report(4, E1, 2, "OK"),
+            report(5, E1, 3, "Excessive mask", 5, 5, fp=True),
+            report(6, E4, 1, "Satellite", 10, 10, band="g"),
+            report(7, E4, 2, "Airplane", 10, 10, band="g"),
+            report(8, E4, 3, "OK", band="g"),
+            report(9, E5, 1, "Ghost", 10, 10, band="i"),
+            report(10, E5, 2, "OK", band="i"),
+            report(11, E6, 1, "Unheard-of", 1, 1, band="g"),
+            report(12, E3, 1, "Satellite", 1, 1, band="g"),
+            report(13, E3, 1, "Tree Rings", 2, 2, band="g"),
+        ],
+    )
     conf = str(d / "small.toml")
     open(conf, "w").write(SMALL_CONF)
     out = str(d / "store")
@@ -58,8 +67,19 @@ def store(spark, tmp_path_factory):
 
 def _features(store):
     import pyarrow.dataset as ds
-    cols = ["expnum", "ccdnum", "band", "nite", "inspected", "label", "primary_class", "multi_hot",
-            "n_reports", "has_false_positive"]
+
+    cols = [
+        "expnum",
+        "ccdnum",
+        "band",
+        "nite",
+        "inspected",
+        "label",
+        "primary_class",
+        "multi_hot",
+        "n_reports",
+        "has_false_positive",
+    ]
     d = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive")
     return d.to_table(columns=cols).to_pylist()
 
@@ -71,10 +91,13 @@ def truth(store):
     for r in _features(store):
         mh = decode_vector(r["multi_hot"])
         out[(r["expnum"], r["ccdnum"])] = {
-            **{k: r[k] for k in ("band", "nite", "inspected", "label", "primary_class", "n_reports",
-                                 "has_false_positive")},
+            **{
+                k: r[k]
+                for k in ("band", "nite", "inspected", "label", "primary_class", "n_reports", "has_false_positive")
+            },
             "primary_class_name": CLASSES[r["primary_class"]] if r["primary_class"] >= 0 else None,
-            "label_classes": [CLASSES[i] for i in np.nonzero(mh)[0]]}
+            "label_classes": [CLASSES[i] for i in np.nonzero(mh)[0]],
+        }
     return out
 
 
@@ -85,9 +108,25 @@ def _synthetic_predictions(truth):
     rows = []
     for (e, c), t in ccds:
         p1 = ((e * 7 + c * 13) % 10) / 10 + 0.05
-        rows.append(dict(expnum=e, ccdnum=c, band=t["band"], nite=t["nite"], model_name="svm-baseline",
-                         model_version="v1", model_kind="svm", problem="binary", p_artifact=p1, threshold=0.5,
-                         flagged=p1 >= 0.5, predicted_classes=[], class_probs=[], config_hash="cafe", scored_at=V1_AT))
+        rows.append(
+            dict(
+                expnum=e,
+                ccdnum=c,
+                band=t["band"],
+                nite=t["nite"],
+                model_name="svm-baseline",
+                model_version="v1",
+                model_kind="svm",
+                problem="binary",
+                p_artifact=p1,
+                threshold=0.5,
+                flagged=p1 >= 0.5,
+                predicted_classes=[],
+                class_probs=[],
+                config_hash="cafe",
+                scored_at=V1_AT,
+            )
+        )
         if t["band"] == "i":
             continue
         # v2 mostly agrees with the volunteers (so that every cell of the confusion matrix is hit)
@@ -100,20 +139,42 @@ def _synthetic_predictions(truth):
         if flagged:
             classes = [MODEL_CLASSES[(e + c) % 4]] + (["Satellite"] if c % 2 == 0 and (e + c) % 4 != 0 else [])
         probs = [float(np.float32(0.9 if k in classes else 0.05)) for k in MODEL_CLASSES]
-        rows.append(dict(expnum=e, ccdnum=c, band=t["band"], nite=t["nite"], model_name="cnn-multi", model_version="v2",
-                         model_kind="cnn", problem="multilabel", p_artifact=p2, threshold=0.4, flagged=flagged,
-                         predicted_classes=classes, class_probs=probs, config_hash="cafe", scored_at=V2_AT))
+        rows.append(
+            dict(
+                expnum=e,
+                ccdnum=c,
+                band=t["band"],
+                nite=t["nite"],
+                model_name="cnn-multi",
+                model_version="v2",
+                model_kind="cnn",
+                problem="multilabel",
+                p_artifact=p2,
+                threshold=0.4,
+                flagged=flagged,
+                predicted_classes=classes,
+                class_probs=probs,
+                config_hash="cafe",
+                scored_at=V2_AT,
+            )
+        )
     # an earlier v2 score of a labelled CCD, the opposite call: must not count
     old = dict([r for r in rows if r["model_version"] == "v2" and (r["expnum"], r["ccdnum"]) == DUP][0])
-    old.update(scored_at=V2_OLD_AT, p_artifact=1 - old["p_artifact"], flagged=not old["flagged"],
-               predicted_classes=[] if old["flagged"] else ["Ghost"])
+    old.update(
+        scored_at=V2_OLD_AT,
+        p_artifact=1 - old["p_artifact"],
+        flagged=not old["flagged"],
+        predicted_classes=[] if old["flagged"] else ["Ghost"],
+    )
     rows.append(old)
     return rows
 
 
-PRED_SCHEMA = ("expnum long, ccdnum short, model_name string, model_version string, model_kind string, "
-               "problem string, p_artifact double, threshold double, flagged boolean, predicted_classes array<string>, "
-               "class_probs array<float>, config_hash string, scored_at timestamp, band string, nite int")
+PRED_SCHEMA = (
+    "expnum long, ccdnum short, model_name string, model_version string, model_kind string, "
+    "problem string, p_artifact double, threshold double, flagged boolean, predicted_classes array<string>, "
+    "class_probs array<float>, config_hash string, scored_at timestamp, band string, nite int"
+)
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +186,14 @@ def preds(spark, store, truth, tmp_path_factory):
     df.repartition(2).write.partitionBy("band", "nite").parquet(out)
     os.makedirs(os.path.join(out, "_models"))
     # the model metadata as jobs/infer.py copies it (the model's own keys: version, name, kind, ...)
-    for v, name, kind, problem, classes in (("v1", "svm-baseline", "svm", "binary", ["no artifact", "artifact"]),
-                                            ("v2", "cnn-multi", "cnn", "multilabel", MODEL_CLASSES)):
-        json.dump({"version": v, "name": name, "kind": kind, "problem": problem, "classes": classes},
-                  open(os.path.join(out, "_models", f"{v}.json"), "w"))
+    for v, name, kind, problem, classes in (
+        ("v1", "svm-baseline", "svm", "binary", ["no artifact", "artifact"]),
+        ("v2", "cnn-multi", "cnn", "multilabel", MODEL_CLASSES),
+    ):
+        json.dump(
+            {"version": v, "name": name, "kind": kind, "problem": problem, "classes": classes},
+            open(os.path.join(out, "_models", f"{v}.json"), "w"),
+        )
     return out, rows
 
 
@@ -144,8 +209,11 @@ def latest(rows, version):
 
 
 def in_scope(r, band=None, nite_from=None, nite_to=None):
-    return ((band is None or r["band"] == band) and (nite_from is None or r["nite"] >= nite_from)
-            and (nite_to is None or r["nite"] <= nite_to))
+    return (
+        (band is None or r["band"] == band)
+        and (nite_from is None or r["nite"] >= nite_from)
+        and (nite_to is None or r["nite"] <= nite_to)
+    )
 
 
 def expect_flagged(rows, truth, version, cls=None, **scope):
@@ -153,14 +221,35 @@ def expect_flagged(rows, truth, version, cls=None, **scope):
     for r in latest(rows, version):
         if in_scope(r, **scope) and (cls in r["predicted_classes"] if cls else r["flagged"]):
             t = truth.get((r["expnum"], r["ccdnum"]), {})
-            out.append((r["band"], r["nite"], r["expnum"], r["ccdnum"], r["flagged"], tuple(r["predicted_classes"]),
-                        t.get("label"), t.get("primary_class_name")))
+            out.append(
+                (
+                    r["band"],
+                    r["nite"],
+                    r["expnum"],
+                    r["ccdnum"],
+                    r["flagged"],
+                    tuple(r["predicted_classes"]),
+                    t.get("label"),
+                    t.get("primary_class_name"),
+                )
+            )
     return sorted(out)
 
 
 def got_flagged(res):
-    return [(r["band"], r["nite"], r["expnum"], r["ccdnum"], r["flagged"], tuple(r["predicted_classes"]), r["label"],
-             r["primary_class_name"]) for r in res]
+    return [
+        (
+            r["band"],
+            r["nite"],
+            r["expnum"],
+            r["ccdnum"],
+            r["flagged"],
+            tuple(r["predicted_classes"]),
+            r["label"],
+            r["primary_class_name"],
+        )
+        for r in res
+    ]
 
 
 # ------------------------------------------------------------------------------ views
@@ -173,13 +262,33 @@ def test_views_match_the_store(spark, store, preds, truth):
     assert {"expnum", "ccdnum", "band", "nite", "label", "multi_hot", "path", "config_hash"} <= set(feats.columns)
     assert feats.count() == len(truth)
     labels = {(r["expnum"], r["ccdnum"]): r.asDict() for r in spark.table("labels").collect()}
-    assert spark.table("labels").columns == ["expnum", "ccdnum", "band", "nite", "inspected", "label", "primary_class",
-                                             "primary_class_name", "n_reports", "has_false_positive", "label_classes"]
+    assert spark.table("labels").columns == [
+        "expnum",
+        "ccdnum",
+        "band",
+        "nite",
+        "inspected",
+        "label",
+        "primary_class",
+        "primary_class_name",
+        "n_reports",
+        "has_false_positive",
+        "label_classes",
+    ]
     assert labels.keys() == truth.keys()
     for k, t in truth.items():
         got = labels[k]
-        for col in ("band", "nite", "inspected", "label", "primary_class", "primary_class_name", "n_reports",
-                    "has_false_positive", "label_classes"):
+        for col in (
+            "band",
+            "nite",
+            "inspected",
+            "label",
+            "primary_class",
+            "primary_class_name",
+            "n_reports",
+            "has_false_positive",
+            "label_classes",
+        ):
             assert got[col] == t[col], (k, col, got[col], t[col])
     # the fixture exercises the interesting label cases
     assert labels[(E1, 1)]["label_classes"] == ["Ghost", "Satellite"]
@@ -200,10 +309,18 @@ def test_register_views_without_predictions(spark, store):
 
 
 # ------------------------------------------------------------------------------ flagged
-@pytest.mark.parametrize("kw", [
-    {}, {"band": "g"}, {"band": "r", "nite_from": 20131115, "nite_to": 20131115}, {"nite_from": 20131116},
-    {"cls": "Satellite"}, {"cls": "Ghost", "band": "g"}, {"cls": "Meteor", "nite_to": 20131116},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"band": "g"},
+        {"band": "r", "nite_from": 20131115, "nite_to": 20131115},
+        {"nite_from": 20131116},
+        {"cls": "Satellite"},
+        {"cls": "Ghost", "band": "g"},
+        {"cls": "Meteor", "nite_to": 20131116},
+    ],
+)
 def test_flagged_matches_python(spark, store, preds, truth, kw):
     pred, rows = preds
     res = q.flagged(spark, store, pred, **kw)
@@ -264,8 +381,11 @@ def test_flagged_prunes_partitions(spark, store, preds):
     assert pred_scan, plan
     for s in pred_scan:
         pf = re.search(r"PartitionFilters: \[(.*?)\], PushedFilters", s).group(1)
-        assert re.search(r"band#\d+ = g", pf) and re.search(r"nite#\d+ >= 20131116", pf) \
-            and re.search(r"nite#\d+ <= 20131117", pf), s
+        assert (
+            re.search(r"band#\d+ = g", pf)
+            and re.search(r"nite#\d+ >= 20131116", pf)
+            and re.search(r"nite#\d+ <= 20131117", pf)
+        ), s
     # the join carries the filters over to the store's side: its scan is pruned as well
     feat_scan = [s for s in scans if "features" in s]
     assert feat_scan, plan
@@ -281,8 +401,16 @@ def test_limit_truncates_and_says_so(spark, store, preds):
 
 
 # ------------------------------------------------------------------------------ exposures
-@pytest.mark.parametrize("kw", [{"min_flagged": 1}, {"min_flagged": 2}, {"min_flagged": 0, "band": "g"},
-                                {"min_flagged": 1, "cls": "Satellite"}, {"min_flagged": 2, "model_version": "v1"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"min_flagged": 1},
+        {"min_flagged": 2},
+        {"min_flagged": 0, "band": "g"},
+        {"min_flagged": 1, "cls": "Satellite"},
+        {"min_flagged": 2, "model_version": "v1"},
+    ],
+)
 def test_exposures_match_python(spark, store, preds, truth, kw):
     pred, rows = preds
     res = q.exposures(spark, store, pred, **kw)
@@ -294,17 +422,34 @@ def test_exposures_match_python(spark, store, preds, truth, kw):
         if not in_scope(r, band=kw.get("band")):
             continue
         hit = cls in r["predicted_classes"] if cls else r["flagged"]
-        e = per.setdefault(r["expnum"], {"band": r["band"], "nite": r["nite"], "n": 0, "f": 0, "p": 0.0,
-                                         "classes": set()})
+        e = per.setdefault(
+            r["expnum"], {"band": r["band"], "nite": r["nite"], "n": 0, "f": 0, "p": 0.0, "classes": set()}
+        )
         e["n"] += 1
         e["f"] += hit
         e["p"] = max(e["p"], r["p_artifact"])
         if hit:
             e["classes"] |= set(r["predicted_classes"])
-    want = sorted(((-e["f"], x, e["band"], e["nite"], e["n"], round(e["f"] / e["n"], 4), e["p"], sorted(e["classes"]))
-                   for x, e in per.items() if e["f"] >= kw["min_flagged"]))
-    got = [(-r["n_flagged"], r["expnum"], r["band"], r["nite"], r["n_scored"], r["frac_flagged"], r["max_p_artifact"],
-            r["classes"]) for r in res]
+    want = sorted(
+        (
+            (-e["f"], x, e["band"], e["nite"], e["n"], round(e["f"] / e["n"], 4), e["p"], sorted(e["classes"]))
+            for x, e in per.items()
+            if e["f"] >= kw["min_flagged"]
+        )
+    )
+    got = [
+        (
+            -r["n_flagged"],
+            r["expnum"],
+            r["band"],
+            r["nite"],
+            r["n_scored"],
+            r["frac_flagged"],
+            r["max_p_artifact"],
+            r["classes"],
+        )
+        for r in res
+    ]
     assert got == want
     assert [r["n_flagged"] for r in res] == sorted((r["n_flagged"] for r in res), reverse=True)
     assert len(res) > 0
@@ -327,8 +472,16 @@ def test_disagreements_match_python(spark, store, preds, truth, version):
         cell = ("t" if r["flagged"] == (t["label"] == 1) else "f") + ("p" if r["flagged"] else "n")
         cm[cell] += 1
         if cell[0] == "f":
-            dis.append(("flagged_but_clean" if r["flagged"] else "missed_artifact", r["band"], r["nite"], r["expnum"],
-                        r["ccdnum"], t["label"]))
+            dis.append(
+                (
+                    "flagged_but_clean" if r["flagged"] else "missed_artifact",
+                    r["band"],
+                    r["nite"],
+                    r["expnum"],
+                    r["ccdnum"],
+                    t["label"],
+                )
+            )
     c = res.info["confusion"]
     assert {k: c[k] for k in cm} == cm
     assert c["n_compared"] == sum(cm.values()) and c["n_scored"] == len(scored)
@@ -351,9 +504,14 @@ def test_sql_over_the_views(spark, store, preds):
     pred, _ = preds
     res = q.sql(spark, "SELECT reason, count(*) AS n FROM quarantine GROUP BY reason ORDER BY reason", store, pred)
     assert res.columns == ["reason", "n"] and sum(r["n"] for r in res) == 12
-    res = q.sql(spark, """SELECT l.primary_class_name AS cls, count(*) AS n FROM predictions p JOIN labels l
+    res = q.sql(
+        spark,
+        """SELECT l.primary_class_name AS cls, count(*) AS n FROM predictions p JOIN labels l
                           USING (expnum, ccdnum, band, nite) WHERE p.model_version = 'v2' AND p.flagged AND l.label = 1
-                          GROUP BY 1 ORDER BY 1""", store, pred)
+                          GROUP BY 1 ORDER BY 1""",
+        store,
+        pred,
+    )
     assert sum(r["n"] for r in res) == q.disagreements(spark, store, pred).info["confusion"]["tp"]
 
 
@@ -365,13 +523,17 @@ def _snippet(doc: str, marker: str) -> str:
 
 
 def test_docstring_pyarrow_and_duckdb_snippets_give_the_spark_rows(spark, store, preds):
-    """The snippets in artifactspark/query.py's docstring, run as written, agree with Spark."""
+    """The snippets in artifactspark/serve/query.py's docstring, run as written, agree with Spark."""
     pred, rows = preds
     q.register_views(spark, store, pred)
+
     def key(r):
         return r["expnum"], r["ccdnum"], r["band"], r["nite"], r["p_artifact"], tuple(r["predicted_classes"])
-    want = sorted(key(r) for r in spark.sql(
-        "SELECT * FROM predictions WHERE band = 'g' AND model_version = 'v2' AND flagged").collect())
+
+    want = sorted(
+        key(r)
+        for r in spark.sql("SELECT * FROM predictions WHERE band = 'g' AND model_version = 'v2' AND flagged").collect()
+    )
     assert want
     ns = {"PRED": pred, "STORE": store}
     exec(_snippet(q.__doc__, "pyarrow.dataset"), ns)
@@ -393,20 +555,33 @@ def test_pyarrow_and_duckdb_read_the_same_partitions_as_spark(spark, store, pred
     rows written see them."""
     import duckdb
     import pyarrow.dataset as ds
+
     pred, rows = preds
     q.register_views(spark, store, pred)
     cols = ["expnum", "ccdnum", "nite", "model_version", "flagged", "p_artifact", "predicted_classes", "class_probs"]
 
     def key(r):
-        return (int(r["expnum"]), int(r["ccdnum"]), int(r["nite"]), r["model_version"], bool(r["flagged"]),
-                r["p_artifact"], tuple(r["predicted_classes"]), tuple(round(x, 5) for x in r["class_probs"]))
+        return (
+            int(r["expnum"]),
+            int(r["ccdnum"]),
+            int(r["nite"]),
+            r["model_version"],
+            bool(r["flagged"]),
+            r["p_artifact"],
+            tuple(r["predicted_classes"]),
+            tuple(round(x, 5) for x in r["class_probs"]),
+        )
 
     d = ds.dataset(pred, format="parquet", partitioning="hive")
     glob = f"read_parquet('{pred}/*/*/*.parquet', hive_partitioning = true)"
     for where, pa_filter, keep in (
-            ("band = 'g'", ds.field("band") == "g", lambda r: r["band"] == "g"),
-            ("band = 'r' AND nite = 20131115", (ds.field("band") == "r") & (ds.field("nite") == 20131115),
-             lambda r: r["band"] == "r" and r["nite"] == 20131115)):
+        ("band = 'g'", ds.field("band") == "g", lambda r: r["band"] == "g"),
+        (
+            "band = 'r' AND nite = 20131115",
+            (ds.field("band") == "r") & (ds.field("nite") == 20131115),
+            lambda r: r["band"] == "r" and r["nite"] == 20131115,
+        ),
+    ):
         spark_rows = sorted(key(r) for r in spark.sql(f"SELECT * FROM predictions WHERE {where}").collect())
         pa_rows = sorted(key(r) for r in d.to_table(filter=pa_filter, columns=cols).to_pylist())
         duck = duckdb.sql(f"SELECT {', '.join(cols)} FROM {glob} WHERE {where}")
@@ -514,8 +689,10 @@ def test_cli_exit_codes(spark, store, preds, tmp_path, capsys):
     assert "no feature store at" in capsys.readouterr().err
     assert _main(["--store", store, "--predictions", pred, "flagged", "--class", "Nope"]) == 2
     assert "known classes: Column mask" in capsys.readouterr().err
-    assert _main(["--store", store, "--predictions", pred, "flagged", "--nite-from", "20131118",
-                  "--nite-to", "20131115"]) == 2
+    assert (
+        _main(["--store", store, "--predictions", pred, "flagged", "--nite-from", "20131118", "--nite-to", "20131115"])
+        == 2
+    )
     assert "is after nite_to" in capsys.readouterr().err
     assert _main(["--store", store, "sql", "SELECT nope FROM labels"]) == 2
     err = capsys.readouterr().err
@@ -527,9 +704,29 @@ def test_cli_as_a_process(store, preds):
     """The real entry point: its own JVM, a table on stdout, the summary as the last line."""
     pred, _ = preds
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
-    out = subprocess.run([sys.executable, str(ROOT / "jobs" / "query.py"), "--master", "local[1]", "--store", store,
-                          "--predictions", pred, "flagged", "--class", "ghost", "--nite-from", "20131115",
-                          "--nite-to", "20131116"], env=env, capture_output=True, text=True, timeout=280)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "jobs" / "query.py"),
+            "--master",
+            "local[1]",
+            "--store",
+            store,
+            "--predictions",
+            pred,
+            "flagged",
+            "--class",
+            "ghost",
+            "--nite-from",
+            "20131115",
+            "--nite-to",
+            "20131116",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.strip().splitlines()
     summary = json.loads(lines[-1])

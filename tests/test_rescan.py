@@ -1,4 +1,5 @@
 """The scheduled re-scan (issue 5): preprocess + infer chained, nothing redone, a lock, exit codes."""
+
 import json
 import os
 import socket
@@ -7,9 +8,24 @@ import rescan as rescan_job
 
 
 def _run(toy, trained, store, out, capsys):
-    rc = rescan_job.main(["--input", str(toy["dir"] / "archive"), "--labels", str(toy["dir"] / "archive" / "labels.json"),
-                          "--store", store, "--model", trained["cnn_binary"], "--model", trained["svm_binary"],
-                          "--output", out, "--config", toy["conf"]])
+    rc = rescan_job.main(
+        [
+            "--input",
+            str(toy["dir"] / "archive"),
+            "--labels",
+            str(toy["dir"] / "archive" / "labels.json"),
+            "--store",
+            store,
+            "--model",
+            trained["cnn_binary"],
+            "--model",
+            trained["svm_binary"],
+            "--output",
+            out,
+            "--config",
+            toy["conf"],
+        ]
+    )
     captured = capsys.readouterr()
     return rc, (json.loads(captured.out.strip().splitlines()[-1]) if rc == 0 else captured.err)
 
@@ -32,6 +48,6 @@ def test_rescan_chains_then_does_nothing_then_refuses_when_busy(toy, trained, tm
     os.unlink(lock)
     # a stale lock (dead pid) is taken over
     with open(lock, "w") as f:
-        json.dump({"run_id": "dead", "host": socket.gethostname(), "pid": 2 ** 22 + 12345}, f)
+        json.dump({"run_id": "dead", "host": socket.gethostname(), "pid": 2**22 + 12345}, f)
     rc, s = _run(toy, trained, store, out, capsys)
     assert rc == 0 and not s["changed"] and not os.path.exists(lock)

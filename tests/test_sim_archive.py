@@ -1,5 +1,6 @@
 """Simulated CCD files: DES names and nesting, round trip through desfits.read_ccd, labels parse
 with labels.load_labels, determinism, config validation, and one real full-size CCD."""
+
 import hashlib
 import os
 
@@ -7,24 +8,48 @@ import numpy as np
 import pytest
 
 from artifactspark.config import config_from_dict
-from artifactspark.des import parse_name
-from artifactspark.desfits import read_ccd
 from artifactspark.errors import ConfigError
-from artifactspark.labels import load_labels
+from artifactspark.features.labels import load_labels
+from artifactspark.io.des import parse_name
+from artifactspark.io.desfits import read_ccd
 from artifactspark.sim.archive import simulate_ccd, write_outputs
-from artifactspark.sim.detect import SMOOTH
 from artifactspark.sim.config import sim_config
+from artifactspark.sim.detect import SMOOTH
 
-SMALL = {"input": {"ccd_shape": [512, 256]},
-         "simulate": {"artifact_share": 1.0, "extra_classes_per_ccd": 2.0, "inspected_share": 1.0}}
-KEYS = ["EXPNUM", "CCDNUM", "DETPOS", "BAND", "FILTER", "NITE", "DATE-OBS", "MJD-OBS", "EXPTIME", "AIRMASS",
-        "FWHM", "SKYBRITE", "SKYSIGMA", "GAINA", "GAINB", "SATURATA", "SATURATB", "OBJECT"]
+SMALL = {
+    "input": {"ccd_shape": [512, 256]},
+    "simulate": {"artifact_share": 1.0, "extra_classes_per_ccd": 2.0, "inspected_share": 1.0},
+}
+KEYS = [
+    "EXPNUM",
+    "CCDNUM",
+    "DETPOS",
+    "BAND",
+    "FILTER",
+    "NITE",
+    "DATE-OBS",
+    "MJD-OBS",
+    "EXPTIME",
+    "AIRMASS",
+    "FWHM",
+    "SKYBRITE",
+    "SKYSIGMA",
+    "GAINA",
+    "GAINB",
+    "SATURATA",
+    "SATURATB",
+    "OBJECT",
+]
 
 
 def run(root, cfg, index=0, ccds=(1, 2, 31), seed=7):
     sc = sim_config(cfg)
-    return [simulate_ccd(sc, seed, index, c, tuple(cfg.input.ccd_shape), ccds, str(root), cfg.labels,
-                         tuple(cfg.taxonomy.classes)) for c in ccds]
+    return [
+        simulate_ccd(
+            sc, seed, index, c, tuple(cfg.input.ccd_shape), ccds, str(root), cfg.labels, tuple(cfg.taxonomy.classes)
+        )
+        for c in ccds
+    ]
 
 
 def digest(path):
@@ -52,7 +77,7 @@ def test_files_are_named_nested_and_round_trip(tmp_path):
         # the background model is close to, not exactly, the sky level
         sky, sig = ccd.header["SKYBRITE"], ccd.header["SKYSIGMA"]
         assert abs(float(np.median(ccd.bkg)) - sky) < 2 * sig
-        if not set(info["classes"]) & set(SMOOTH):   # a smooth artifact may shift the whole sky
+        if not set(info["classes"]) & set(SMOOTH):  # a smooth artifact may shift the whole sky
             assert abs(float(np.median(ccd.sci - ccd.bkg))) < 0.5 * sig
         # weight consistent with the noise: 1/wgt ~ variance of the sky pixels
         ok = (ccd.msk == 0) & (ccd.wgt > 0)
@@ -96,6 +121,7 @@ def test_labels_parse_with_the_label_loader(tmp_path):
     assert labels.unknown_classes == {} and labels.rejected == {}
     assert summary["features"] > 0 and summary["reports"] > 0
     import pyarrow.parquet as pq
+
     truth = pq.read_table(tmp_path / "labels" / "truth.parquet").to_pylist()
     assert {t["cls"] for t in truth} <= set(cfg.taxonomy.classes)
     # a reported feature's report sits where the truth says
@@ -106,8 +132,9 @@ def test_labels_parse_with_the_label_loader(tmp_path):
 
 
 def test_exposure_wide_features_agree_across_ccds(tmp_path):
-    cfg = config_from_dict({"input": {"ccd_shape": [512, 256]},
-                            "simulate": {"exposure_rates": {"Wavy sky": 1.0, "Satellite": 1.0}}})
+    cfg = config_from_dict(
+        {"input": {"ccd_shape": [512, 256]}, "simulate": {"exposure_rates": {"Wavy sky": 1.0, "Satellite": 1.0}}}
+    )
     outs = run(tmp_path, cfg, ccds=(3, 4, 9, 10, 11))
     fids = [{t["fid"]: t for t in o["truth"] if t["scope"] == "exposure"} for o in outs]
     wavy = [next(t for t in f.values() if t["cls"] == "Wavy sky") for f in fids]
@@ -115,10 +142,21 @@ def test_exposure_wide_features_agree_across_ccds(tmp_path):
     assert len({t["geometry"] for t in wavy}) == 1
 
 
-@pytest.mark.parametrize("bad", [{"artifact_share": 1.5}, {"bands": ["q"]}, {"ccds": [0]}, {"nonsense": 1},
-                                 {"exposure_rates": {"Column mask": 0.5}}, {"class_weights": {"A/B jump": -1}},
-                                 {"snr_range": {"Satellite": [3, 1]}}, {"compression": ".bz2"},
-                                 {"seeing_range": [2.0, 1.0]}, {"miss_rate": "a lot"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"artifact_share": 1.5},
+        {"bands": ["q"]},
+        {"ccds": [0]},
+        {"nonsense": 1},
+        {"exposure_rates": {"Column mask": 0.5}},
+        {"class_weights": {"A/B jump": -1}},
+        {"snr_range": {"Satellite": [3, 1]}},
+        {"compression": ".bz2"},
+        {"seeing_range": [2.0, 1.0]},
+        {"miss_rate": "a lot"},
+    ],
+)
 def test_bad_config_values_raise_config_error_naming_the_key(bad):
     cfg = config_from_dict({"simulate": bad})
     with pytest.raises(ConfigError) as e:
@@ -135,6 +173,7 @@ def test_one_real_full_size_ccd(tmp_path):
     assert ccd.header["CCDNUM"] == 12 and ccd.header["DETPOS"] == "S12"
     assert os.path.getsize(tmp_path / out["ccd"]["image"]) < 40e6  # tile compressed
     from astropy.io import fits
+
     with fits.open(tmp_path / out["ccd"]["image"]) as h:
         assert [x.name for x in h[1:]] == ["SCI", "MSK", "WGT"]
         assert isinstance(h["SCI"], fits.CompImageHDU) and h["SCI"].compression_type == "RICE_1"

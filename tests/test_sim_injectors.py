@@ -1,11 +1,12 @@
 """Each injector changes the pixels it should and no others (on a blank, noise-free canvas)."""
+
 import math
 
 import numpy as np
 import pytest
 
-from artifactspark.des import MASK_BITS
-from artifactspark.sim.artifacts import INJECTORS, inject
+from artifactspark.io.des import MASK_BITS
+from artifactspark.sim.artifacts import inject
 from artifactspark.sim.config import SIMULATED_CLASSES, sim_config
 from artifactspark.sim.exposure import _draw_feature
 from artifactspark.sim.sky import blank_canvas
@@ -61,7 +62,7 @@ def test_tree_rings_are_concentric_about_their_centre():
     cv = canvas()
     out = inject("Tree rings", cv, 3.0)
     g = out["geometry"]
-    r, c = np.mgrid[:SHAPE[0], :SHAPE[1]]
+    r, c = np.mgrid[: SHAPE[0], : SHAPE[1]]
     rad = np.hypot(r - g["centre_row"], c - g["centre_col"])
     assert not (0 <= g["centre_row"] < SHAPE[0] and 0 <= g["centre_col"] < SHAPE[1])  # centred off the CCD
     key = np.round(rad * 50).astype(int)  # equal radius (to 1/50 pixel) -> equal value
@@ -157,7 +158,9 @@ def test_bright_star_wings_are_smooth_with_no_line_through_the_star(seeing, guid
     c = bright.shape[0] // 2
     assert bright.sum() == pytest.approx(1.0, rel=1e-3)
     for o in (30, 60, 100):
-        for v, across in ((bright[c, c + o], (bright[c - 1, c + o], bright[c + 1, c + o])),
-                          (bright[c + o, c], (bright[c + o, c - 1], bright[c + o, c + 1]))):
+        for v, across in (
+            (bright[c, c + o], (bright[c - 1, c + o], bright[c + 1, c + o])),
+            (bright[c + o, c], (bright[c + o, c - 1], bright[c + o, c + 1])),
+        ):
             assert v > 0
             assert abs(v - 0.5 * sum(across)) / v < 0.01, (o, v, across)

@@ -1,4 +1,5 @@
 """jobs/simulate.py on local[2]: 2 exposures x 3 small CCDs, labels and truth written, summary printed."""
+
 import json
 import sys
 from pathlib import Path
@@ -14,17 +15,32 @@ def test_simulate_job_local2(tmp_path, capsys):
     import simulate as job
 
     conf = tmp_path / "sim.toml"
-    conf.write_text('[input]\nccd_shape = [512, 256]\n[simulate]\nartifact_share = 0.7\n')
+    conf.write_text("[input]\nccd_shape = [512, 256]\n[simulate]\nartifact_share = 0.7\n")
     out = tmp_path / "arch"
-    rc = job.main(["--output", str(out), "--exposures", "2", "--ccds", "1-2,31", "--seed", "4",
-                   "--config", str(conf), "--master", "local[2]"])
+    rc = job.main(
+        [
+            "--output",
+            str(out),
+            "--exposures",
+            "2",
+            "--ccds",
+            "1-2,31",
+            "--seed",
+            "4",
+            "--config",
+            str(conf),
+            "--master",
+            "local[2]",
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["ccds"] == 6 and summary["job"] == "simulate"
     assert len(list(out.rglob("*_immasked.fits.fz"))) == 6 and len(list(out.rglob("*_bkg.fits.fz"))) == 6
     assert (out / "labels" / "checker_export.json").exists() and (out / "labels" / "truth.parquet").exists()
     from artifactspark.config import load_config
-    from artifactspark.labels import load_labels
+    from artifactspark.features.labels import load_labels
+
     labels = load_labels(str(out / "labels" / "checker_export.json"), load_config(conf))
     assert labels.rejected == {} and labels.unknown_classes == {}
     gal = tmp_path / "gal"

@@ -1,14 +1,15 @@
-"""The validation threshold rules (artifactspark/thresholds.py) and the simulator's detectability
+"""The validation threshold rules (artifactspark/models/thresholds.py) and the simulator's detectability
 floors (artifactspark/sim/detect.py), against brute force and hand-computed cases."""
+
 import math
 
 import numpy as np
 import pytest
 
+from artifactspark.models.thresholds import class_thresholds, cost_threshold
 from artifactspark.sim import detect
 from artifactspark.sim.artifacts import inject
 from artifactspark.sim.sky import blank_canvas
-from artifactspark.thresholds import class_thresholds, cost_threshold
 
 
 def brute_cost(pos, neg, c):
@@ -31,14 +32,14 @@ def test_cost_threshold_reaches_the_brute_force_minimum(seed):
 
 def test_cost_threshold_ignores_a_few_invisible_positives():
     """The old FNR rule drops to the lowest positive; the cost rule stays between the bulks."""
-    from artifactspark.metrics import threshold_for_fnr
+    from artifactspark.evaluate.metrics import threshold_for_fnr
 
     rng = np.random.default_rng(3)
-    pos = np.r_[rng.uniform(0.8, 1.0, 40), [0.01, 0.02]]     # two positives the model cannot see
+    pos = np.r_[rng.uniform(0.8, 1.0, 40), [0.01, 0.02]]  # two positives the model cannot see
     neg = rng.uniform(0.0, 0.3, 200)
     y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
     p = np.r_[pos, neg]
-    assert threshold_for_fnr(y, p, 0.02) <= 0.02                # FNR rule: every clean CCD flagged
+    assert threshold_for_fnr(y, p, 0.02) <= 0.02  # FNR rule: every clean CCD flagged
     t = cost_threshold(y, p, fn_cost=5.0)
     assert 0.3 < t < 0.8
     assert np.mean(neg >= t) == 0.0 and np.mean(pos[:40] >= t) == 1.0
@@ -67,7 +68,7 @@ def test_class_thresholds_default_for_rare_classes():
 # ----------------------------------------------------------------------------- detectability
 def test_measure_hand_computed():
     d = np.zeros((16, 16), np.float32)
-    d[:8, :8] = 2.0                      # one 8x8 bin at 2 sigma per pixel (sigma 1)
+    d[:8, :8] = 2.0  # one 8x8 bin at 2 sigma per pixel (sigma 1)
     valid = np.ones_like(d, bool)
     m = detect.measure("Ghost", d, valid, sigma=1.0, bkg_error=0.5)
     # matched filter: sqrt(n * mean^2) / sigma = sqrt(64 * 4) = 16; contrast 2 / 0.5 = 4
@@ -83,11 +84,11 @@ def test_measure_hand_computed():
 
 def test_measure_sharp_and_erased_and_mask():
     d = np.zeros((64, 64), np.float32)
-    d[10:22, 30] = 6.0                   # a 12-pixel column at 6 sigma
+    d[10:22, 30] = 6.0  # a 12-pixel column at 6 sigma
     valid = np.ones_like(d, bool)
     m = detect.measure("Column mask", d, valid, 1.0, 0.15)
     assert m["n_sharp"] == 12 and m["floor_rule"] == "compact" and m["detectable"]
-    valid[10:14, 30] = False             # 4 of them masked: 8 < 10 sharp pixels, binned S/N ~ 17 ... check
+    valid[10:14, 30] = False  # 4 of them masked: 8 < 10 sharp pixels, binned S/N ~ 17 ... check
     m2 = detect.measure("Column mask", d, valid, 1.0, 0.15)
     assert m2["n_sharp"] == 8
     assert m2["detectable"] == (m2["sn_binned"] >= detect.SN_FLOOR)
@@ -100,6 +101,7 @@ def test_measure_sharp_and_erased_and_mask():
 
 def test_every_simulated_class_has_a_floor():
     from artifactspark.sim.config import SIMULATED_CLASSES
+
     assert set(SIMULATED_CLASSES) == set(detect.FLOOR_RULE)
 
 
@@ -111,6 +113,6 @@ def test_recorder_measures_what_the_injection_added():
         out = inject("A/B jump", cv, 5.0)
     m = rec.result("A/B jump")
     n_pix = 512 * 128
-    assert m["sn_binned"] == pytest.approx(math.sqrt(n_pix * 0.5 ** 2), rel=1e-3)
+    assert m["sn_binned"] == pytest.approx(math.sqrt(n_pix * 0.5**2), rel=1e-3)
     assert m["contrast"] == pytest.approx(0.5 / 0.15, rel=1e-3)
     assert m["detectable"] and out["geometry"]["split_col"] == 128

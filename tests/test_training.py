@@ -1,24 +1,24 @@
 """Training (issue 4): splits by exposure, the CNN from the Petastorm store, the SVM, saved models
 and their metadata, thresholds and metrics recomputed from the saved predictions."""
+
 import json
 import os
 
 import numpy as np
 import pandas as pd
 import pytest
-
-from artifactspark.config import load_config
-from artifactspark.errors import ConfigError, StoreError
-from artifactspark.splits import SplitError, check_split, split_exposures
 from toystore import FIRST_EXP
+
+from artifactspark.errors import ConfigError, StoreError
+from artifactspark.models.splits import SplitError, check_split, split_exposures
 
 
 # ------------------------------------------------------------------------------ pure pieces
 def test_split_is_by_exposure_reproducible_and_complete():
-    exps = list(range(1000, 1040)) * 3          # 40 exposures, several CCDs each
+    exps = list(range(1000, 1040)) * 3  # 40 exposures, several CCDs each
     a = split_exposures(exps, (0.6, 0.2, 0.2), seed=4)
     b = split_exposures(list(reversed(exps)), (0.6, 0.2, 0.2), seed=4)
-    assert a == b                                # order of the input does not matter
+    assert a == b  # order of the input does not matter
     sides = [set(a[s]) for s in ("train", "val", "test")]
     assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
     assert set().union(*sides) == set(range(1000, 1040))
@@ -27,11 +27,14 @@ def test_split_is_by_exposure_reproducible_and_complete():
     check_split(a, exps)
 
 
-@pytest.mark.parametrize("exps,fractions,match", [
-    ([1, 2], (0.7, 0.15, 0.15), "at least 3"),
-    ([1, 2, 3, 4], (0.5, 0.5, 0.5), "summing to 1"),
-    ([1, 2, 3], (0.0, 0.5, 0.5), "none for training"),
-])
+@pytest.mark.parametrize(
+    "exps,fractions,match",
+    [
+        ([1, 2], (0.7, 0.15, 0.15), "at least 3"),
+        ([1, 2, 3, 4], (0.5, 0.5, 0.5), "summing to 1"),
+        ([1, 2, 3], (0.0, 0.5, 0.5), "none for training"),
+    ],
+)
 def test_split_bad_input(exps, fractions, match):
     with pytest.raises(SplitError, match=match):
         split_exposures(exps, fractions)
@@ -47,19 +50,19 @@ def test_loaded_split_must_cover_and_be_disjoint():
 
 
 def test_standardize_numpy_and_keras_layer_agree():
-    from artifactspark.cnn import standardize_layer
-    from artifactspark.trainingdata import standardize_image
+    from artifactspark.models.layers import standardize_layer
+    from artifactspark.models.trainingdata import standardize_image
 
     rng = np.random.default_rng(0)
     img = rng.normal(0.01, 0.002, (3, 32, 16)).astype(np.float32)
-    img[:, 5, 5] = 0.88                           # a bright star must not set the scale
+    img[:, 5, 5] = 0.88  # a bright star must not set the scale
     mask = rng.uniform(0, 1, img.shape).astype(np.float32)
     ref = standardize_image(img)
     got = standardize_layer()()(np.stack([img, mask], -1)).numpy()
     np.testing.assert_allclose(got[..., 0], ref, atol=2e-4)
     np.testing.assert_array_equal(got[..., 1], mask)
     core = np.abs(ref) < 2
-    assert 0.8 < ref[core].std() < 1.3            # noise at unit scale, the star compressed
+    assert 0.8 < ref[core].std() < 1.3  # noise at unit scale, the star compressed
     assert ref[:, 5, 5].min() > 4
     # sky-sigma channels (max_sn, spread_sn) go through arcsinh; the mask fraction passes unchanged
     sn = rng.normal(0, 50, img.shape).astype(np.float32)
@@ -67,30 +70,31 @@ def test_standardize_numpy_and_keras_layer_agree():
     np.testing.assert_allclose(got[..., 2], np.arcsinh(sn), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(got[..., 1], mask)
     # with (max_sn, sharp_sn) a "sharper than the PSF" channel is appended: asinh(relu(sharp - 0.5 max))
-    from artifactspark.cnn import SHARP_MIN_PEAK, SHARP_PSF_RATIO
+    from artifactspark.models.layers import SHARP_MIN_PEAK, SHARP_PSF_RATIO
+
     mx = np.abs(rng.normal(0, 50, img.shape)).astype(np.float32)
     sh = (mx * rng.uniform(0, 1, img.shape)).astype(np.float32)
     got = standardize_layer()(asinh_channels=[1, 2], sharp_pair=[1, 2])(np.stack([img, mx, sh], -1)).numpy()
     assert got.shape[-1] == 4
     want = np.arcsinh(np.maximum(sh - SHARP_PSF_RATIO * mx, 0) * (mx >= SHARP_MIN_PEAK))
     np.testing.assert_allclose(got[..., 3], want, rtol=1e-4, atol=1e-4)
-    assert (got[..., 3][sh < 0.5 * mx] == 0).all()     # PSF-like bins give nothing
+    assert (got[..., 3][sh < 0.5 * mx] == 0).all()  # PSF-like bins give nothing
     assert (got[..., 3][mx < SHARP_MIN_PEAK] == 0).all()  # nor the maxima of plain noise
     assert (got[..., 3] > 0).any()
 
 
 def test_class_weights_balance_and_clip():
-    from artifactspark.trainingdata import class_weights
+    from artifactspark.models.trainingdata import class_weights
 
     w = class_weights(np.array([0] * 90 + [1] * 10), 3)
     np.testing.assert_allclose(w[:2], [100 / (2 * 90), 100 / (2 * 10)])
-    assert w[2] == 1.0                            # absent class: neutral
+    assert w[2] == 1.0  # absent class: neutral
     assert class_weights(np.array([0] * 1000 + [1]), 2)[1] == 10.0
 
 
 def test_train_config_validation():
     from artifactspark.config import config_from_dict
-    from artifactspark.trainingdata import train_config
+    from artifactspark.models.trainingdata import train_config
 
     cfg = config_from_dict({"train": {"epochs": 3}})
     assert train_config(cfg).epochs == 3
@@ -108,7 +112,7 @@ def _meta(md):
 def test_split_recorded_and_never_shared(trained, toy):
     metas = {k: _meta(v) for k, v in trained.items()}
     ids = {m["split"]["id"] for m in metas.values()}
-    assert len(ids) == 1                                      # all three on one split
+    assert len(ids) == 1  # all three on one split
     split = metas["cnn_binary"]["split"]
     sides = [set(split[s]) for s in ("train", "val", "test")]
     assert sum(len(s) for s in sides) == len(set().union(*sides)) == 10
@@ -126,13 +130,17 @@ def test_cnn_learns_the_toy_set(trained, toy):
     truth = np.array([toy["kinds"][(e, c)] != "clean" for e, c in zip(p["expnum"], p["ccdnum"])])
     np.testing.assert_array_equal(p["label"].to_numpy() == 1, truth)
     acc = np.mean((np.stack(p["probs"]).argmax(1) == 1) == truth)
-    assert acc >= 0.8, acc                                   # chance is ~0.5
+    assert acc >= 0.8, acc  # chance is ~0.5
     m = pd.read_parquet(os.path.join(trained["cnn_multiclass"], "predictions_test.parquet"))
     meta = _meta(trained["cnn_multiclass"])
     names = np.array(meta["classes"])[np.stack(m["probs"]).argmax(1)]
-    want = np.array([{"clean": "no artifact"}.get(toy["kinds"][(e, c)], toy["kinds"][(e, c)])
-                     for e, c in zip(m["expnum"], m["ccdnum"])])
-    majority = max(np.mean(want == w) for w in set(want))     # always predicting the commonest class
+    want = np.array(
+        [
+            {"clean": "no artifact"}.get(toy["kinds"][(e, c)], toy["kinds"][(e, c)])
+            for e, c in zip(m["expnum"], m["ccdnum"])
+        ]
+    )
+    majority = max(np.mean(want == w) for w in set(want))  # always predicting the commonest class
     acc = np.mean(names == want)
     assert acc >= 0.75 and acc >= majority + 0.15, (acc, majority, list(zip(names, want)))
 
@@ -158,16 +166,27 @@ def test_default_cnn_recall_and_fpr_against_truth(trained, toy):
 
 
 def test_metadata_threshold_and_metrics_recomputed(trained):
-    from artifactspark.thresholds import cost_threshold
+    from artifactspark.models.thresholds import cost_threshold
 
     for md in trained.values():
         meta = _meta(md)
-        for key in ("classes", "config_hash", "split", "threshold", "version", "seeds", "train_config", "store_version"):
+        for key in (
+            "classes",
+            "config_hash",
+            "split",
+            "threshold",
+            "version",
+            "seeds",
+            "train_config",
+            "store_version",
+        ):
             assert meta.get(key) is not None, key
         val = pd.read_parquet(os.path.join(md, "predictions_val.parquet"))
         y = (val["label"] == 1).to_numpy()
         if y.any() and not y.all():
-            t = cost_threshold(y, val["p_artifact"].to_numpy(), meta["train_config"]["fn_cost"], seed=meta["seeds"]["train"])
+            t = cost_threshold(
+                y, val["p_artifact"].to_numpy(), meta["train_config"]["fn_cost"], seed=meta["seeds"]["train"]
+            )
             assert t == pytest.approx(meta["threshold"]) and "cost" in meta["threshold_rule"]
         test = pd.read_parquet(os.path.join(md, "predictions_test.parquet"))
         metrics = json.load(open(os.path.join(md, "metrics.json")))
@@ -180,15 +199,19 @@ def test_metadata_threshold_and_metrics_recomputed(trained):
 
 
 def test_saved_models_reload_with_identical_predictions(trained, toy):
-    from artifactspark.modelio import Predictor
-    from artifactspark.trainingdata import read_rows
+    from artifactspark.models.modelio import Predictor
+    from artifactspark.models.trainingdata import read_rows
 
     for md in trained.values():
         meta = _meta(md)
         saved = pd.read_parquet(os.path.join(md, "predictions_test.parquet"))
         model = Predictor(md)
-        rows = read_rows(os.path.join(toy["store"], "features"), meta["split"]["test"],
-                         ["expnum", "ccdnum", *model.fields], meta["problem"])
+        rows = read_rows(
+            os.path.join(toy["store"], "features"),
+            meta["split"]["test"],
+            ["expnum", "ccdnum", *model.fields],
+            meta["problem"],
+        )
         order = np.lexsort((rows["ccdnum"], rows["expnum"]))
         probs, p_art = model.predict({f: rows[f][order] for f in model.fields})
         np.testing.assert_allclose(probs, np.stack(saved["probs"]), atol=1e-5)
@@ -205,7 +228,7 @@ def test_cnn_history_and_svm_learning_curve(trained):
 
 
 def test_report_on_trained_models(trained, toy, tmp_path):
-    from artifactspark.report import build_report
+    from artifactspark.evaluate.report import build_report
 
     s = build_report([trained["cnn_binary"], trained["svm_binary"], trained["cnn_multiclass"]], str(tmp_path / "rep"))
     assert (tmp_path / "rep" / "report.html").stat().st_size > 1000
@@ -218,9 +241,10 @@ def test_report_on_trained_models(trained, toy, tmp_path):
 
 def test_training_needs_labels_and_a_known_split(spark, toy, tmp_path):
     import train_cnn
-    from artifactspark.preprocess import run_preprocess
-    from artifactspark.training import prepare
-    from artifactspark.trainingdata import train_config
+
+    from artifactspark.features.preprocess import run_preprocess
+    from artifactspark.models.training import prepare
+    from artifactspark.models.trainingdata import train_config
 
     store = str(tmp_path / "nolabels")
     run_preprocess(spark, [str(toy["dir"] / "archive")], store, toy["cfg"], [])
@@ -228,17 +252,34 @@ def test_training_needs_labels_and_a_known_split(spark, toy, tmp_path):
         prepare(spark, store, "binary", toy["cfg"], train_config(toy["cfg"]))
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"train": [FIRST_EXP], "val": [FIRST_EXP + 1], "test": [FIRST_EXP + 2]}))
-    assert train_cnn.main(["--store", toy["store"], "--model-dir", str(tmp_path / "m"), "--config", toy["conf"],
-                           "--split", str(split)]) == 2            # exposures outside the split: refused
-    assert train_cnn.main(["--store", toy["store"], "--model-dir", str(tmp_path / "m"), "--config", toy["conf"],
-                           "--set", "epochz=3"]) == 2              # config error names the key
+    assert (
+        train_cnn.main(
+            [
+                "--store",
+                toy["store"],
+                "--model-dir",
+                str(tmp_path / "m"),
+                "--config",
+                toy["conf"],
+                "--split",
+                str(split),
+            ]
+        )
+        == 2
+    )  # exposures outside the split: refused
+    assert (
+        train_cnn.main(
+            ["--store", toy["store"], "--model-dir", str(tmp_path / "m"), "--config", toy["conf"], "--set", "epochz=3"]
+        )
+        == 2
+    )  # config error names the key
     assert train_cnn.main(["--store", str(tmp_path / "nowhere"), "--model-dir", str(tmp_path / "m")]) == 4
 
 
 def test_svm_refuses_multilabel(spark, toy, tmp_path):
-    from artifactspark.svm import train_svm
-    from artifactspark.training import prepare
-    from artifactspark.trainingdata import train_config
+    from artifactspark.models.svm import train_svm
+    from artifactspark.models.training import prepare
+    from artifactspark.models.trainingdata import train_config
 
     tc = train_config(toy["cfg"])
     ts = prepare(spark, toy["store"], "multilabel", toy["cfg"], tc)
@@ -250,8 +291,12 @@ def test_job_stdout_is_only_the_summary_line(toy, tmp_path, capsys):
     import train_cnn
 
     capsys.readouterr()
-    assert train_cnn.main(["--store", toy["store"], "--model-dir", str(tmp_path / "m"), "--config", toy["conf"],
-                           "--set", "epochs=1"]) == 0
+    assert (
+        train_cnn.main(
+            ["--store", toy["store"], "--model-dir", str(tmp_path / "m"), "--config", toy["conf"], "--set", "epochs=1"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out                      # petastorm's "Cache cleanup complete." goes to stderr
+    assert len(out) == 1, out  # petastorm's "Cache cleanup complete." goes to stderr
     assert json.loads(out[0])["job"] == "train_cnn"

@@ -1,7 +1,7 @@
 """Evaluation against the simulator's truth (metrics.truth_evaluation and friends) on hand-made tables
 whose answers are worked out by hand in the comments, or recomputed independently (sklearn, scipy)."""
+
 import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import binomtest
 from sklearn import metrics as skm
 
-from artifactspark import metrics as M
+from artifactspark.evaluate import metrics as M
 
 TAX = ["A", "B", "C"]
 NO = M.NO_ARTIFACT
@@ -47,16 +47,46 @@ PRIMARY = {1: "A", 2: "A", 3: "B", 10: "B"}
 
 
 def truth_tables(new_columns=True):
-    t = pd.DataFrame([{"expnum": 1, "ccd": c, "band": "r", "nite": "20130901", "cls": k, "fid": f"f{i}",
-                       "scope": "ccd", "snr": s, "amplitude": 1.0, "sn_binned": sb, "contrast": 3.0, "n_sharp": 0,
-                       "floor_rule": r, "detectable": d, "reported": bool(LABEL[c - 1])}
-                      for i, (c, k, s, sb, d, r) in enumerate(FEATURES)])
-    cc = pd.DataFrame([{"expnum": 1, "ccd": c, "band": "r", "nite": "20130901",
-                        "classes": sorted({k for (cc_, k, *_r) in FEATURES if cc_ == c}),
-                        "inspected": True, "n_reports": 1,
-                        "detectable_classes": DET.get(c, []),
-                        "truth_clean": not any(f[0] == c for f in FEATURES),
-                        "truth_detectable": c in DET, "primary_class_truth": PRIMARY.get(c)} for c in CCDS])
+    t = pd.DataFrame(
+        [
+            {
+                "expnum": 1,
+                "ccd": c,
+                "band": "r",
+                "nite": "20130901",
+                "cls": k,
+                "fid": f"f{i}",
+                "scope": "ccd",
+                "snr": s,
+                "amplitude": 1.0,
+                "sn_binned": sb,
+                "contrast": 3.0,
+                "n_sharp": 0,
+                "floor_rule": r,
+                "detectable": d,
+                "reported": bool(LABEL[c - 1]),
+            }
+            for i, (c, k, s, sb, d, r) in enumerate(FEATURES)
+        ]
+    )
+    cc = pd.DataFrame(
+        [
+            {
+                "expnum": 1,
+                "ccd": c,
+                "band": "r",
+                "nite": "20130901",
+                "classes": sorted({k for (cc_, k, *_r) in FEATURES if cc_ == c}),
+                "inspected": True,
+                "n_reports": 1,
+                "detectable_classes": DET.get(c, []),
+                "truth_clean": not any(f[0] == c for f in FEATURES),
+                "truth_detectable": c in DET,
+                "primary_class_truth": PRIMARY.get(c),
+            }
+            for c in CCDS
+        ]
+    )
     if not new_columns:
         t = t.drop(columns=["sn_binned", "contrast", "n_sharp", "floor_rule", "detectable"])
         cc = cc.drop(columns=["detectable_classes", "truth_clean", "truth_detectable", "primary_class_truth"])
@@ -76,16 +106,35 @@ def preds(problem="binary", probs=None, p_art=None, extra_ccds=()):
             mh[i, TAX.index(v)] = 1
     if probs is None:
         probs = np.stack([1 - p, p], axis=1)
-    y_true = np.array(lab) if problem == "binary" else (np.where(np.array(lab) == 1, pc, 3) if problem == "multiclass"
-                                                        else -np.ones(n, int))
-    return {"expnum": np.ones(n, np.int64), "ccdnum": np.array(ccds), "label": np.array(lab), "primary_class": pc,
-            "y_true": y_true, "p_artifact": p, "probs": np.asarray(probs, float), "multi_hot": mh, "warnings": []}
+    y_true = (
+        np.array(lab)
+        if problem == "binary"
+        else (np.where(np.array(lab) == 1, pc, 3) if problem == "multiclass" else -np.ones(n, int))
+    )
+    return {
+        "expnum": np.ones(n, np.int64),
+        "ccdnum": np.array(ccds),
+        "label": np.array(lab),
+        "primary_class": pc,
+        "y_true": y_true,
+        "p_artifact": p,
+        "probs": np.asarray(probs, float),
+        "multi_hot": mh,
+        "warnings": [],
+    }
 
 
 def meta(problem="binary", **kw):
     classes = {"binary": [NO, "artifact"], "multiclass": TAX + [NO], "multilabel": TAX}[problem]
-    m = {"name": f"m-{problem}", "kind": "cnn", "problem": problem, "classes": classes, "taxonomy": TAX,
-         "threshold": 0.5, "split": {"id": "s", "test": [1]}}
+    m = {
+        "name": f"m-{problem}",
+        "kind": "cnn",
+        "problem": problem,
+        "classes": classes,
+        "taxonomy": TAX,
+        "threshold": 0.5,
+        "split": {"id": "s", "test": [1]},
+    }
     if problem == "multilabel":
         m["class_thresholds"] = [0.5, 0.5, 0.5]
     m.update(kw)
@@ -100,6 +149,7 @@ def wilson_ref(k, n):
 # ---------------------------------------------------------------------------------------------
 # binary, per class, the floor
 # ---------------------------------------------------------------------------------------------
+
 
 def test_binary_vs_truth_leaves_below_floor_ccds_out():
     t, cc = truth_tables()
@@ -120,7 +170,7 @@ def test_binary_vs_truth_leaves_below_floor_ccds_out():
     assert b["accuracy"] == pytest.approx(5 / 8)
     assert ev["manyclass"] is None and ev["multilabel"] is None
     assert ev["warnings"] == [] and ev["fallback"] is False
-    json.dumps(ev)                                                   # JSON-ready
+    json.dumps(ev)  # JSON-ready
 
 
 def test_per_class_recall_and_floor_shares():
@@ -139,10 +189,15 @@ def test_per_class_recall_and_floor_shares():
     assert ev["per_class_min_recall"] == {"recall": pytest.approx(2 / 3), "cls": "A", "classes": ["A"]}
     fl = ev["floor"]
     # artifact CCDs: 1,2,3,4,5,10 -> 4 and 5 have only below-floor features
-    assert fl["archive"] == {"ccds": 10, "artifact_ccds": 6, "below_floor_ccds": 2, "share_below_floor": pytest.approx(1 / 3)}
+    assert fl["archive"] == {
+        "ccds": 10,
+        "artifact_ccds": 6,
+        "below_floor_ccds": 2,
+        "share_below_floor": pytest.approx(1 / 3),
+    }
     assert fl["test"]["share_below_floor"] == pytest.approx(1 / 3)
     shares = {r["cls"]: (r["features"], r["below_floor"]) for r in fl["per_class"]}
-    assert shares == {"A": (4, 1), "B": (3, 1), "C": (1, 1)}        # B: ccds 2 (below), 3, 10
+    assert shares == {"A": (4, 1), "B": (3, 1), "C": (1, 1)}  # B: ccds 2 (below), 3, 10
     assert fl["erased_by_binning"] == ["C"] and fl["never_detectable"] == ["C"]
 
 
@@ -159,12 +214,18 @@ def test_recall_vs_strength_marks_below_floor_and_prefers_sn_binned():
     assert low["below_floor"] == (low["n_below_floor"] * 2 > low["n"])
     assert rvs[rvs.cls == "C"]["below_floor"].all()
     # the floor on the sn_binned axis: A's below-floor feature at 3, detectable ones from 20 -> 20, none misplaced
-    assert ev["strength_floor"]["A"] == {"strength": "sn_binned", "value": 20.0, "misplaced": 0, "detectable": 3,
-                                         "below_floor": 1}
-    assert ev["strength_floor"]["C"]["value"] is None              # nothing detectable: no floor inside the data
+    assert ev["strength_floor"]["A"] == {
+        "strength": "sn_binned",
+        "value": 20.0,
+        "misplaced": 0,
+        "detectable": 3,
+        "below_floor": 1,
+    }
+    assert ev["strength_floor"]["C"]["value"] is None  # nothing detectable: no floor inside the data
     # with the snr column only, Guiding-like NaN snr falls back to amplitude
-    q = M.recall_vs_strength(t.drop(columns=["sn_binned"]), pd.DataFrame({"expnum": 1, "ccdnum": CCDS, "p_artifact": P_ART}),
-                             0.5)
+    q = M.recall_vs_strength(
+        t.drop(columns=["sn_binned"]), pd.DataFrame({"expnum": 1, "ccdnum": CCDS, "p_artifact": P_ART}), 0.5
+    )
     assert dict(q.groupby("cls")["strength"].first()) == {"A": "snr", "B": "snr", "C": "amplitude"}
 
 
@@ -178,6 +239,7 @@ def test_strength_floor_hand_case():
 # ---------------------------------------------------------------------------------------------
 # the volunteer-label ceiling
 # ---------------------------------------------------------------------------------------------
+
 
 def test_ceiling_by_hand():
     t, cc = truth_tables()
@@ -216,11 +278,9 @@ def test_ceiling_by_hand():
 
 def test_volunteer_side_matches_summarize_predictions():
     t, cc = truth_tables()
-    for problem, probs in (("binary", None),
-                           ("multiclass", np.eye(4)[[0, 0, 1, 2, 3, 3, 0, 3, 1, 1]] * 0.7 + 0.075)):
+    for problem, probs in (("binary", None), ("multiclass", np.eye(4)[[0, 0, 1, 2, 3, 3, 0, 3, 1, 1]] * 0.7 + 0.075)):
         m = meta(problem)
-        p = preds(problem, probs=probs,
-                  p_art=None if probs is None else 1 - np.asarray(probs)[:, -1])
+        p = preds(problem, probs=probs, p_art=None if probs is None else 1 - np.asarray(probs)[:, -1])
         s = M.summarize_predictions(m, p, min_support=1)
         ev = M.truth_evaluation(m, p, cc, t, min_support=1)
         v = ev["volunteer"]
@@ -236,9 +296,10 @@ def test_volunteer_side_matches_summarize_predictions():
 # many-class and multi-label against the truth
 # ---------------------------------------------------------------------------------------------
 
+
 def test_manyclass_vs_truth_multiclass_model():
     t, cc = truth_tables()
-    named = [0, 0, 1, 2, 3, 3, 0, 3, 1, 1]                 # A A B C no no A no B B
+    named = [0, 0, 1, 2, 3, 3, 0, 3, 1, 1]  # A A B C no no A no B B
     probs = np.eye(4)[named] * 0.7 + 0.075
     m = meta("multiclass")
     ev = M.truth_evaluation(m, preds("multiclass", probs=probs, p_art=1 - probs[:, -1]), cc, t, min_support=1)
@@ -250,23 +311,25 @@ def test_manyclass_vs_truth_multiclass_model():
     pred = [names[named[i]] for i in keep]
     assert mc["n"] == 8 and mc["excluded_below_floor"] == 2
     assert mc["accuracy"] == pytest.approx(skm.accuracy_score(truth, pred))
-    assert mc["macro_f1"] == pytest.approx(skm.f1_score(truth, pred, labels=["A", "B"], average="macro", zero_division=0))
-    assert mc["macro_f1_classes"] == ["A", "B"]                  # C has no true example
+    assert mc["macro_f1"] == pytest.approx(
+        skm.f1_score(truth, pred, labels=["A", "B"], average="macro", zero_division=0)
+    )
+    assert mc["macro_f1_classes"] == ["A", "B"]  # C has no true example
     np.testing.assert_array_equal(mc["confusion"], skm.confusion_matrix(truth, pred, labels=names))
     ev3 = M.truth_evaluation(m, preds("multiclass", probs=probs, p_art=1 - probs[:, -1]), cc, t, min_support=3)
-    assert ev3["manyclass"]["macro_f1"] is None                  # no artifact class with 3 examples
+    assert ev3["manyclass"]["macro_f1"] is None  # no artifact class with 3 examples
     assert M.truth_evaluation(meta(), preds(), cc, t)["manyclass"] is None
 
 
 def test_multilabel_vs_truth():
     t, cc = truth_tables()
     rng = np.random.default_rng(0)
-    probs = np.round(rng.random((10, 3)), 1)                   # ties
-    p_any = np.array(P_ART)                                       # an any-artifact head: not max(probs)
+    probs = np.round(rng.random((10, 3)), 1)  # ties
+    p_any = np.array(P_ART)  # an any-artifact head: not max(probs)
     m = meta("multilabel", any_head=True)
     ev = M.truth_evaluation(m, preds("multilabel", probs=probs, p_art=p_any), cc, t, min_support=2)
     ml = ev["multilabel"]
-    keep = [0, 1, 2, 9, 5, 6, 7, 8]                              # below-floor CCDs 4 and 5 left out
+    keep = [0, 1, 2, 9, 5, 6, 7, 8]  # below-floor CCDs 4 and 5 left out
     y = np.array([[k in DET.get(CCDS[i], []) for k in TAX] for i in keep])
     assert ml["n"] == 8
     for j, r in enumerate(ml["per_class"]):
@@ -289,6 +352,7 @@ def test_multilabel_vs_truth():
 # older archives: fallbacks and warnings
 # ---------------------------------------------------------------------------------------------
 
+
 def test_missing_floor_columns_fall_back_with_warnings():
     t, cc = truth_tables(new_columns=False)
     ev = M.truth_evaluation(meta(), preds(), cc, t, min_support=1)
@@ -302,13 +366,13 @@ def test_missing_floor_columns_fall_back_with_warnings():
     # the primary class is derived from the strongest feature (snr here): ccd 10 -> A (snr 20 > 11)
     fr = M.truth_ccd_frame(meta(), preds(), cc, t)
     assert fr.loc[fr.ccdnum == 10, "truth_class"].item() == "A"
-    assert fr.loc[fr.ccdnum == 2, "truth_class"].item() == "B"      # B snr 9 > A snr 8
+    assert fr.loc[fr.ccdnum == 2, "truth_class"].item() == "B"  # B snr 9 > A snr 8
     assert sorted(fr.loc[fr.ccdnum == 2, "detectable_classes"].item()) == ["A", "B"]
 
 
 def test_missing_ccds_table_counts_absent_ccds_as_clean():
     t, _ = truth_tables()
-    p = preds(extra_ccds=[11, 12])                                  # not in truth.parquet: clean
+    p = preds(extra_ccds=[11, 12])  # not in truth.parquet: clean
     ev = M.truth_evaluation(meta(), p, None, t, min_support=1)
     assert any("no ccds.parquet" in w for w in ev["warnings"])
     assert ev["test_ccds"] == {"detectable": 4, "clean": 6, "below_floor": 2, "unmatched": 0}
@@ -341,20 +405,39 @@ def test_load_truth_paths_and_summarize_model(tmp_path):
     md.mkdir()
     p = preds()
     m = meta()
-    table = pa.table({"expnum": p["expnum"], "ccdnum": p["ccdnum"].astype(np.int16), "label": p["label"].astype(np.int8),
-                      "primary_class": p["primary_class"].astype(np.int16),
-                      "multi_hot": pa.array(p["multi_hot"].tolist(), pa.list_(pa.int8())),
-                      "y_true": p["y_true"].astype(np.int16), "probs": pa.array(p["probs"].tolist(), pa.list_(pa.float32())),
-                      "p_artifact": p["p_artifact"].astype(np.float32)})
+    table = pa.table(
+        {
+            "expnum": p["expnum"],
+            "ccdnum": p["ccdnum"].astype(np.int16),
+            "label": p["label"].astype(np.int8),
+            "primary_class": p["primary_class"].astype(np.int16),
+            "multi_hot": pa.array(p["multi_hot"].tolist(), pa.list_(pa.int8())),
+            "y_true": p["y_true"].astype(np.int16),
+            "probs": pa.array(p["probs"].tolist(), pa.list_(pa.float32())),
+            "p_artifact": p["p_artifact"].astype(np.float32),
+        }
+    )
     for side in ("test", "val"):
         pq.write_table(table, md / f"predictions_{side}.parquet")
     json.dump(m, open(md / "model.json", "w"))
     plain = M.summarize_model(str(md))
     s = M.summarize_model(str(md), truth=str(lab), min_support=1)
-    assert "truth" not in plain and set(plain) <= set(s)            # every existing key kept
-    assert s["truth"]["binary"]["recall"] == pytest.approx(0.75) and s["truth"]["source"]["truth"].endswith("truth.parquet")
-    assert set(s["truth"]) >= {"binary", "per_class", "recall_vs_strength", "floor", "manyclass", "multilabel",
-                               "volunteer", "ceiling", "test_ccds", "warnings"}
+    assert "truth" not in plain and set(plain) <= set(s)  # every existing key kept
+    assert s["truth"]["binary"]["recall"] == pytest.approx(0.75) and s["truth"]["source"]["truth"].endswith(
+        "truth.parquet"
+    )
+    assert set(s["truth"]) >= {
+        "binary",
+        "per_class",
+        "recall_vs_strength",
+        "floor",
+        "manyclass",
+        "multilabel",
+        "volunteer",
+        "ceiling",
+        "test_ccds",
+        "warnings",
+    }
     json.dumps(s)
 
 
@@ -362,11 +445,19 @@ def test_any_head_skips_the_p_artifact_check(tmp_path):
     rng = np.random.default_rng(1)
     n = 20
     probs = rng.random((n, 3))
-    p_any = np.clip(probs.max(axis=1) - 0.3, 0, 1)                 # deliberately not max(probs)
-    table = pa.table({"expnum": np.full(n, 5, np.int64), "ccdnum": np.arange(1, n + 1, dtype=np.int16),
-                      "label": (p_any > 0.3).astype(np.int8), "primary_class": np.full(n, -1, np.int16),
-                      "multi_hot": pa.array([[0, 0, 0]] * n, pa.list_(pa.int8())), "y_true": np.full(n, -1, np.int16),
-                      "probs": pa.array(probs.tolist(), pa.list_(pa.float32())), "p_artifact": p_any.astype(np.float32)})
+    p_any = np.clip(probs.max(axis=1) - 0.3, 0, 1)  # deliberately not max(probs)
+    table = pa.table(
+        {
+            "expnum": np.full(n, 5, np.int64),
+            "ccdnum": np.arange(1, n + 1, dtype=np.int16),
+            "label": (p_any > 0.3).astype(np.int8),
+            "primary_class": np.full(n, -1, np.int16),
+            "multi_hot": pa.array([[0, 0, 0]] * n, pa.list_(pa.int8())),
+            "y_true": np.full(n, -1, np.int16),
+            "probs": pa.array(probs.tolist(), pa.list_(pa.float32())),
+            "p_artifact": p_any.astype(np.float32),
+        }
+    )
     for any_head, warns in ((True, False), (False, True)):
         d = tmp_path / f"m{any_head}"
         d.mkdir()
@@ -374,12 +465,13 @@ def test_any_head_skips_the_p_artifact_check(tmp_path):
         json.dump(meta("multilabel", any_head=any_head, split={"id": "s", "test": [5]}), open(d / "model.json", "w"))
         out = M.load_predictions(str(d))
         assert any("disagrees" in w for w in out["warnings"]) == warns
-        np.testing.assert_allclose(out["p_artifact"], p_any, atol=1e-6)   # p_artifact used as stored
+        np.testing.assert_allclose(out["p_artifact"], p_any, atol=1e-6)  # p_artifact used as stored
 
 
 # ---------------------------------------------------------------------------------------------
 # ROC AUC
 # ---------------------------------------------------------------------------------------------
+
 
 def test_roc_auc_matches_sklearn_with_ties():
     rng = np.random.default_rng(7)
@@ -393,7 +485,7 @@ def test_roc_auc_matches_sklearn_with_ties():
         assert M.roc_auc(y, s) == pytest.approx(skm.roc_auc_score(y, s))
     assert M.roc_auc([0, 1], [0.2, 0.9]) == 1.0 and M.roc_auc([0, 1, 0, 1], [0.5] * 4) == 0.5
     yy = (rng.random((80, 4)) < 0.3).astype(int)
-    yy[:, 3] = 0                                                   # a class without positives
+    yy[:, 3] = 0  # a class without positives
     sc = rng.random((80, 4))
     out = M.per_class_auc(yy, sc, ["a", "b", "c", "d"], min_support=20)
     assert out["per_class"][3]["auc"] is None

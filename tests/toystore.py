@@ -5,15 +5,15 @@ with a fixed seed: clean, "Satellite" (a bright 3-pixel-wide diagonal streak) or
 (the right amplifier half 30 e- higher). Volunteer reports say exactly that (clean = "OK"),
 so a model that learns anything beats chance by a wide margin.
 """
+
 from __future__ import annotations
 
 import os
 
 import numpy as np
-
 from desarchive import make_planes, write_pair
 
-from artifactspark.labels import make_report, write_reports
+from artifactspark.features.labels import make_report, write_reports
 
 TOY_CONF = """
 [input]
@@ -51,7 +51,7 @@ def toy_planes(kind: str, seed: int):
             c = np.clip(cols + d, 0, sci.shape[1] - 1)
             sci[rows, c] += 200.0
     elif kind == "A/B jump":
-        sci[:, sci.shape[1] // 2:] += 30.0
+        sci[:, sci.shape[1] // 2 :] += 30.0
     return sci, msk, wgt, bkg
 
 

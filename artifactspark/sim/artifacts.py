@@ -10,26 +10,31 @@ in focal-plane pixels (see :mod:`.focalplane`), so all CCDs of the exposure agre
 Sky-estimation classes (Dark rim, Dark halo, Quilted sky, Anti-bleed) are errors of the
 background model: they raise ``bkg``, so that SCI - BKG shows the dark feature.
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from ..des import MASK_BITS as M
+from ..io.des import MASK_BITS as M
 from .sky import Canvas, add_bright_star, add_stamp
 
 INJECTORS = {}
 
 
 def injector(name):
+    """Register the decorated function as the injector of class ``name``."""
+
     def deco(fn):
         INJECTORS[name] = fn
         return fn
+
     return deco
 
 
 def inject(cls: str, cv: Canvas, amp: float, feat: dict | None = None) -> dict:
+    """Inject one ``cls`` feature into the canvas; its description, with the points kept on the CCD."""
     out = INJECTORS[cls](cv, amp, feat or {})
     pts = np.asarray(out.get("points", np.zeros((0, 2), int)), dtype=np.int64).reshape(-1, 2)
     h, w = cv.shape
@@ -60,6 +65,7 @@ def _ensure_bright_star(cv: Canvas, near_edge: bool = False):
     tpl = getattr(cv, "_bright_template", None)
     if tpl is None:
         import galsim
+
         n = int(2 * math.ceil(20 * cv.fwhm_pix) + 1)
         tpl = galsim.Moffat(beta=2.2, fwhm=cv.fwhm_pix).drawImage(nx=n, ny=n, scale=1.0).array.astype(np.float32)
         cv._bright_template = tpl
@@ -72,14 +78,14 @@ def _line_profile(cv, x0, y0, angle, width, offsets=(0.0,), segments=None):
     """Per-pixel Gaussian cross-section of lines through focal-plane (x0, y0) at ``angle``."""
     X, Y = cv.fp_grid()
     s, c = math.sin(angle), math.cos(angle)
-    d = (Y - y0) * c - (X - x0) * s        # signed distance from the line
+    d = (Y - y0) * c - (X - x0) * s  # signed distance from the line
     prof = np.zeros(cv.shape, np.float32)
     for off in offsets:
         dd = d - off
         near = np.abs(dd) < 4 * width
         prof[near] += np.exp(-0.5 * (dd[near] / width) ** 2)
     if segments:
-        t = (X - x0) * c + (Y - y0) * s   # position along the line
+        t = (X - x0) * c + (Y - y0) * s  # position along the line
         on = np.zeros(cv.shape, bool)
         for a, b in segments:
             on |= (t >= a) & (t <= b)
@@ -92,8 +98,10 @@ def satellite(cv, amp, f):
     """A long, straight, thin, unsaturated streak (Gaussian cross-section, peak ``amp``), possibly in segments."""
     prof = _line_profile(cv, f["x0"], f["y0"], f["angle"], f["width"], segments=f.get("segments"))
     cv.sig += amp * prof
-    return {"geometry": {k: f[k] for k in ("x0", "y0", "angle", "width") if k in f} | {"frame": "focal_plane"},
-            "points": _where_points(prof > 0.5, cv.rng)}
+    return {
+        "geometry": {k: f[k] for k in ("x0", "y0", "angle", "width") if k in f} | {"frame": "focal_plane"},
+        "points": _where_points(prof > 0.5, cv.rng),
+    }
 
 
 @injector("Airplane")
@@ -120,8 +128,10 @@ def airplane(cv, amp, f):
             add_stamp(cv.sig, donut, int(row), int(col), 3 * amp)
     # the track ruins the sky estimate: the background model picks up part of it
     cv.bkg += 0.1 * amp * np.clip(_line_profile(cv, f["x0"], f["y0"], f["angle"], 60.0 * h / 4096), 0, 1)
-    return {"geometry": {k: f[k] for k in ("x0", "y0", "angle", "width", "offsets")} | {"frame": "focal_plane"},
-            "points": _where_points(prof > 0.5, cv.rng)}
+    return {
+        "geometry": {k: f[k] for k in ("x0", "y0", "angle", "width", "offsets")} | {"frame": "focal_plane"},
+        "points": _where_points(prof > 0.5, cv.rng),
+    }
 
 
 # ----------------------------------------------------------------------------- masking problems
@@ -138,8 +148,7 @@ def column_mask(cv, amp, f):
     m1 = r0 + int(masked * (r1 - r0))
     cv.msk[r0:m1, col] |= M["BPM"]
     pts = np.stack([np.arange(m1, r1), np.full(r1 - m1, col)], axis=1)
-    return {"geometry": {"col": col, "row0": r0, "row1": r1, "sign": sign, "masked_fraction": masked},
-            "points": pts}
+    return {"geometry": {"col": col, "row0": r0, "row1": r1, "sign": sign, "masked_fraction": masked}, "points": pts}
 
 
 @injector("Cosmic ray")
@@ -169,8 +178,9 @@ def cosmic_ray(cv, amp, f):
         k = int(frac * rr.size)
         cv.msk[rr[:k], cc[:k]] |= M["CRAY"]
         pts.append(np.stack([rr[k:], cc[k:]], axis=1))
-        tracks.append({"row": int(r0), "col": int(c0), "length": L, "angle": float(ang), "width": width,
-                       "masked_fraction": frac})
+        tracks.append(
+            {"row": int(r0), "col": int(c0), "length": L, "angle": float(ang), "width": width, "masked_fraction": frac}
+        )
     return {"geometry": {"tracks": tracks}, "points": np.concatenate(pts) if pts else np.zeros((0, 2), int)}
 
 
@@ -194,8 +204,10 @@ def cross_talk(cv, amp, f):
         on = np.abs(dc) <= width
         cv.sig[rr[on], cc] += amp
         pts.append(np.stack([rr[on], np.full(on.sum(), cc)], axis=1))
-    return {"geometry": {"source_row": row, "source_col": col, "col": mcol, "length": L, "half_width": half_w},
-            "points": np.concatenate(pts) if pts else np.zeros((0, 2), int)}
+    return {
+        "geometry": {"source_row": row, "source_col": col, "col": mcol, "length": L, "half_width": half_w},
+        "points": np.concatenate(pts) if pts else np.zeros((0, 2), int),
+    }
 
 
 @injector("Edge-bleed")
@@ -213,7 +225,8 @@ def edge_bleed(cv, amp, f):
     cv.sig[rows, c0:c1] += amp * prof[None, :]
     # the bleed trail of the star reaches the edge
     cv.sig[(slice(0, row) if top else slice(row, h)), col] = np.maximum(
-        cv.sig[(slice(0, row) if top else slice(row, h)), col], cv.saturation)
+        cv.sig[(slice(0, row) if top else slice(row, h)), col], cv.saturation
+    )
     kind = str(cv.rng.choice(["missing", "small", "large"]))
     if kind != "missing":
         k = 0.3 if kind == "small" else 2.5
@@ -222,8 +235,10 @@ def edge_bleed(cv, amp, f):
         cv.msk[(slice(0, md) if top else slice(h - md, h)), mc0:mc1] |= M["EDGEBLEED"]
     region = np.zeros(cv.shape, bool)
     region[rows, c0:c1] = prof[None, :] > 0.3
-    return {"geometry": {"col": col, "edge": "row0" if top else "rowmax", "depth": depth, "spread": spread,
-                         "mask": kind}, "points": _where_points(region, cv.rng)}
+    return {
+        "geometry": {"col": col, "edge": "row0" if top else "rowmax", "depth": depth, "spread": spread, "mask": kind},
+        "points": _where_points(region, cv.rng),
+    }
 
 
 @injector("Excessive mask")
@@ -235,7 +250,7 @@ def excessive_mask(cv, amp, f):
     for _ in range(int(cv.rng.integers(1, 4))):
         bh, bw = int(cv.rng.uniform(0.1, 0.5) * h), int(cv.rng.uniform(0.15, 0.7) * w)
         r0, c0 = int(cv.rng.integers(0, h - bh)), int(cv.rng.integers(0, w - bw))
-        cv.msk[r0:r0 + bh, c0:c0 + bw] |= bit
+        cv.msk[r0 : r0 + bh, c0 : c0 + bw] |= bit
         boxes.append([r0, r0 + bh, c0, c0 + bw])
         pts.append([r0 + bh // 2, c0 + bw // 2])
     return {"geometry": {"boxes": boxes, "bit": bit}, "points": np.array(pts)}
@@ -266,8 +281,10 @@ def dark_halo(cv, amp, f):
     add_stamp(cv.bkg, ring, row, col, amp)
     region = np.zeros(cv.shape, np.float32)
     add_stamp(region, ring, row, col)
-    return {"geometry": {"row": row, "col": col, "radius": R, "width": width},
-            "points": _where_points(region > 0.6, cv.rng)}
+    return {
+        "geometry": {"row": row, "col": col, "radius": R, "width": width},
+        "points": _where_points(region > 0.6, cv.rng),
+    }
 
 
 @injector("Quilted sky")
@@ -279,8 +296,10 @@ def quilted_sky(cv, amp, f):
     bh, bw = -(-h // nr), -(-w // nc)
     pattern = np.repeat(np.repeat(vals, bh, 0), bw, 1)[:h, :w]
     cv.bkg += amp * pattern
-    return {"geometry": {"blocks": [nr, nc], "values": vals.round(3).tolist()},
-            "points": _where_points(np.abs(pattern) > 0.5, cv.rng)}
+    return {
+        "geometry": {"blocks": [nr, nc], "values": vals.round(3).tolist()},
+        "points": _where_points(np.abs(pattern) > 0.5, cv.rng),
+    }
 
 
 @injector("Anti-bleed")
@@ -297,8 +316,10 @@ def anti_bleed(cv, amp, f):
     cv.bkg[r0:r1, cs] += amp
     region = np.zeros(cv.shape, bool)
     region[r0:r1, cs] = True
-    return {"geometry": {"row": row, "col": col, "rows": [r0, r1], "cols": [cs.start, cs.stop]},
-            "points": _where_points(region, cv.rng)}
+    return {
+        "geometry": {"row": row, "col": col, "rows": [r0, r1], "cols": [cs.start, cs.stop]},
+        "points": _where_points(region, cv.rng),
+    }
 
 
 @injector("Wavy sky")
@@ -308,11 +329,15 @@ def wavy_sky(cv, amp, f):
     s, c = math.sin(f["angle"]), math.cos(f["angle"])
     u = X * c + Y * s
     v = Y * c - X * s
-    pat = (np.sin(2 * np.pi * u / f["wavelength"] + f["phase"]) *
-           (0.6 + 0.4 * np.sin(2 * np.pi * v / f["wavelength2"] + f["phase2"]))).astype(np.float32)
+    pat = (
+        np.sin(2 * np.pi * u / f["wavelength"] + f["phase"])
+        * (0.6 + 0.4 * np.sin(2 * np.pi * v / f["wavelength2"] + f["phase2"]))
+    ).astype(np.float32)
     cv.sig += amp * pat
-    return {"geometry": {k: f[k] for k in ("wavelength", "angle", "phase")} | {"frame": "focal_plane"},
-            "points": _where_points(np.abs(pat) > 0.7, cv.rng)}
+    return {
+        "geometry": {k: f[k] for k in ("wavelength", "angle", "phase")} | {"frame": "focal_plane"},
+        "points": _where_points(np.abs(pat) > 0.7, cv.rng),
+    }
 
 
 # ----------------------------------------------------------------------------- flat field
@@ -342,8 +367,10 @@ def fringing(cv, amp, f):
     env = np.exp(-((X / f["envelope"]) ** 2 + (Y / f["envelope"]) ** 2) / 4).astype(np.float32)
     pat *= env / 2.0
     cv.sig += amp * pat
-    return {"geometry": {"waves": f["waves"], "envelope": f["envelope"], "frame": "focal_plane"},
-            "points": _where_points(pat > 0.5, cv.rng)}
+    return {
+        "geometry": {"waves": f["waves"], "envelope": f["envelope"], "frame": "focal_plane"},
+        "points": _where_points(pat > 0.5, cv.rng),
+    }
 
 
 @injector("Tape bump")
@@ -378,8 +405,10 @@ def tree_rings(cv, amp, f):
     rad = np.hypot(r - np.float32(r0), c - np.float32(c0))
     pat = np.sin(2 * np.pi * rad / period * (1 + rad / (4 * dist))).astype(np.float32)
     cv.sig += amp * pat
-    return {"geometry": {"centre_row": r0, "centre_col": c0, "period": period},
-            "points": _where_points(pat > 0.8, cv.rng)}
+    return {
+        "geometry": {"centre_row": r0, "centre_col": c0, "period": period},
+        "points": _where_points(pat > 0.8, cv.rng),
+    }
 
 
 @injector("Vertical jump")
@@ -390,8 +419,7 @@ def vertical_jump(cv, amp, f):
     sign = 1.0 if cv.rng.random() < 0.5 else -1.0
     cv.sig[r0:, :] += sign * amp
     cols = cv.rng.integers(0, cv.shape[1], 32)
-    return {"geometry": {"row": r0, "sign": sign},
-            "points": np.stack([r0 + cv.rng.integers(0, 6, 32), cols], 1)}
+    return {"geometry": {"row": r0, "sign": sign}, "points": np.stack([r0 + cv.rng.integers(0, 6, 32), cols], 1)}
 
 
 # ----------------------------------------------------------------------------- reflections
@@ -404,8 +432,10 @@ def ghost(cv, amp, f):
     disk = f["fill"] * (rad < f["radius"])
     pat = np.maximum(ring, disk).astype(np.float32)
     cv.sig += amp * pat
-    return {"geometry": {k: f[k] for k in ("x0", "y0", "radius", "width", "fill")} | {"frame": "focal_plane"},
-            "points": _where_points(pat > 0.5 * max(float(pat.max()), 0.2), cv.rng)}
+    return {
+        "geometry": {k: f[k] for k in ("x0", "y0", "radius", "width", "fill")} | {"frame": "focal_plane"},
+        "points": _where_points(pat > 0.5 * max(float(pat.max()), 0.2), cv.rng),
+    }
 
 
 @injector("Bright spray")
@@ -418,8 +448,10 @@ def bright_spray(cv, amp, f):
     pat = (np.exp(-rho / f["length"]) * np.exp(-0.5 * (dang / f["half_open"]) ** 2)).astype(np.float32)
     pat /= max(float(pat.max()), 1e-6)
     cv.sig += amp * pat
-    return {"geometry": {k: f[k] for k in ("x0", "y0", "angle", "half_open", "length")} | {"frame": "focal_plane"},
-            "points": _where_points(pat > 0.5, cv.rng)}
+    return {
+        "geometry": {k: f[k] for k in ("x0", "y0", "angle", "half_open", "length")} | {"frame": "focal_plane"},
+        "points": _where_points(pat > 0.5, cv.rng),
+    }
 
 
 def _arc(cv, radius, width, span, point):
@@ -439,7 +471,9 @@ def _arc(cv, radius, width, span, point):
     near = np.abs(rad - radius) < 4 * width
     rr, cc = np.nonzero(near)
     dang = (np.arctan2(r[rr, 0], c[0, cc]) - a0 + np.pi) % (2 * np.pi) - np.pi
-    val = np.exp(-0.5 * ((rad[rr, cc] - radius) / width) ** 2) * np.cos(np.clip(dang / span * np.pi, -np.pi / 2, np.pi / 2))
+    val = np.exp(-0.5 * ((rad[rr, cc] - radius) / width) ** 2) * np.cos(
+        np.clip(dang / span * np.pi, -np.pi / 2, np.pi / 2)
+    )
     val[np.abs(dang) >= span / 2] = 0.0
     out[rr + r0, cc + c0] = val
     return out, centre
@@ -471,8 +505,10 @@ def bright_arc(cv, amp, f):
     width = float(cv.rng.uniform(1.5, 4.0))
     pat, centre = _arc(cv, R, width, float(cv.rng.uniform(0.4, 1.5)), point)
     cv.sig += amp * pat
-    return {"geometry": {"centre": [float(centre[0]), float(centre[1])], "radius": R, "width": width},
-            "points": _where_points(pat > 0.5, cv.rng)}
+    return {
+        "geometry": {"centre": [float(centre[0]), float(centre[1])], "radius": R, "width": width},
+        "points": _where_points(pat > 0.5, cv.rng),
+    }
 
 
 # ----------------------------------------------------------------------------- instrument / site
@@ -481,8 +517,7 @@ def guiding(cv, amp, f):
     """Every source elongated the same way: done by the sheared PSF of the exposure (sky.templates);
     the report sits on one of the CCD's brighter stars."""
     stars = sorted(cv.stars, key=lambda s: -s[2])[:20] or [(cv.shape[0] // 2, cv.shape[1] // 2, 0.0)]
-    return {"geometry": {"g": f.get("g"), "angle": f.get("angle")},
-            "points": np.array([[s[0], s[1]] for s in stars])}
+    return {"geometry": {"g": f.get("g"), "angle": f.get("angle")}, "points": np.array([[s[0], s[1]] for s in stars])}
 
 
 @injector("Shutter")
@@ -517,11 +552,13 @@ def readout(cv, amp, f):
     r = np.arange(r0, r0 + band, dtype=np.float32)[:, None]
     c = np.arange(w, dtype=np.float32)[None, :]
     pat = (np.sin(2 * np.pi * (r + tilt * c) / period) > 0.6).astype(np.float32)
-    cv.sig[r0:r0 + band, :] += amp * pat
+    cv.sig[r0 : r0 + band, :] += amp * pat
     region = np.zeros(cv.shape, bool)
-    region[r0:r0 + band, :] = pat > 0
-    return {"geometry": {"rows": [r0, r0 + band], "period": period, "tilt": tilt},
-            "points": _where_points(region, cv.rng)}
+    region[r0 : r0 + band, :] = pat > 0
+    return {
+        "geometry": {"rows": [r0, r0 + band], "period": period, "tilt": tilt},
+        "points": _where_points(region, cv.rng),
+    }
 
 
 @injector("Haze")
@@ -535,12 +572,14 @@ def haze(cv, amp, f):
     yy, xx = np.mgrid[:n, :n] - n // 2
     halo = np.exp(-np.hypot(yy, xx) / S).astype(np.float32)
     pts = []
-    for row, col, flux in list(cv.bright) + sorted(cv.stars, key=lambda s: -s[2])[:3]:
+    for row, col, _flux in list(cv.bright) + sorted(cv.stars, key=lambda s: -s[2])[:3]:
         add_stamp(cv.sig, halo, row, col, 2 * amp)
         pts.append([row + int(cv.rng.integers(-S // 2, S // 2 + 1)), col + int(cv.rng.integers(-S // 2, S // 2 + 1))])
     pts = np.array(pts) if pts else _where_points(glow > 0.5 * glow.max(), cv.rng)
-    return {"geometry": {k: f[k] for k in ("x0", "y0", "scale", "star_scale")} | {"frame": "focal_plane"},
-            "points": pts}
+    return {
+        "geometry": {k: f[k] for k in ("x0", "y0", "scale", "star_scale")} | {"frame": "focal_plane"},
+        "points": pts,
+    }
 
 
 @injector("Vertical stripes")
@@ -551,10 +590,10 @@ def vertical_stripes(cv, amp, f):
     r0 = int(cv.rng.integers(0, h - rh))
     offs = cv.rng.normal(0, 1, (rh, 1)).astype(np.float32)
     grain = 1 + 0.5 * cv.rng.standard_normal((rh, w), dtype=np.float32)
-    cv.sig[r0:r0 + rh, :] += amp * offs * grain
+    cv.sig[r0 : r0 + rh, :] += amp * offs * grain
     masked = cv.rng.random() < 0.3
     if masked:
-        cv.msk[r0:r0 + rh, :][np.abs(offs[:, 0]) > 1.0, :] |= M["BADAMP"]
+        cv.msk[r0 : r0 + rh, :][np.abs(offs[:, 0]) > 1.0, :] |= M["BADAMP"]
     region = np.zeros(cv.shape, bool)
-    region[r0:r0 + rh, :] = True
+    region[r0 : r0 + rh, :] = True
     return {"geometry": {"rows": [r0, r0 + rh], "masked": bool(masked)}, "points": _where_points(region, cv.rng)}

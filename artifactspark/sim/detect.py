@@ -34,6 +34,7 @@ knows neither, and stars and galaxies add confusion noise, so three times that i
 ``CONTRAST_FLOOR = 2``: twice the background model's error. ``SHARP_FLOOR = 10`` pixels at
 5 sigma: about one bin's worth of a one-pixel-wide track.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,18 +49,48 @@ SHARP_SIGMA = 5.0
 SHARP_FLOOR = 10
 MASK_FLOOR = 0.02
 
-COMPACT = ("Satellite", "Airplane", "Cosmic ray", "Column mask", "Cross-talk", "Edge-bleed", "Bright arc",
-           "Readout", "Shutter")
-SMOOTH = ("Dark rim", "Dark halo", "Quilted sky", "Wavy sky", "Anti-bleed", "A/B jump", "Fringing", "Tape bump",
-          "Tree rings", "Vertical jump", "Ghost", "Bright spray", "Brush strokes", "Haze", "Vertical stripes")
+COMPACT = (
+    "Satellite",
+    "Airplane",
+    "Cosmic ray",
+    "Column mask",
+    "Cross-talk",
+    "Edge-bleed",
+    "Bright arc",
+    "Readout",
+    "Shutter",
+)
+SMOOTH = (
+    "Dark rim",
+    "Dark halo",
+    "Quilted sky",
+    "Wavy sky",
+    "Anti-bleed",
+    "A/B jump",
+    "Fringing",
+    "Tape bump",
+    "Tree rings",
+    "Vertical jump",
+    "Ghost",
+    "Bright spray",
+    "Brush strokes",
+    "Haze",
+    "Vertical stripes",
+)
 MASK = ("Excessive mask",)
 ERASED = ("Guiding",)
-FLOOR_RULE = {**{c: "compact" for c in COMPACT}, **{c: "smooth" for c in SMOOTH},
-              **{c: "mask" for c in MASK}, **{c: "erased_by_binning" for c in ERASED}}
-FLOORS = {"compact": f"sn_binned >= {SN_FLOOR} or n_sharp >= {SHARP_FLOOR}",
-          "smooth": f"sn_binned >= {SN_FLOOR} and contrast >= {CONTRAST_FLOOR}",
-          "mask": f"mask_frac >= {MASK_FLOOR}",
-          "erased_by_binning": "never (the 8x8 block mean erases it)"}
+FLOOR_RULE = {
+    **{c: "compact" for c in COMPACT},
+    **{c: "smooth" for c in SMOOTH},
+    **{c: "mask" for c in MASK},
+    **{c: "erased_by_binning" for c in ERASED},
+}
+FLOORS = {
+    "compact": f"sn_binned >= {SN_FLOOR} or n_sharp >= {SHARP_FLOOR}",
+    "smooth": f"sn_binned >= {SN_FLOOR} and contrast >= {CONTRAST_FLOOR}",
+    "mask": f"mask_frac >= {MASK_FLOOR}",
+    "erased_by_binning": "never (the 8x8 block mean erases it)",
+}
 
 
 def _binned_sums(d: np.ndarray, valid: np.ndarray, factor: int):
@@ -70,8 +101,15 @@ def _binned_sums(d: np.ndarray, valid: np.ndarray, factor: int):
     return s, n
 
 
-def measure(cls: str, d: np.ndarray, valid: np.ndarray, sigma: float, bkg_error: float,
-            mask_frac: float = 0.0, factor: int = FACTOR) -> dict:
+def measure(
+    cls: str,
+    d: np.ndarray,
+    valid: np.ndarray,
+    sigma: float,
+    bkg_error: float,
+    mask_frac: float = 0.0,
+    factor: int = FACTOR,
+) -> dict:
     """Detectability numbers of one feature: its noise-free contribution ``d`` to SCI - BKG,
     the pipeline's ``valid`` pixels, the sky ``sigma`` per pixel, the background model's relative
     error ``bkg_error`` and the share of the CCD the feature newly masked."""
@@ -94,8 +132,14 @@ def measure(cls: str, d: np.ndarray, valid: np.ndarray, sigma: float, bkg_error:
         ok = mask_frac >= MASK_FLOOR
     else:
         ok = False
-    return {"sn_binned": round(sn, 3), "contrast": round(min(contrast, 1e9), 3), "n_sharp": n_sharp,
-            "mask_frac_added": round(float(mask_frac), 4), "floor_rule": rule, "detectable": bool(ok)}
+    return {
+        "sn_binned": round(sn, 3),
+        "contrast": round(min(contrast, 1e9), 3),
+        "n_sharp": n_sharp,
+        "mask_frac_added": round(float(mask_frac), 4),
+        "floor_rule": rule,
+        "detectable": bool(ok),
+    }
 
 
 class Recorder:
@@ -115,6 +159,7 @@ class Recorder:
         return False
 
     def result(self, cls: str) -> dict:
+        """The measured feature (:func:`measure`) of what was injected since the snapshot."""
         cv = self.cv
         d = (cv.sig - self.sig0) - (cv.bkg - self.bkg0)
         masked = (cv.msk & self.bitmask) != 0

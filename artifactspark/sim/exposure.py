@@ -3,6 +3,7 @@
 Nothing here touches pixels: the plan holds scalars and the focal-plane geometry of the
 exposure-wide artifacts. :func:`touches` tells, without pixel work, which CCDs a feature reaches.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,15 +19,19 @@ PIXEL_SCALE = 0.263  # arcsec / pixel
 
 
 def rng_for(seed: int, *keys: int) -> np.random.Generator:
+    """A generator determined by ``seed`` and ``keys`` (e.g. the exposure index)."""
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, *[int(k) for k in keys]])
 
 
 def loguniform(rng, lo, hi):
+    """A draw uniform in log between ``lo`` and ``hi`` (``lo`` when ``hi <= lo``)."""
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi)))) if hi > lo else float(lo)
 
 
 @dataclass(frozen=True)
 class ExposurePlan:
+    """What an exposure is: its numbers, band, conditions and exposure-wide features."""
+
     index: int
     expnum: int
     nite: str
@@ -35,15 +40,16 @@ class ExposurePlan:
     mjd: float
     exptime: float
     airmass: float
-    seeing: float          # arcsec FWHM
-    sky: float             # e- / pixel
+    seeing: float  # arcsec FWHM
+    sky: float  # e- / pixel
     object: str
-    features: tuple = ()   # exposure-wide artifacts: dicts with cls, fid, snr and focal-plane geometry
-    ccd_artifact_prob: float = 0.5   # per-CCD probability of CCD-level artifacts (tops up to the share)
-    touched: dict = field(default_factory=dict)   # fid -> tuple of CCDNUMs the feature reaches
+    features: tuple = ()  # exposure-wide artifacts: dicts with cls, fid, snr and focal-plane geometry
+    ccd_artifact_prob: float = 0.5  # per-CCD probability of CCD-level artifacts (tops up to the share)
+    touched: dict = field(default_factory=dict)  # fid -> tuple of CCDNUMs the feature reaches
 
     @property
     def fwhm_pix(self) -> float:
+        """The seeing FWHM in pixels."""
         return self.seeing / PIXEL_SCALE
 
 
@@ -64,25 +70,44 @@ def _draw_feature(cls: str, rng, sc: SimConfig, shape, band: str) -> dict | None
         else:
             n = int(rng.integers(1, 4))
             sep = float(rng.uniform(15, 60) * h / 4096)
-            f.update(width=float(rng.uniform(2.0, 4.0)), offsets=[i * sep for i in range(n)],
-                     light_period=float(rng.uniform(300, 900) * h / 4096), light_radius=float(rng.uniform(8, 25)))
+            f.update(
+                width=float(rng.uniform(2.0, 4.0)),
+                offsets=[i * sep for i in range(n)],
+                light_period=float(rng.uniform(300, 900) * h / 4096),
+                light_radius=float(rng.uniform(8, 25)),
+            )
     elif cls == "Wavy sky":
-        f.update(wavelength=float(rng.uniform(0.15, 0.6) * 2 * R), angle=float(rng.uniform(0, math.pi)),
-                 phase=float(rng.uniform(0, 2 * math.pi)), wavelength2=float(rng.uniform(0.2, 0.8) * 2 * R),
-                 phase2=float(rng.uniform(0, 2 * math.pi)))
+        f.update(
+            wavelength=float(rng.uniform(0.15, 0.6) * 2 * R),
+            angle=float(rng.uniform(0, math.pi)),
+            phase=float(rng.uniform(0, 2 * math.pi)),
+            wavelength2=float(rng.uniform(0.2, 0.8) * 2 * R),
+            phase2=float(rng.uniform(0, 2 * math.pi)),
+        )
     elif cls == "Fringing":
         if band not in ("z", "Y"):
             return None
-        f["waves"] = [[float(rng.uniform(60, 250) * h / 4096), float(rng.uniform(0, math.pi)),
-                       float(rng.uniform(0, 2 * math.pi))] for _ in range(3)]
+        f["waves"] = [
+            [float(rng.uniform(60, 250) * h / 4096), float(rng.uniform(0, math.pi)), float(rng.uniform(0, 2 * math.pi))]
+            for _ in range(3)
+        ]
         f["envelope"] = float(rng.uniform(0.3, 1.0) * R)
     elif cls == "Ghost":
         rad = float(rng.uniform(0.05, 0.3) * R)
-        f.update(x0=float(rng.uniform(-0.7, 0.7) * R), y0=float(rng.uniform(-0.7, 0.7) * R), radius=rad,
-                 width=float(rng.uniform(0.1, 0.35) * rad), fill=float(rng.uniform(0.2, 0.6)))
+        f.update(
+            x0=float(rng.uniform(-0.7, 0.7) * R),
+            y0=float(rng.uniform(-0.7, 0.7) * R),
+            radius=rad,
+            width=float(rng.uniform(0.1, 0.35) * rad),
+            fill=float(rng.uniform(0.2, 0.6)),
+        )
     elif cls == "Haze":
-        f.update(x0=float(rng.uniform(-0.5, 0.5) * R), y0=float(rng.uniform(-0.5, 0.5) * R),
-                 scale=float(rng.uniform(0.4, 1.2) * R), star_scale=float(rng.uniform(150, 600) * h / 4096))
+        f.update(
+            x0=float(rng.uniform(-0.5, 0.5) * R),
+            y0=float(rng.uniform(-0.5, 0.5) * R),
+            scale=float(rng.uniform(0.4, 1.2) * R),
+            star_scale=float(rng.uniform(150, 600) * h / 4096),
+        )
     elif cls == "Guiding":
         f.update(g=float(rng.uniform(lo, hi)), angle=float(rng.uniform(0, math.pi)))
         f["snr"] = float("nan")  # strength is the ellipticity g, not a S/N (see truth table docs)
@@ -90,9 +115,13 @@ def _draw_feature(cls: str, rng, sc: SimConfig, shape, band: str) -> dict | None
         f.update(length=float(rng.uniform(100, 800) * h / 4096), direction=int(rng.choice([-1, 1])))
     elif cls == "Bright spray":
         phi = rng.uniform(0, 2 * math.pi)
-        f.update(x0=float(math.cos(phi) * R), y0=float(math.sin(phi) * R),
-                 angle=float(phi + math.pi + rng.uniform(-0.3, 0.3)), half_open=float(rng.uniform(0.08, 0.3)),
-                 length=float(rng.uniform(0.3, 0.8) * R))
+        f.update(
+            x0=float(math.cos(phi) * R),
+            y0=float(math.sin(phi) * R),
+            angle=float(phi + math.pi + rng.uniform(-0.3, 0.3)),
+            half_open=float(rng.uniform(0.08, 0.3)),
+            length=float(rng.uniform(0.3, 0.8) * R),
+        )
     return f
 
 
@@ -160,8 +189,8 @@ def _exposure_plan(sc: SimConfig, seed: int, index: int, shape: tuple, ccds: tup
     w = np.asarray(sc.band_weights, float)
     band = sc.bands[int(rng.choice(len(sc.bands), p=w / w.sum()))]
     airmass = float(rng.uniform(1.0, 1.6))
-    seeing = float(rng.uniform(*sc.seeing_range) * airmass ** 0.6)
-    sky = float(sc.sky_for_band(band) * rng.uniform(*sc.sky_factor_range) * sc.exptime / 90.0 * airmass ** 0.5)
+    seeing = float(rng.uniform(*sc.seeing_range) * airmass**0.6)
+    sky = float(sc.sky_for_band(band) * rng.uniform(*sc.sky_factor_range) * sc.exptime / 90.0 * airmass**0.5)
     nite, t = _nite(sc, index)
     mjd = (t - dt.datetime(1858, 11, 17)).total_seconds() / 86400.0
     feats, touched = [], {}
@@ -184,8 +213,19 @@ def _exposure_plan(sc: SimConfig, seed: int, index: int, shape: tuple, ccds: tup
     n_hit = len({c for h in touched.values() for c in h})
     frac = n_hit / max(len(ccds), 1)  # partial features (satellites, ghosts...) already cover these
     p = (p - frac) / (1 - frac) if frac < 1 else 0.0
-    return ExposurePlan(index=index, expnum=sc.first_expnum + index, nite=nite, band=band,
-                        date_obs=t.strftime("%Y-%m-%dT%H:%M:%S"), mjd=round(mjd, 6), exptime=sc.exptime,
-                        airmass=round(airmass, 3), seeing=round(seeing, 3), sky=round(sky, 2),
-                        object=f"DES survey hex {int(rng.integers(1000, 9999))}", features=tuple(feats),
-                        ccd_artifact_prob=float(min(max(p, 0.0), 1.0)), touched=touched)
+    return ExposurePlan(
+        index=index,
+        expnum=sc.first_expnum + index,
+        nite=nite,
+        band=band,
+        date_obs=t.strftime("%Y-%m-%dT%H:%M:%S"),
+        mjd=round(mjd, 6),
+        exptime=sc.exptime,
+        airmass=round(airmass, 3),
+        seeing=round(seeing, 3),
+        sky=round(sky, 2),
+        object=f"DES survey hex {int(rng.integers(1000, 9999))}",
+        features=tuple(feats),
+        ccd_artifact_prob=float(min(max(p, 0.0), 1.0)),
+        touched=touched,
+    )

@@ -5,6 +5,7 @@ Twelve rows of 3,4,5,6,6,7,7,6,6,5,4,3 CCDs (62), CCDNUM counted row by row. A C
 about 200 pixels separate CCDs. The layout is scaled with the CCD shape so that small test CCDs
 keep the same geometry.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,5 +36,6 @@ def extent(shape: tuple[int, int]) -> float:
 
 
 def ccd_box(ccdnum: int, shape) -> tuple[float, float, float, float]:
+    """The CCD's (x0, y0, x1, y1) in focal-plane pixels."""
     x0, y0 = layout(tuple(shape))[ccdnum]
     return x0, y0, x0 + shape[0], y0 + shape[1]

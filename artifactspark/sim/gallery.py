@@ -1,16 +1,12 @@
 """One PNG per class of a simulated archive: the downsampled, stretched CCD with its reports marked."""
+
 from __future__ import annotations
 
 import json
-import math
 import os
 
-import numpy as np
-
-from ..des import DESName, archive_relpath
-from ..errors import ConfigError
-from ..image import arcsinh_stretch, block_mean, valid_pixels
-from ..labels import report_to_pixel
+from ..features.image import arcsinh_stretch, block_mean, valid_pixels
+from ..features.labels import report_to_pixel
 from .config import sim_config
 
 
@@ -18,22 +14,24 @@ def _pick(truth, cls):
     """The reported feature of ``cls`` with the highest S/N (else any feature of it)."""
     rows = [t for t in truth if t["cls"] == cls]
     rep = [t for t in rows if t["reported"]] or rows
-    return max(rep, key=lambda t: (t["snr"] if t["snr"] == t["snr"] else 0.0)) if rep else None
+    return max(rep, key=lambda t: t["snr"] if t["snr"] == t["snr"] else 0.0) if rep else None
 
 
 def make_gallery(archive: str, out_dir: str, cfg, factor: int = 8) -> dict:
+    """One PNG per class of a simulated archive (a CCD showing it, binned and stretched, the reports
+    on it marked); the summary."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pyarrow.parquet as pq
 
-    from ..desfits import read_ccd
+    from ..io.desfits import read_ccd
 
     lab = os.path.join(archive, "labels")
     if not os.path.exists(os.path.join(lab, "truth.parquet")):
         raise FileNotFoundError(f"{archive}: no labels/truth.parquet (is this a simulated archive?)")
-    sc = sim_config(cfg)
+    sim_config(cfg)  # a bad [simulate] section fails here, before any file is read
     truth = pq.read_table(os.path.join(lab, "truth.parquet")).to_pylist()
     with open(os.path.join(lab, "checker_export.json")) as f:
         reports = json.load(f)
@@ -57,12 +55,20 @@ def make_gallery(archive: str, out_dir: str, cfg, factor: int = 8) -> dict:
             r, c = report_to_pixel(rep["x"], rep["y"], cfg.labels, shape)
             color = "red" if rep["problem"] == cls else ("orange" if rep["false_positive"] else "cyan")
             ax.plot(r / factor, c / factor, "o", mfc="none", mec=color, ms=14, mew=2)
-            ax.annotate(rep["problem"] + (" (FP)" if rep["false_positive"] else ""), (r / factor, c / factor),
-                        color=color, fontsize=8, xytext=(8, 8), textcoords="offset points")
+            ax.annotate(
+                rep["problem"] + (" (FP)" if rep["false_positive"] else ""),
+                (r / factor, c / factor),
+                color=color,
+                fontsize=8,
+                xytext=(8, 8),
+                textcoords="offset points",
+            )
         snr = t["snr"]
-        ax.set_title(f"{cls}: D{t['expnum']:08d} c{t['ccd']:02d} {t['band']}  S/N/pix "
-                     f"{'n/a' if snr != snr else f'{snr:.2f}'}  ({'reported' if t['reported'] else 'not reported'})",
-                     fontsize=10)
+        ax.set_title(
+            f"{cls}: D{t['expnum']:08d} c{t['ccd']:02d} {t['band']}  S/N/pix "
+            f"{'n/a' if snr != snr else f'{snr:.2f}'}  ({'reported' if t['reported'] else 'not reported'})",
+            fontsize=10,
+        )
         ax.set_xlabel("row (numpy axis 0) / 8")
         ax.set_ylabel("col / 8")
         fname = os.path.join(out_dir, cls.replace("/", "").replace(" ", "_").replace("-", "_").lower() + ".png")

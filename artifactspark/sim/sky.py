@@ -5,6 +5,7 @@ Pixel values are electrons. Sources are GalSim postage stamps drawn once per exp
 that varies per exposure, a small galaxy-template library) and added at the object positions,
 which keeps a full CCD well under a second.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..des import MASK_BITS
+from ..io.des import MASK_BITS
 from .exposure import ExposurePlan
 
 FULL_AREA = 4096 * 2048
@@ -22,23 +23,25 @@ M = MASK_BITS
 @dataclass
 class Canvas:
     """The planes of one CCD being built, plus what injectors need to know about it."""
+
     shape: tuple
-    sig: np.ndarray          # noise-free signal (sky + sources + additive artifacts), e-
-    bkg: np.ndarray          # the background model that will be written (sky + model errors)
-    msk: np.ndarray          # int32 DESDM bits
-    sky: float               # mean sky level, e-
-    sigma: float             # sky noise per pixel, e-
-    fp_origin: tuple         # focal-plane (X, Y) of pixel (0, 0)
+    sig: np.ndarray  # noise-free signal (sky + sources + additive artifacts), e-
+    bkg: np.ndarray  # the background model that will be written (sky + model errors)
+    msk: np.ndarray  # int32 DESDM bits
+    sky: float  # mean sky level, e-
+    sigma: float  # sky noise per pixel, e-
+    fp_origin: tuple  # focal-plane (X, Y) of pixel (0, 0)
     fwhm_pix: float
     saturation: float
     rng: np.random.Generator
     band: str = "r"
-    stars: list = field(default_factory=list)         # (row, col, flux) of ordinary stars
-    bright: list = field(default_factory=list)        # (row, col, flux) of saturated stars
-    post: list = field(default_factory=list)          # callables(sci) applied after the noise
+    stars: list = field(default_factory=list)  # (row, col, flux) of ordinary stars
+    bright: list = field(default_factory=list)  # (row, col, flux) of saturated stars
+    post: list = field(default_factory=list)  # callables(sci) applied after the noise
 
     @property
     def split(self) -> int:
+        """The first column of amplifier A (the columns before it are amplifier B's)."""
         return self.shape[1] // 2
 
     def fp_grid(self):
@@ -49,6 +52,7 @@ class Canvas:
         return X, Y
 
     def grid(self):
+        """Row (column vector) and column (row vector) indices, float32."""
         h, w = self.shape
         return np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
 
@@ -56,9 +60,18 @@ class Canvas:
 def blank_canvas(shape, sky=0.0, sigma=1.0, seed=0, fp_origin=(0.0, 0.0), fwhm_pix=4.0, saturation=1.5e5):
     """A flat, source-free canvas (used by tests and by the injector checks)."""
     sig = np.full(shape, sky, np.float32)
-    return Canvas(shape=tuple(shape), sig=sig, bkg=sig.copy(), msk=np.zeros(shape, np.int32), sky=sky,
-                  sigma=sigma, fp_origin=fp_origin, fwhm_pix=fwhm_pix, saturation=saturation,
-                  rng=np.random.default_rng(seed))
+    return Canvas(
+        shape=tuple(shape),
+        sig=sig,
+        bkg=sig.copy(),
+        msk=np.zeros(shape, np.int32),
+        sky=sky,
+        sigma=sigma,
+        fp_origin=fp_origin,
+        fwhm_pix=fwhm_pix,
+        saturation=saturation,
+        rng=np.random.default_rng(seed),
+    )
 
 
 def add_stamp(img, stamp, r, c, scale=1.0):
@@ -69,7 +82,7 @@ def add_stamp(img, stamp, r, c, scale=1.0):
     a1, b1 = min(r0 + sh, img.shape[0]), min(c0 + sw, img.shape[1])
     if a1 <= a0 or b1 <= b0:
         return
-    img[a0:a1, b0:b1] += scale * stamp[a0 - r0:a1 - r0, b0 - c0:b1 - c0]
+    img[a0:a1, b0:b1] += scale * stamp[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0]
 
 
 # ----------------------------------------------------------------------------- GalSim templates
@@ -77,6 +90,7 @@ _TEMPLATES: dict = {}
 
 
 def psf_object(fwhm_arcsec: float, guiding: dict | None = None):
+    """The GalSim PSF: a Moffat of ``fwhm_arcsec``, sheared by a guiding error."""
     import galsim
 
     psf = galsim.Moffat(beta=3.0, fwhm=fwhm_arcsec)
@@ -111,8 +125,11 @@ def templates(plan: ExposurePlan, guiding: dict | None, n_gal: int = 24, seed: i
     for _ in range(n_gal):
         hlr = float(np.exp(rng.uniform(np.log(0.25), np.log(1.5))))
         g = rng.uniform(0, 0.5)
-        prof = galsim.Exponential(half_light_radius=hlr) if rng.random() < 0.7 else galsim.DeVaucouleurs(
-            half_light_radius=hlr, trunc=8 * hlr)
+        prof = (
+            galsim.Exponential(half_light_radius=hlr)
+            if rng.random() < 0.7
+            else galsim.DeVaucouleurs(half_light_radius=hlr, trunc=8 * hlr)
+        )
         prof = prof.shear(g=g, beta=rng.uniform(0, math.pi) * galsim.radians)
         ng = int(2 * math.ceil(3.5 * fw + 3 * hlr / scale) + 1)
         ng = min(ng, 61)
@@ -131,8 +148,9 @@ def _powerlaw_mags(rng, n, m1, m2, slope):
 
 
 # ----------------------------------------------------------------------------- the base CCD
-def base_canvas(plan: ExposurePlan, sc, ccdnum: int, shape, rng, fp_origin, amps: dict,
-                guiding: dict | None = None, seed: int = 0) -> Canvas:
+def base_canvas(
+    plan: ExposurePlan, sc, ccdnum: int, shape, rng, fp_origin, amps: dict, guiding: dict | None = None, seed: int = 0
+) -> Canvas:
     """Sky with a gentle gradient, sources, bright stars with bleed trails; masks SATURATE/STAR/TRAIL,
     bad columns (BPM, fixed per CCD) and EDGE."""
     h, w = shape
@@ -149,8 +167,19 @@ def base_canvas(plan: ExposurePlan, sc, ccdnum: int, shape, rng, fp_origin, amps
     true_sky = (sky * (1.0 + gx * r + gy * c)).astype(np.float32)  # broadcasts to (h, w)
     sig = np.empty(shape, np.float32)
     sig[...] = true_sky
-    cv = Canvas(shape=tuple(shape), sig=sig, bkg=None, msk=np.zeros(shape, np.int32), sky=sky, sigma=sigma,
-                fp_origin=fp_origin, fwhm_pix=plan.fwhm_pix, saturation=sat, rng=rng, band=plan.band)
+    cv = Canvas(
+        shape=tuple(shape),
+        sig=sig,
+        bkg=None,
+        msk=np.zeros(shape, np.int32),
+        sky=sky,
+        sigma=sigma,
+        fp_origin=fp_origin,
+        fwhm_pix=plan.fwhm_pix,
+        saturation=sat,
+        rng=rng,
+        band=plan.band,
+    )
     # background model = true smooth sky + a smooth model error of ~bkg_error sky sigmas
     ex, ey = rng.normal(0, sc.bkg_error * sigma, 2)
     e0 = rng.normal(0, 0.5 * sc.bkg_error * sigma)
@@ -172,8 +201,13 @@ def base_canvas(plan: ExposurePlan, sc, ccdnum: int, shape, rng, fp_origin, amps
         add_stamp(sig, star, rows[i], cols[i], flux[i])
         cv.stars.append((int(rows[i]), int(cols[i]), float(flux[i])))
     for _ in range(rng.poisson(sc.bright_stars_per_ccd * area)):
-        add_bright_star(cv, int(rng.integers(0, h)), int(rng.integers(0, w)),
-                        float(10 ** (-0.4 * (rng.uniform(10.0, 15.5) - zp))), bright)
+        add_bright_star(
+            cv,
+            int(rng.integers(0, h)),
+            int(rng.integers(0, w)),
+            float(10 ** (-0.4 * (rng.uniform(10.0, 15.5) - zp))),
+            bright,
+        )
     cv._bright_template = bright
     return cv
 
@@ -189,7 +223,7 @@ def add_bright_star(cv: Canvas, row: int, col: int, flux: float, template=None, 
     a0, b0, a1, b1 = max(r0, 0), max(c0, 0), min(r0 + sh, h), min(c0 + sh, w)
     if a1 <= a0 or b1 <= b0:
         return
-    sub = stamp[a0 - r0:a1 - r0, b0 - c0:b1 - c0]
+    sub = stamp[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0]
     region = cv.sig[a0:a1, b0:b1]
     region += sub
     sat = cv.saturation
@@ -217,8 +251,9 @@ def add_bright_star(cv: Canvas, row: int, col: int, flux: float, template=None, 
     cv.bright.append((row, col, float(flux)))
 
 
-def add_cosmic_rays(cv: Canvas, n: int, rng, masked_fraction: float = 1.0, amp_range=(300.0, 8000.0),
-                    length_range=(1, 12), bit=True):
+def add_cosmic_rays(
+    cv: Canvas, n: int, rng, masked_fraction: float = 1.0, amp_range=(300.0, 8000.0), length_range=(1, 12), bit=True
+):
     """Short cosmic-ray tracks; ``masked_fraction`` of each track's pixels gets CRAY. Returns pixel lists."""
     h, w = cv.shape
     tracks = []
@@ -291,8 +326,8 @@ def finish(cv: Canvas, amps: dict, rng, edge_width: int):
         cv.msk[-e:, :] |= M["EDGE"]
         cv.msk[:, :e] |= M["EDGE"]
         cv.msk[:, -e:] |= M["EDGE"]
-    for (a, b, c0, c1) in tape_bump_regions(cv.shape):
-        cv.msk[max(a, 0):b, c0:c1] |= M["TAPEBUMP"]
+    for a, b, c0, c1 in tape_bump_regions(cv.shape):
+        cv.msk[max(a, 0) : b, c0:c1] |= M["TAPEBUMP"]
     wgt = np.maximum(cv.bkg, 1.0)
     wgt += rn2
     np.reciprocal(wgt, out=wgt)

@@ -1,0 +1,72 @@
+"""Reading the feature store into TensorFlow through Petastorm.
+
+The store keeps images as float16 (half the bytes of float32; see benchmarks/RESULTS.md).
+petastorm 0.13.1's ``tf_utils`` knows no float16 -> tf.float16 mapping and refuses such
+fields; :func:`enable_float16` adds it (one dict entry, no behaviour change otherwise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import numpy as np
+
+from ..logs import LogWriter, import_tensorflow
+
+log = logging.getLogger(__name__)
+
+
+def enable_float16() -> None:
+    """Let petastorm's ``tf_utils`` map float16 store fields to ``tf.float16``."""
+    tf = import_tensorflow()
+    from petastorm import tf_utils
+
+    tf_utils._NUMPY_TO_TF_DTYPES_MAPPING.setdefault(np.float16, tf.float16)
+
+
+@contextlib.contextmanager
+def open_reader(features_uri: str, **kwargs):
+    """``petastorm.make_reader`` on a store path or URI. Its close prints "Cache cleanup
+    complete." on stdout, where every job keeps only its JSON summary: sent to the log here."""
+    from petastorm import make_reader
+
+    from ..io.fs import to_uri
+
+    reader = make_reader(to_uri(features_uri), **kwargs)
+    try:
+        yield reader
+    finally:
+        with contextlib.redirect_stdout(LogWriter(log)):
+            reader.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def store_dataset(
+    features_uri: str,
+    fields: list[str],
+    cur_shard: int | None = None,
+    shard_count: int | None = None,
+    num_epochs: int | None = 1,
+    shuffle: bool = False,
+    seed: int | None = None,
+    workers_count: int = 2,
+    predicate=None,
+):
+    """``with store_dataset(url, ["image", "label"]) as ds:`` yields a ``tf.data.Dataset`` of
+    namedtuples read with ``make_reader`` (sharded with ``cur_shard``/``shard_count``)."""
+    from petastorm.tf_utils import make_petastorm_dataset
+
+    enable_float16()
+    with open_reader(
+        features_uri,
+        schema_fields=fields,
+        cur_shard=cur_shard,
+        shard_count=shard_count,
+        num_epochs=num_epochs,
+        shuffle_row_groups=shuffle,
+        seed=seed,
+        workers_count=workers_count,
+        predicate=predicate,
+    ) as reader:
+        yield make_petastorm_dataset(reader)
