@@ -101,6 +101,18 @@ def check_java() -> str:
     return out.splitlines()[0]
 
 
+def local_driver_memory() -> str:
+    """``spark.driver.memory`` of the local profile (conf/spark/local.conf), for a JVM that plain
+    Python starts (``spark-submit`` reads the profile itself); 4g if the file does not say."""
+    path = DEFAULT_CONFIG_PATH.parent / "spark" / "local.conf"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "spark.driver.memory":
+                return parts[1]
+    return "4g"
+
+
 def get_spark(app_name: str = "artifactspark", master: str | None = None, conf: dict | None = None):
     """Build (or return the running) SparkSession.
 
@@ -125,6 +137,11 @@ def get_spark(app_name: str = "artifactspark", master: str | None = None, conf: 
     if master or not under_submit:
         settings["spark.master"] = master or os.environ.get("ARTIFACTSPARK_MASTER", "local[*]")
         builder = builder.master(settings["spark.master"])
+    if not under_submit and "--driver-memory" not in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
+        # The JVM starts here: without this it gets Spark's 1 GB default, in which (local mode:
+        # the executors are that JVM) an incremental preprocess of 630 CCDs into a 3255-CCD
+        # store ran out of heap while reading the stored rows back.
+        settings.setdefault("spark.driver.memory", local_driver_memory())
     for k, v in settings.items():
         builder = builder.config(k, v)
     if under_submit:

@@ -70,3 +70,15 @@ def test_native_stderr_goes_to_the_log_file(tmp_path, monkeypatch):
     with logs.log_file(path), logs.native_stderr_to_log():
         os.write(2, b"I0000 a C++ start-up line\n")
     assert "a C++ start-up line" in open(path).read()
+
+
+def test_a_jvm_started_from_plain_python_gets_the_local_profiles_driver_memory(spark):
+    """Not Spark's 1 GB default: in local mode the executors are the driver's JVM, and an
+    incremental preprocess into a 3255-CCD store ran out of heap with 1 GB (benchmarks/RESULTS.md)."""
+    from artifactspark.spark import local_driver_memory
+
+    assert local_driver_memory() == "4g"  # conf/spark/local.conf
+    if "--driver-memory" not in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
+        assert spark.sparkContext.getConf().get("spark.driver.memory") == "4g"
+        max_heap = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory()
+        assert max_heap > 2 * 1024**3, max_heap
