@@ -209,11 +209,11 @@ def test_saved_models_reload_with_identical_predictions(trained, toy):
         rows = read_rows(
             os.path.join(toy["store"], "features"),
             meta["split"]["test"],
-            ["expnum", "ccdnum", *model.fields],
+            ["expnum", "ccdnum", *model.columns],
             meta["problem"],
         )
         order = np.lexsort((rows["ccdnum"], rows["expnum"]))
-        probs, p_art = model.predict({f: rows[f][order] for f in model.fields})
+        probs, p_art = model.predict({c: rows[c][order] for c in model.columns})
         np.testing.assert_allclose(probs, np.stack(saved["probs"]), atol=1e-5)
         np.testing.assert_allclose(p_art, saved["p_artifact"], atol=1e-5)
 

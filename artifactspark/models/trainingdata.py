@@ -79,7 +79,7 @@ class TrainConfig:
     shuffle_buffer: int = 512
     reader_workers: int = 2
     # SVM
-    svm_coarsen: int = 8  # further block-mean of each channel for the SVM (5 x 64x32 = 10240 features)
+    svm_coarsen: int = 8  # further block-mean of each channel for the SVM (6 x 64x32 = 12288 features)
     svm_c: float = 1.0
     svm_max_train: int = 20000
     learning_curve_points: int = 6
