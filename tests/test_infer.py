@@ -27,7 +27,9 @@ def _store_rows(store, fields=("image", "mask_frac")):
         .to_pandas()
     )
     t = t.sort_values(["expnum", "ccdnum"]).reset_index(drop=True)
-    return t, {f: np.stack([decode_ndarray(b) for b in t[f]]) for f in fields}
+    from artifactspark.models.channels import is_plane
+
+    return t, {f: np.stack([decode_ndarray(b) for b in t[f]]) if is_plane(f) else t[f].to_numpy() for f in fields}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def test_one_row_per_ccd_with_the_local_model_values(scored, trained, toy):
 
     p = _preds(scored).sort_values(["expnum", "ccdnum"]).reset_index(drop=True)
     model = Predictor(trained["cnn_binary"])
-    rows, planes = _store_rows(toy["store"], model.fields)
+    rows, planes = _store_rows(toy["store"], model.columns)
     assert len(p) == len(rows) == len(toy["kinds"])
     assert not p.duplicated(["expnum", "ccdnum", "model_version"]).any()
     np.testing.assert_array_equal(p[["expnum", "ccdnum"]].to_numpy(), rows[["expnum", "ccdnum"]].to_numpy())
