@@ -22,6 +22,7 @@ from ..logs import PROGRESS
 from ..progress import Progress
 from .discover import discover
 from .extract import process_unit
+from .isolation import isolated_unit
 from .labels import aggregate_reports, read_records
 from .store import FEATURES, MANIFEST, QUARANTINE, REPORTS, STAGING, Store, schema_for_config
 
@@ -256,6 +257,14 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
     acc = sc.accumulator(0)
     acc_secs = sc.accumulator(0.0)
 
+    def encode_unit(u, c, lab):
+        """One input -> (encoded feature values or None, status, reason, detail)."""
+        row, status, reason, detail = process_unit(u, c, lab)
+        if row is None:
+            return None, status, reason, detail
+        enc = dict_to_spark_row(schema, row).asDict()
+        return [enc[n] for n in feat_names], status, reason, detail
+
     def process_partition(rows):
         c = b_cfg.value
         labs = b_labels.value
@@ -263,11 +272,8 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
             u = r.asDict()
             lab = labs.get((u["expnum"], u["ccdnum"])) if u["expnum"] is not None else None
             t = time.perf_counter()
-            row, status, reason, detail = process_unit(u, c, lab)
-            if row is not None:
-                enc = dict_to_spark_row(schema, row).asDict()
-                vals = [enc[n] for n in feat_names]
-            else:
+            vals, status, reason, detail = isolated_unit(encode_unit, u, c, lab)
+            if vals is None:
                 vals = [None] * len(feat_names)
                 d = dict(zip(feat_names, vals))
                 d.update(
