@@ -24,6 +24,7 @@ from .discover import discover
 from .extract import process_unit
 from .isolation import isolated_unit
 from .labels import aggregate_reports, read_records
+from .listing import find_vanished
 from .store import FEATURES, MANIFEST, QUARANTINE, REPORTS, STAGING, Store, schema_for_config
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def _reports_to_df(spark, records: list):
                 text("detail"),
                 None if d.get("false_positive") is None else bool(d.get("false_positive")),
                 text("release"),
-                json.dumps(r, sort_keys=True, default=str),
+                _record_json(r),
             )
         )
     schema = T.StructType(
@@ -103,41 +104,62 @@ def _reports_to_df(spark, records: list):
     return spark.createDataFrame(rows, schema)
 
 
-def resolve_labels(spark, store: Store, label_paths, cfg: PipelineConfig):
-    """Labels for this run: the given exports, else the reports stored by an earlier run, else none.
+def resolve_labels(spark, store: Store, given, cfg: PipelineConfig):
+    """Labels for this run: the given exports (``(records, LabelSet)`` read before the store was
+    locked), else the reports stored by an earlier run, else none.
 
-    Returns (LabelSet | None, reports DataFrame to stage | None).
+    Returns (LabelSet | None, reports DataFrame to stage | None): None when the given records
+    are the stored ones (as a multiset), so that a run with unchanged labels rewrites nothing.
     """
-    if label_paths:
-        records = read_records(label_paths)
-        return aggregate_reports(records, cfg), _reports_to_df(spark, records)
     old = store.read_table(REPORTS)
-    if old is None:
+    old_json = None if old is None else [r["record_json"] for r in old.select("record_json").collect()]
+    if given is not None:
+        records, labels = given
+        if old_json is not None and sorted(old_json) == sorted(_record_json(r) for r in records):
+            log.info("the %d label reports given are the stored ones: label_reports is kept as is", len(records))
+            return labels, None
+        return labels, _reports_to_df(spark, records)
+    if old_json is None:
         return None, None
-    records = [json.loads(r["record_json"]) for r in old.select("record_json").collect()]
+    records = [json.loads(r) for r in old_json]
     log.info("no --labels given: reusing the %d reports stored with the store", len(records))
     return aggregate_reports(records, cfg), None
 
 
-def run_preprocess(spark, inputs: list[str], output: str, cfg: PipelineConfig, label_paths=()) -> dict:
-    """Incremental, idempotent preprocess of ``inputs`` into the store at ``output``."""
+def _record_json(r) -> str:
+    """A report record as stored in ``label_reports.record_json``."""
+    return json.dumps(r, sort_keys=True, default=str)
+
+
+def run_preprocess(
+    spark, inputs: list[str], output: str, cfg: PipelineConfig, label_paths=(), prune: bool = False
+) -> dict:
+    """Incremental, idempotent preprocess of ``inputs`` into the store at ``output``; ``prune``
+    removes the rows of inputs no longer listed (kept otherwise, and counted as ``vanished``)."""
     try:
-        return _run(spark, inputs, output, cfg, label_paths)
+        return _run(spark, inputs, output, cfg, label_paths, prune)
     finally:
         # Spark reuses cached data for an identical plan: a later run in this session must
         # list and compare afresh, never see this run's cached listing.
         spark.catalog.clearCache()
 
 
-def _run(spark, inputs, output, cfg, label_paths):
+def _run(spark, inputs, output, cfg, label_paths, prune):
     t0 = time.time()
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    # Bad label exports stop the job here (LabelError: exit 2), before the store is touched.
+    given = None
+    if label_paths:
+        dups: dict = {}
+        records = read_records(label_paths, cfg.labels.max_export_mb, dups)
+        given = (records, aggregate_reports(records, cfg))
+        given[1].rejected.update(dups)
     store = Store(spark, output)
     with store.lock(run_id):
-        return _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths)
+        return _run_locked(spark, store, run_id, t0, inputs, cfg, given, prune)
 
 
-def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
+def _run_locked(spark, store, run_id, t0, inputs, cfg, given, prune):
     from petastorm.unischema import dict_to_spark_row
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -158,7 +180,7 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
             part_cols,
         )
     schema = schema_for_config(cfg)
-    labels, reports_df = resolve_labels(spark, store, label_paths, cfg)
+    labels, reports_df = resolve_labels(spark, store, given, cfg)
     by_ccd = labels.by_ccd if labels else {}
 
     units = discover(spark, inputs, cfg)
@@ -202,6 +224,7 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
     n_inputs, n_changed = int(agg["n"]), int(agg["c"] or 0)
     changed = units.where("_changed").drop("_changed")
     n_skipped = n_inputs - n_changed
+    vanished, n_vanished = find_vanished(store, units)
     timings["discover"] = round(time.time() - t0, 2)
     log.info(
         "preprocess: %d inputs, %d new or changed, %d unchanged%s",
@@ -223,8 +246,16 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
         "skipped": n_skipped,
         "rebuild": bool(rebuild),
         "labels": labels.summary() if labels else None,
+        "vanished": n_vanished,
+        "pruned": 0,
     }
-    if n_changed == 0 and reports_df is None:
+    if n_vanished and not prune and not rebuild:
+        log.warning(
+            "%d input(s) of earlier runs are gone from the archive; their rows are kept (--prune removes them)",
+            n_vanished,
+            extra=PROGRESS,
+        )
+    if n_changed == 0 and reports_df is None and not (prune and n_vanished):
         units.unpersist()
         store.fs.delete(stage)  # nothing to publish: the store stays byte-identical
         summary["seconds"] = round(time.time() - t0, 2)
@@ -327,6 +358,8 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
                 .cache()
             )
             removed_paths = changed_paths.unionByName(displaced.select("path"))
+            if prune and n_vanished:
+                removed_paths = removed_paths.unionByName(vanished.select("path"))
             touched = touched.unionByName(
                 old_manifest.join(removed_paths, "path").where("status = 'stored'").select(part_cols)
             )
@@ -390,6 +423,10 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
 
     if displaced is not None:
         summary["replaced"] = displaced.count()
+        if n_vanished:  # an input replaced by another file's row is counted as replaced, not vanished
+            summary["vanished"] = vanished.join(displaced.select("path"), "path", "left_anti").count()
+    if prune or rebuild:  # a rebuild keeps only the inputs it lists
+        summary["pruned"] = summary["vanished"]
     timings["write"] = round(time.time() - t0 - sum(timings.values()), 2)
     by_reason = res.groupBy("status", "reason").count().collect()
     counts = {st: sum(r["count"] for r in by_reason if r["status"] == st) for st in ("stored", "quarantined")}
