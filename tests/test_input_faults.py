@@ -107,3 +107,134 @@ def test_isolated_child_out_of_memory_and_errors(tmp_path):
 def test_isolation_can_be_switched_off(tmp_path):
     cfg = config_from_dict({"store": {"isolate_inputs": False, "unit_memory_mb": 256}})
     assert cfg.store.isolate_inputs is False and cfg.config_hash == config_from_dict({}).config_hash
+
+
+# ----------------------------------------------------------------- item 4: empty, ambiguous, vanished
+def _empty(root, expnum, ccd, att=1, kind="immasked", size=0):
+    from desarchive import name
+
+    d = os.path.join(root, "20131115", f"D{expnum:08d}", f"p{att:02d}", "red", "immask" if kind == "immasked" else kind)
+    os.makedirs(d, exist_ok=True)
+    p = os.path.join(d, name(expnum, "r", ccd, att, kind, ".fz"))
+    with open(p, "wb") as f:
+        f.write(b"S" * size)
+    return p
+
+
+def test_empty_files_are_counted_and_quarantined(spark, tmp_path):
+    """Three zero-length immasked files and a one-byte one (the issue's case: Spark's scan skips
+    zero-length files, so they used to vanish: `inputs: 1`), a CCD whose bkg file is zero-length,
+    and a zero-length newer attempt of a good CCD (which must not supersede the good one)."""
+    root = str(tmp_path / "archive")
+    good = [write_pair(root, 300001, 1)[0], write_pair(root, 300001, 2, comp="")[0]]
+    empties = [_empty(root, 300001, ccd) for ccd in (10, 11, 12)]
+    one_byte = _empty(root, 300001, 13, size=1)
+    ccd3, bkg3 = write_pair(root, 300001, 3)
+    open(bkg3, "wb").close()
+    p01, _ = write_pair(root, 300001, 4, att=1)
+    p02 = _empty(root, 300001, 4, att=2)
+    store = str(tmp_path / "store")
+    s = run_preprocess(spark, [root], store, _cfg(tmp_path))
+    assert (s["inputs"], s["stored"], s["quarantined"], s["skipped"]) == (9, 3, 6, 0)
+    assert s["quarantine_reasons"] == {"empty_file": 5, "not_fits": 1}
+    q = {r["path"]: r for r in _table(store, "quarantine")}
+    assert {p for p, r in q.items() if r["reason"] == "empty_file"} == {_uri(p) for p in [*empties, ccd3, p02]}
+    assert q[_uri(one_byte)]["reason"] == "not_fits"
+    assert q[_uri(ccd3)]["detail"] == f"its background file is zero-length: {_uri(bkg3)}"
+    assert q[_uri(p02)]["size"] == 0 and q[_uri(p02)]["mtime"] > 0
+    assert sorted(r["path"] for r in _features(store)) == sorted(_uri(p) for p in [*good, p01])
+    # the transfer is redone: the file now has content and is processed
+    write_pair(root, 300001, 10)
+    s2 = run_preprocess(spark, [root], store, _cfg(tmp_path))
+    assert (s2["inputs"], s2["stored"], s2["quarantined"], s2["skipped"]) == (9, 1, 0, 8)
+
+
+def test_two_bkg_files_for_one_stem_are_ambiguous(spark, tmp_path):
+    root = str(tmp_path / "archive")
+    img, bkg_fz = write_pair(root, 300001, 5)
+    _, bkg_plain = write_pair(str(tmp_path / "other"), 300001, 5, comp="")
+    second = os.path.join(root, "elsewhere", os.path.basename(bkg_plain))
+    os.makedirs(os.path.dirname(second))
+    os.rename(bkg_plain, second)
+    write_pair(root, 300001, 6)
+    store = str(tmp_path / "store")
+    s = run_preprocess(spark, [root], store, _cfg(tmp_path))
+    assert (s["inputs"], s["stored"], s["quarantined"]) == (2, 1, 1)
+    q = _table(store, "quarantine")
+    assert [(r["path"], r["reason"]) for r in q] == [(_uri(img), "ambiguous_bkg")]
+    assert q[0]["detail"] == "2 background files for this CCD: " + ", ".join(sorted([_uri(bkg_fz), _uri(second)]))
+    # one of them removed: the CCD is processed with the other
+    os.unlink(second)
+    s2 = run_preprocess(spark, [root], store, _cfg(tmp_path))
+    assert (s2["stored"], s2["quarantined"], s2["skipped"]) == (1, 0, 1)
+
+
+def test_vanished_inputs_are_counted_and_pruned_only_on_request(spark, tmp_path):
+    import shutil
+
+    import preprocess as prep
+
+    root = str(tmp_path / "archive")
+    paths = {ccd: write_pair(root, 300001, ccd) for ccd in (1, 2, 3)}
+    write_pair(root, 300002, 1, band="g", nite="20131116")
+    bad = _empty(root, 300001, 9, size=5)  # not FITS: quarantined
+    store = str(tmp_path / "store")
+    cfg = _cfg(tmp_path)
+    s1 = run_preprocess(spark, [root], store, cfg)
+    assert (s1["stored"], s1["quarantined"], s1["vanished"], s1["pruned"]) == (4, 1, 0, 0)
+    for p in (*paths[3], bad):
+        os.unlink(p)
+    shutil.rmtree(os.path.join(root, "20131116"))  # the whole band-g night
+    before = _files(store)
+    s2 = run_preprocess(spark, [root], store, cfg)
+    assert (s2["inputs"], s2["skipped"], s2["vanished"], s2["pruned"]) == (2, 2, 3, 0)
+    assert _files(store) == before  # counted, nothing rewritten: an unmounted root must not empty the store
+    assert len(_features(store)) == 4
+
+    s3 = prep.main(["--input", root, "--output", store, "--config", str(tmp_path / "small.toml"), "--prune"])
+    assert s3 == 0
+    s3 = run_preprocess(spark, [root], store, cfg)  # after the CLI's prune: nothing left to prune
+    assert (s3["vanished"], s3["pruned"]) == (0, 0)
+    assert sorted(r["path"] for r in _features(store)) == sorted(_uri(paths[c][0]) for c in (1, 2))
+    assert not os.path.exists(os.path.join(store, "features", "band=g"))
+    assert sorted(r["path"] for r in _table(store, "manifest")) == sorted(_uri(paths[c][0]) for c in (1, 2))
+    assert _table(store, "quarantine") == []
+
+
+def test_prune_summary_counts_the_removed_inputs(spark, tmp_path):
+    root = str(tmp_path / "archive")
+    paths = {ccd: write_pair(root, 300001, ccd) for ccd in (1, 2)}
+    store = str(tmp_path / "store")
+    cfg = _cfg(tmp_path)
+    run_preprocess(spark, [root], store, cfg)
+    for p in paths[2]:
+        os.unlink(p)
+    s = run_preprocess(spark, [root], store, cfg, prune=True)
+    assert (s["inputs"], s["stored"], s["skipped"], s["vanished"], s["pruned"]) == (1, 0, 1, 1, 1)
+    assert [r["path"] for r in _features(store)] == [_uri(paths[1][0])]
+
+
+def test_unchanged_labels_rewrite_nothing(spark, tmp_path):
+    from desarchive import report, write_reports
+
+    root = str(tmp_path / "archive")
+    for ccd in (1, 2):
+        write_pair(root, 300001, ccd)
+    labels = str(tmp_path / "labels.json")
+    write_reports(labels, [report(1, 300001, 1, "Satellite", 100, 50), report(2, 300001, 2, "OK")])
+    store = str(tmp_path / "store")
+    cfg = _cfg(tmp_path)
+    s1 = run_preprocess(spark, [root], store, cfg, [labels])
+    assert s1["stored"] == 2
+    before = _files(store)
+    s2 = run_preprocess(spark, [root], store, cfg, [labels])  # same labels, given again
+    assert (s2["stored"], s2["quarantined"], s2["skipped"]) == (0, 0, 2)
+    assert _files(store) == before
+    # the same records in another order and file are the same labels
+    write_reports(labels, [report(2, 300001, 2, "OK"), report(1, 300001, 1, "Satellite", 100, 50)])
+    run_preprocess(spark, [root], store, cfg, [labels])
+    assert _files(store) == before
+    # a changed label rewrites its CCD only
+    write_reports(labels, [report(1, 300001, 1, "Ghost", 100, 50), report(2, 300001, 2, "OK")])
+    s4 = run_preprocess(spark, [root], store, cfg, [labels])
+    assert (s4["stored"], s4["skipped"]) == (1, 1)
