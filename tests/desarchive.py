@@ -195,3 +195,16 @@ def write_segfault_gz(root, expnum, ccd, **kw):
     with gzip.open(img, "wb") as f:
         f.write(bytes(raw))
     return img, bkg
+
+
+def write_sigfpe_fz(root, expnum, ccd, **kw):
+    """A ``.fits.fz`` CCD that kills cfitsio with SIGFPE (an integer division by zero) when read:
+    its SCI extension's ZNAXIS2 holds an empty string (found by fuzzing the header cards)."""
+    img, bkg = write_pair(root, expnum, ccd, comp=".fz", **kw)
+    with open(img, "rb") as f:
+        raw = bytearray(f.read())
+    o = next(o for o in range(0, len(raw), 80) if raw[o : o + 8] == b"ZNAXIS2 ")
+    raw[o + 10 : o + 80] = b"''".ljust(70)
+    with open(img, "wb") as f:
+        f.write(bytes(raw))
+    return img, bkg

@@ -6,7 +6,8 @@ Real Spark (local[2]), real FITS files, real crashes: the crash file makes cfits
 import os
 import signal
 
-from desarchive import SMALL_CONF, write_pair, write_segfault_gz
+import pytest
+from desarchive import SMALL_CONF, write_pair, write_segfault_gz, write_sigfpe_fz
 
 from artifactspark.config import config_from_dict, load_config
 from artifactspark.features.isolation import run_isolated
@@ -50,11 +51,12 @@ def _files(store):
 
 
 # ------------------------------------------------------------------------------- item 2: crashes
-def test_segfault_file_really_kills_its_reader(tmp_path):
-    """The crash file is a real crash: reading it in a child process ends that process by SIGSEGV."""
+@pytest.mark.parametrize(("writer", "sig"), [(write_segfault_gz, signal.SIGSEGV), (write_sigfpe_fz, signal.SIGFPE)])
+def test_crash_files_really_kill_their_reader(tmp_path, writer, sig):
+    """The crash files are real crashes: reading one in a child process ends it by the signal."""
     from artifactspark.io.desfits import read_ccd
 
-    img, _ = write_segfault_gz(str(tmp_path / "a"), 300001, 7)
+    img, _ = writer(str(tmp_path / "a"), 300001, 7)
     pid = os.fork()
     if pid == 0:
         try:
@@ -62,28 +64,30 @@ def test_segfault_file_really_kills_its_reader(tmp_path):
         finally:
             os._exit(0)
     _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSEGV
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == sig
 
 
 def test_worker_crash_is_quarantined_and_the_job_completes(spark, tmp_path):
-    """A CCD whose read segfaults cfitsio shares its task with good CCDs (ccds_per_task = 2; local
-    mode does not retry tasks, so without isolation the job fails on the first crash). The job
-    completes, the culprit is quarantined as worker_crash naming SIGSEGV, every good CCD is stored,
-    and the next run does not read the culprit again."""
+    """Two CCDs whose read kills cfitsio (SIGSEGV, SIGFPE) share their tasks with good CCDs
+    (ccds_per_task = 2; local mode does not retry tasks, so without isolation the job fails on
+    the first crash). The job completes, each culprit is quarantined as worker_crash naming its
+    signal, every good CCD is stored, and the next run does not read the culprits again."""
     root = str(tmp_path / "archive")
     good = [write_pair(root, 300001, ccd, comp=comp)[0] for ccd, comp in ((1, ".fz"), (2, ""), (3, ".gz"), (4, ".fz"))]
-    crash, _ = write_segfault_gz(root, 300001, 5)
+    segv, _ = write_segfault_gz(root, 300001, 5)
+    fpe, _ = write_sigfpe_fz(root, 300001, 6)
     store = str(tmp_path / "store")
     cfg = _cfg(tmp_path)
     s = run_preprocess(spark, [root], store, cfg)
-    assert (s["inputs"], s["stored"], s["quarantined"], s["skipped"]) == (5, 4, 1, 0)
-    assert s["quarantine_reasons"] == {"worker_crash": 1}
-    q = _table(store, "quarantine")
-    assert [(r["path"], r["reason"]) for r in q] == [(_uri(crash), "worker_crash")]
-    assert "worker died: SIGSEGV" in q[0]["detail"]
+    assert (s["inputs"], s["stored"], s["quarantined"], s["skipped"]) == (6, 4, 2, 0)
+    assert s["quarantine_reasons"] == {"worker_crash": 2}
+    q = {r["path"]: r for r in _table(store, "quarantine")}
+    assert {p: r["reason"] for p, r in q.items()} == {_uri(segv): "worker_crash", _uri(fpe): "worker_crash"}
+    assert q[_uri(segv)]["detail"] == "worker died: SIGSEGV (signal 11) while reading this input"
+    assert q[_uri(fpe)]["detail"] == "worker died: SIGFPE (signal 8) while reading this input"
     assert sorted(r["path"] for r in _features(store)) == sorted(_uri(p) for p in good)
     s2 = run_preprocess(spark, [root], store, cfg)
-    assert (s2["stored"], s2["quarantined"], s2["skipped"]) == (0, 0, 5)
+    assert (s2["stored"], s2["quarantined"], s2["skipped"]) == (0, 0, 6)
 
 
 def test_isolated_child_out_of_memory_and_errors(tmp_path):
