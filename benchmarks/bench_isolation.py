@@ -52,7 +52,7 @@ def main(argv=None) -> int:
 
     from artifactspark.config import PipelineConfig
     from artifactspark.features.extract import process_unit
-    from artifactspark.features.isolation import run_isolated
+    from artifactspark.features.isolation import run_isolated, run_isolated_many
     from artifactspark.features.store import schema_for_config
 
     cfg = PipelineConfig()
@@ -66,35 +66,30 @@ def main(argv=None) -> int:
         return [enc[n] for n in names], status, reason, detail
 
     units = ensure_ccds(args.data, args.ccds)
-    encode_unit(units[0])  # warm: imports, first-call costs
-    inproc, isolated = [], []
-    for _ in range(args.rounds):
-        for u in units:
+    ref = [encode_unit(u)[0] for u in units]  # warm: imports, first-call costs; the reference rows
+    times = {"inprocess": [], "per_task": [], "per_input": []}
+    ways = {
+        "inprocess": lambda: [encode_unit(u)[0] for u in units],
+        "per_task": lambda: [v[0] for _, ok, v in run_isolated_many(encode_unit, units) if ok],
+        "per_input": lambda: [run_isolated(encode_unit, (u,))[1][0] for u in units],
+    }
+    order = list(ways)
+    for i in range(args.rounds):
+        for k in order[i % 3 :] + order[: i % 3]:  # each way goes first in turn: no order bias
             t = time.perf_counter()
-            a = encode_unit(u)
-            inproc.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            ok, b = run_isolated(encode_unit, (u,))
-            isolated.append(time.perf_counter() - t)
-            assert ok is True and b[0] == a[0], "the isolated row differs from the in-process one"
-    m_in, m_iso = statistics.median(inproc), statistics.median(isolated)
-    row_bytes = sum(len(v) for v in a[0] if isinstance(v, (bytes, bytearray)))
-    print(f"{len(units)} full-size CCDs x {args.rounds} rounds, one core")
-    print(f"in-process: median {m_in:.3f} s per CCD; isolated (fork + pipe): median {m_iso:.3f} s per CCD")
-    print(f"ratio isolated / in-process: {m_iso / m_in:.3f} (+{(m_iso - m_in) * 1000:.0f} ms per CCD)")
+            rows = ways[k]()
+            times[k].append((time.perf_counter() - t) / len(units))
+            assert rows == ref, f"{k}: rows differ from the in-process ones"
+    med = {k: statistics.median(v) for k, v in times.items()}
+    row_bytes = sum(len(v) for v in ref[0] if isinstance(v, (bytes, bytearray)))
+    print(f"{len(units)} full-size CCDs per task x {args.rounds} rounds, one core")
+    for k in ("inprocess", "per_task", "per_input"):
+        print(f"{k:>10}: median {med[k]:.3f} s per CCD, ratio to in-process {med[k] / med['inprocess']:.3f}")
     print(f"encoded row: {row_bytes / 1e6:.2f} MB through the pipe")
-    print(
-        json.dumps(
-            {
-                "ccds": len(units),
-                "rounds": args.rounds,
-                "inprocess_s": round(m_in, 4),
-                "isolated_s": round(m_iso, 4),
-                "ratio": round(m_iso / m_in, 4),
-                "row_mb": round(row_bytes / 1e6, 3),
-            }
-        )
-    )
+    out = {"ccds": len(units), "rounds": args.rounds, "row_mb": round(row_bytes / 1e6, 3)}
+    out.update({f"{k}_s": round(v, 4) for k, v in med.items()})
+    out.update({f"ratio_{k}": round(med[k] / med["inprocess"], 4) for k in ("per_task", "per_input")})
+    print(json.dumps(out))
     return 0
 
 

@@ -10,7 +10,7 @@ import pytest
 from desarchive import SMALL_CONF, write_pair, write_segfault_gz, write_sigfpe_fz
 
 from artifactspark.config import config_from_dict, load_config
-from artifactspark.features.isolation import run_isolated
+from artifactspark.features.isolation import run_isolated, run_isolated_many
 from artifactspark.features.preprocess import run_preprocess
 
 
@@ -106,6 +106,32 @@ def test_isolated_child_out_of_memory_and_errors(tmp_path):
     assert run_isolated(int, ("x1",))[0] is None  # fn's exception: (None, "ValueError: ...")
     big = run_isolated(np.arange, (3_000_000,))  # 24 MB through the pipe
     assert big[0] is True and big[1].shape == (3_000_000,) and int(big[1][-1]) == 2_999_999
+
+
+def test_one_child_per_task_loses_only_the_culprit():
+    """A task's inputs share one child; a death costs only the input in flight, a new child
+    takes the rest; fn's own exceptions come back without killing the child."""
+
+    def fn(x):
+        if x == "abort":
+            os.abort()
+        if x == "raise":
+            raise ValueError("bad input")
+        return x * 2, os.getpid()
+
+    out = list(run_isolated_many(fn, [1, 2, "abort", 3, "raise", 4]))
+    assert [(item, ok) for item, ok, _ in out] == [
+        (1, True),
+        (2, True),
+        ("abort", False),
+        (3, True),
+        ("raise", None),
+        (4, True),
+    ]
+    assert [v[0] for _, ok, v in out if ok] == [2, 4, 6, 8]
+    pids = [v[1] for _, ok, v in out if ok]
+    assert pids[0] == pids[1] != pids[2] == pids[3] and os.getpid() not in pids
+    assert "SIGABRT" in out[2][2] and out[4][2] == "ValueError: bad input"
 
 
 def test_isolation_can_be_switched_off(tmp_path):

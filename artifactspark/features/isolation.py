@@ -67,15 +67,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while True:
-        b = os.read(fd, 1 << 20)
-        if not b:
-            return b"".join(chunks)
-        chunks.append(b)
-
-
 def describe_status(status: int, memory_mb: int = 0) -> str:
     """A child's ``waitpid`` status as the quarantine detail."""
     if os.WIFSIGNALED(status):
@@ -93,57 +84,95 @@ def describe_status(status: int, memory_mb: int = 0) -> str:
     return f"worker died: exit code {code} while reading this input"
 
 
-def run_isolated(fn, args: tuple, memory_mb: int = 0):
-    """``fn(*args)`` in a forked child. Returns ``(True, result)``; ``(False, detail)`` when the
-    child died (signal, exit code, memory exhausted) before handing back its result; ``fn``'s own
-    exception comes back as ``(None, "Type: message")``."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never return into the worker's code, never run its atexit hooks
-        code = 0
-        try:
-            os.close(r)
-            _limit_memory(memory_mb)
+def _child(fn, items, w: int, memory_mb: int):
+    """The child: ``fn(item)`` for each item in turn, each result framed into the pipe as soon as
+    it is ready. Never returns into the worker's code, never runs its atexit hooks."""
+    code = 0
+    try:
+        _limit_memory(memory_mb)
+        for item in items:
             try:
-                out = (True, fn(*args))
+                out = (True, fn(item))
             except MemoryError:
                 raise
             except Exception as e:  # a bug in fn: reported with its message, as an error
                 out = (False, f"{type(e).__name__}: {e}"[:2000])
             payload = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
             _write_all(w, _HEADER.pack(len(payload)) + payload)
-        except MemoryError:
-            code = EXIT_OOM
-        except BaseException:  # noqa: BLE001 - e.g. an unpicklable result: the exit code says so
-            code = EXIT_ERROR
-        finally:
-            os._exit(code)
-    os.close(w)
-    try:
-        data = _read_all(r)  # before waitpid: a large result must not block the child on a full pipe
+    except MemoryError:
+        code = EXIT_OOM
+    except BaseException:  # noqa: BLE001 - e.g. an unpicklable result: the exit code says so
+        code = EXIT_ERROR
     finally:
-        os.close(r)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and len(data) >= _HEADER.size:
-        (n,) = _HEADER.unpack_from(data)
-        if len(data) == _HEADER.size + n:
-            ok, value = pickle.loads(data[_HEADER.size :])
-            return (True, value) if ok else (None, value)
-    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-        return False, f"worker died: its result was cut short ({len(data)} bytes) while reading this input"
-    return False, describe_status(status, memory_mb)
+        os._exit(code)
 
 
-def isolated_unit(work, unit: dict, cfg, label):
-    """``work(unit, cfg, label) -> (values, status, reason, detail)`` in a child of its own
-    (``[store] isolate_inputs``); a child's death becomes the input's ``worker_crash`` quarantine.
-    Inputs already quarantined from their name need no reading: they run in-process."""
-    if unit.get("static_reason") or not cfg.store.isolate_inputs:
-        return work(unit, cfg, label)
-    ok, out = run_isolated(work, (unit, cfg, label), cfg.store.unit_memory_mb)
-    if ok:
-        return out
-    if ok is None:  # a bug past process_unit's own handling (e.g. in encoding the row)
-        return None, "quarantined", "unexpected_error", out
-    log.warning("%s: %s", unit.get("path"), out)
-    return None, "quarantined", "worker_crash", out
+def run_isolated_many(fn, items: list, memory_mb: int = 0):
+    """``fn(item)`` for every item, in a forked child; yields ``(item, ok, value)`` in order as
+    the results arrive: ``ok`` True with fn's result, None with ``"Type: message"`` when fn
+    raised, False with the death's description when the child died while on that item. After a
+    death, a new child takes the items after the culprit: one crash costs one item, and one fork
+    serves a whole task otherwise (its heap stays warm from one item to the next)."""
+    pending = list(items)
+    while pending:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            _child(fn, pending, w, memory_mb)
+        os.close(w)
+        buf = bytearray()
+        try:
+            while True:  # read as the child writes: a full pipe must never block it
+                chunk = os.read(r, 1 << 20)
+                if not chunk:
+                    break
+                buf += chunk
+                while len(buf) >= _HEADER.size:
+                    (n,) = _HEADER.unpack_from(buf)
+                    if len(buf) < _HEADER.size + n:
+                        break
+                    ok, value = pickle.loads(bytes(buf[_HEADER.size : _HEADER.size + n]))
+                    del buf[: _HEADER.size + n]
+                    yield pending.pop(0), (True if ok else None), value
+        finally:
+            os.close(r)
+            _, status = os.waitpid(pid, 0)
+        if pending:  # the child ended before the item in flight was done: that item is the culprit
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+                detail = f"worker died: its result was cut short ({len(buf)} bytes) while reading this input"
+            else:
+                detail = describe_status(status, memory_mb)
+            yield pending.pop(0), False, detail
+
+
+def run_isolated(fn, args: tuple, memory_mb: int = 0):
+    """``fn(*args)`` in a forked child: ``(True, result)``, ``(None, "Type: message")`` if fn
+    raised, ``(False, detail)`` if the child died first (signal, exit code, memory exhausted)."""
+    for _, ok, value in run_isolated_many(lambda a: fn(*a), [args], memory_mb):
+        return ok, value
+
+
+def process_units(work, units: list, cfg, labels: dict):
+    """``work(unit, cfg, label) -> (values, status, reason, detail)`` for each unit of a task;
+    yields ``(unit, result)``. With ``[store] isolate_inputs`` the units that need reading run in
+    one forked child per task (a new one after a crash); a child's death becomes the culprit's
+    ``worker_crash`` quarantine. Units already quarantined from their name and size run here."""
+
+    def label(u):
+        return labels.get((u["expnum"], u["ccdnum"])) if u["expnum"] is not None else None
+
+    to_read = []
+    for u in units:
+        if u.get("static_reason") or not cfg.store.isolate_inputs:
+            yield u, work(u, cfg, label(u))
+        else:
+            to_read.append(u)
+    for u, ok, out in run_isolated_many(lambda u: work(u, cfg, label(u)), to_read, cfg.store.unit_memory_mb):
+        if ok:
+            yield u, out
+        elif ok is None:  # a bug past process_unit's own handling (e.g. in encoding the row)
+            yield u, (None, "quarantined", "unexpected_error", out)
+        else:
+            log.warning("%s: %s", u.get("path"), out)
+            yield u, (None, "quarantined", "worker_crash", out)
