@@ -1,21 +1,22 @@
-"""Crash isolation: each input's read and processing runs in a forked child of the Python worker.
+"""Crash isolation: the inputs of a task are read and processed in a forked child of the Python
+worker, never in the worker itself.
 
-A file that makes cfitsio segfault (measured: a ``.fits.gz`` whose image extension has
-``PCOUNT = -2147483648`` kills cfitsio 4.6's memory driver with SIGSEGV), that aborts a C
-library, or that makes the kernel's OOM killer take the process, kills only that child. The
-worker sees the child's death through ``waitpid`` and returns the input as quarantined
-(``worker_crash``, with the signal or exit code), then goes on with the next input of the same
-task: the task never fails, so Spark never retries it and the job completes. Only the culprit is
-quarantined; the other inputs of its task are processed each in a fresh child of their own.
+A file that makes cfitsio segfault (found by the input fuzzer: a ``.fits.gz`` whose image
+extension has ``PCOUNT = -2147483648`` -> SIGSEGV; a ``.fits.fz`` whose ZNAXIS2 is an empty
+string -> SIGFPE), that aborts a C library, or that makes the kernel's OOM killer take the
+process, kills only the child. The worker sees the death through ``waitpid``, returns the input
+in flight as quarantined (``worker_crash``, with the signal or exit code) and forks a new child
+for the task's remaining inputs: the task never fails, so Spark never retries it and the job
+completes, and only the culprit is quarantined.
 
-Fork is cheap here: the worker has numpy, fitsio and petastorm imported already and the child
-shares its pages copy-on-write; the result (the encoded feature row, ~1 MB for a full-size CCD)
-comes back pickled through a pipe. ``benchmarks/fuzz_inputs.py --overhead`` measures the cost
-against the in-process path (benchmarks/RESULTS.md).
+One child serves a whole task (``[store] ccds_per_task`` inputs), so its heap stays warm from one
+input to the next; it inherits the worker's imports (numpy, fitsio, petastorm) copy-on-write and
+sends each encoded feature row (~0.8 MB for a full-size CCD) back pickled through a pipe as soon
+as it is ready. ``benchmarks/bench_isolation.py`` measures the cost against the in-process path.
 
 ``[store] unit_memory_mb`` (0: no limit) caps the child's address space (RLIMIT_AS) at what the
 worker had at fork time plus that many MB, so that a file decompressing to a huge image fails
-in its child with a MemoryError (quarantined as ``worker_crash``, "out of memory") instead of
+in the child with a MemoryError (quarantined as ``worker_crash``, "out of memory") instead of
 growing until the kernel or YARN kills the executor.
 """
 
