@@ -31,11 +31,16 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--data", default=str(HERE / "data"))
     p.add_argument("--record", action="store_true", help="append the result to benchmarks/RESULTS.md")
+    p.add_argument(
+        "--no-known-crashes",
+        action="store_true",
+        help="leave out the two reader crashes the fuzzer found earlier (added by default)",
+    )
     args = p.parse_args(argv)
 
     import pyarrow.dataset as ds
-    from desarchive import SMALL_CONF
-    from fuzzinputs import check_run, write_good, write_variants
+    from desarchive import SMALL_CONF, write_segfault_gz, write_sigfpe_fz
+    from fuzzinputs import FIRST_EXPNUM, check_run, write_good, write_variants
 
     from artifactspark.config import load_config
     from artifactspark.features.preprocess import run_preprocess
@@ -46,6 +51,11 @@ def main(argv=None) -> int:
     root, store = os.path.join(work, "archive"), os.path.join(work, "store")
     t0 = time.time()
     variants = write_variants(root, args.variants, args.seed)
+    if not args.no_known_crashes:  # found by fuzzing header cards: regression variants
+        img = write_segfault_gz(root, FIRST_EXPNUM - 2, 1)[0]
+        variants[img] = (".gz", "known-crash", "header PCOUNT=-2147483648 in MSK")
+        img = write_sigfpe_fz(root, FIRST_EXPNUM - 2, 2)[0]
+        variants[img] = (".fz", "known-crash", "header ZNAXIS2='' in SCI")
     good = write_good(root)
     t_write = time.time() - t0
     conf = os.path.join(work, "small.toml")
@@ -81,7 +91,8 @@ def main(argv=None) -> int:
     lines = [
         f"    {cmd}",
         "",
-        f"{args.variants} fuzzed CCDs + {len(good)} intact ones, one preprocess run on local[2] (2 cores, shared):",
+        f"{args.variants} fuzzed CCDs + {len(variants) - args.variants} known crash files + {len(good)} intact ones, "
+        "one preprocess run on local[2] (2 cores, shared):",
         f"job {'completed' if job_ok else 'FAILED: ' + summary.get('error', '')} in {t_job:.0f} s "
         f"(writing the variants: {t_write:.0f} s); invariants {'hold' if ok else 'BROKEN: ' + str(problem)}.",
     ]
