@@ -157,8 +157,9 @@ def _empty(root, expnum, ccd, att=1, kind="immasked", size=0):
 def test_empty_files_are_counted_and_quarantined(spark, tmp_path):
     """Three zero-length immasked files and a one-byte one (the issue's case: Spark's scan skips
     zero-length files, so they used to vanish: `inputs: 1`), a CCD whose bkg file is zero-length,
-    and a zero-length newer attempt of a good CCD (which must not supersede the good one)."""
-    root = str(tmp_path / "archive")
+    and a zero-length newer attempt of a good CCD (which must not supersede the good one). The
+    archive's path holds a space (the file index percent-encodes it, the scan does not)."""
+    root = str(tmp_path / "arch ive")
     good = [write_pair(root, 300001, 1)[0], write_pair(root, 300001, 2, comp="")[0]]
     empties = [_empty(root, 300001, ccd) for ccd in (10, 11, 12)]
     one_byte = _empty(root, 300001, 13, size=1)

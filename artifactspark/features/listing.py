@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from urllib.parse import unquote
 
 from ..io import fs as fsmod
 
 
 def _scan_form(path: str) -> str:
-    """The index's ``file:///x`` as the scan writes it (``file:/x``); other URIs are the same."""
-    return re.sub(r"^file:///", "file:/", path)
+    """A path of the index (``file:///a%20b``: a URI, percent-encoded) as the scan writes it
+    (``file:/a b``: Hadoop's Path string)."""
+    return re.sub(r"^file:///", "file:/", unquote(path))
 
 
 def list_files(spark, uris: list[str], patterns: list[str]):
