@@ -143,6 +143,13 @@ class StoreConfig:
     partition_by: tuple[str, ...] = ("band", "nite")
     #: CCDs per Spark task when processing (small = better balance, large = less overhead).
     ccds_per_task: int = 4
+    #: Read and process each input in a forked child of the Python worker, so that a file that
+    #: crashes the reader (segfault, abort, OOM kill) is quarantined as worker_crash instead of
+    #: failing its task and the job (artifactspark/features/isolation.py).
+    isolate_inputs: bool = True
+    #: Address-space headroom of that child in MB (RLIMIT_AS above the worker's size at fork);
+    #: 0 = no limit. A full-size CCD needs ~1 GB.
+    unit_memory_mb: int = 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,9 @@ class LabelConfig:
     primary_rule: str = "most_reports"
     ok_names: tuple[str, ...] = ("OK",)
     not_artifact_names: tuple[str, ...] = ("Other...", "Awesome!")
+    #: Largest label export read, in MB: a bigger file stops the job (exit 2) before it is
+    #: loaded into the driver's memory (a JSON list takes ~5-10x its size as Python objects).
+    max_export_mb: int = 256
 
 
 @dataclass(frozen=True)
@@ -205,6 +215,7 @@ class PipelineConfig:
         d = dataclasses.asdict(self)
         d.pop("extra")
         d["store"] = {"image_dtype": self.store.image_dtype}  # layout knobs do not change rows
+        d["labels"].pop("max_export_mb")  # a guard on reading, not a labelling rule
         d["feature_version"] = FEATURE_VERSION
         return d
 
@@ -296,6 +307,8 @@ def _validate(cfg: PipelineConfig, source: str) -> None:
         raise ConfigError(f"{source}: [store] rowgroup_size_mb must be >= 1")
     if cfg.store.ccds_per_task < 1:
         raise ConfigError(f"{source}: [store] ccds_per_task must be >= 1")
+    if cfg.store.unit_memory_mb < 0 or cfg.labels.max_export_mb < 1:
+        raise ConfigError(f"{source}: [store] unit_memory_mb must be >= 0 and [labels] max_export_mb >= 1")
     if min(cfg.input.ccd_shape) < cfg.downsample.factor:
         raise ConfigError(f"{source}: [input] ccd_shape {list(cfg.input.ccd_shape)} is smaller than one bin")
     if not cfg.store.partition_by or not cfg.input.image_patterns:

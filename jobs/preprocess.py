@@ -1,4 +1,5 @@
-"""spark-submit jobs/preprocess.py --input ROOT_OR_URI [--labels FILE.json ...] --output STORE_URI [--config FILE]
+"""spark-submit jobs/preprocess.py --input ROOT_OR_URI [--labels FILE.json ...] --output STORE_URI
+                                  [--prune] [--config FILE]
 
 DES single-epoch FITS archive -> Petastorm feature store (incremental, idempotent).
 Prints one JSON summary line on stdout; exit code 0 on success, 2 on bad arguments or config.
@@ -22,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--labels", action="append", default=[], help="exposure-checker JSON export; repeatable")
     p.add_argument("--output", required=True, help="feature store root (local path or Hadoop URI)")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove the rows of inputs gone from the archive (default: keep them and count them as 'vanished')",
+    )
     add_config_master_args(p)
     return p
 
@@ -32,7 +38,7 @@ def main(argv=None) -> int:
     def job(spark, cfg):
         from artifactspark.features.preprocess import run_preprocess
 
-        return run_preprocess(spark, args.input, args.output, cfg, args.labels)
+        return run_preprocess(spark, args.input, args.output, cfg, args.labels, prune=args.prune)
 
     return run_job("artifactspark-preprocess", args, job, output=args.output)
 

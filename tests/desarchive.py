@@ -180,3 +180,31 @@ def build_archive(root):
     exp[bad] = "bad_name"
     open(os.path.join(root, "misc", "README.txt"), "w").write("not an input: ignored")
     return exp
+
+
+def write_segfault_gz(root, expnum, ccd, **kw):
+    """A ``.fits.gz`` CCD that kills cfitsio (4.6, fitsio 1.4) with SIGSEGV when read: its MSK
+    extension's PCOUNT is -2147483648 (found by the input fuzzer; cfitsio's memory driver, which
+    reads whole-file-gzipped FITS, segfaults on it). Returns (immasked path, bkg path)."""
+    img, bkg = write_pair(root, expnum, ccd, comp=".gz", **kw)
+    with gzip.open(img, "rb") as f:
+        raw = bytearray(f.read())
+    cards = [o for o in range(0, len(raw), 80) if raw[o : o + 8] == b"PCOUNT  "]
+    o = cards[1]  # primary has none: 0 = SCI, 1 = MSK
+    raw[o + 10 : o + 30] = b"-2147483648".rjust(20)
+    with gzip.open(img, "wb") as f:
+        f.write(bytes(raw))
+    return img, bkg
+
+
+def write_sigfpe_fz(root, expnum, ccd, **kw):
+    """A ``.fits.fz`` CCD that kills cfitsio with SIGFPE (an integer division by zero) when read:
+    its SCI extension's ZNAXIS2 holds an empty string (found by fuzzing the header cards)."""
+    img, bkg = write_pair(root, expnum, ccd, comp=".fz", **kw)
+    with open(img, "rb") as f:
+        raw = bytearray(f.read())
+    o = next(o for o in range(0, len(raw), 80) if raw[o : o + 8] == b"ZNAXIS2 ")
+    raw[o + 10 : o + 80] = b"''".ljust(70)
+    with open(img, "wb") as f:
+        f.write(bytes(raw))
+    return img, bkg

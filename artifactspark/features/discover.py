@@ -8,6 +8,7 @@ import re
 from ..config import PipelineConfig
 from ..io import fs as fsmod
 from ..io.des import NAME_REGEX_JAVA
+from .listing import list_files
 
 _NAME_GROUPS = ["expnum", "band", "ccdnum", "reqnum", "attnum", "kind", "comp"]
 
@@ -46,14 +47,13 @@ def discover(spark, roots: list[str], cfg: PipelineConfig):
     rx = NAME_REGEX_JAVA.replace("?P<", "?<")
     parsed = name.rlike(rx)
     group = {g: F.when(parsed, F.regexp_extract(name, rx, i)) for i, g in enumerate(_NAME_GROUPS, start=1)}
+    patterns = list(cfg.input.image_patterns) + list(cfg.input.bkg_patterns)
     files = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .load(uris)
+        list_files(spark, uris, patterns)
         .select(
             "path",
-            F.col("length").alias("size"),
-            F.unix_millis("modificationTime").alias("mtime"),
+            "size",
+            "mtime",
             name.alias("name"),
             is_img.alias("is_img"),
             (is_bkg & ~is_img).alias("is_bkg"),
@@ -84,18 +84,18 @@ def discover(spark, roots: list[str], cfg: PipelineConfig):
         F.concat(F.lit("file name does not follow the DESDM convention: "), "name").alias("static_detail"),
     )
     imgs = files.where("parsed AND is_img")
-    # One background per stem (a stem with several, e.g. .fits and .fits.fz, takes the first by path).
+    # One background per stem; a stem with several (e.g. a .fits and a .fits.fz, or the same name
+    # under two folders) is ambiguous: its CCD is quarantined as ambiguous_bkg, naming them all.
+    bkg = F.struct(F.col("path").alias("bkg_path"), F.col("size").alias("bkg_size"), F.col("mtime").alias("bkg_mtime"))
     bkgs = (
         files.where("parsed AND is_bkg")
         .groupBy("stem")
         .agg(
-            F.min(
-                F.struct(
-                    F.col("path").alias("bkg_path"), F.col("size").alias("bkg_size"), F.col("mtime").alias("bkg_mtime")
-                )
-            ).alias("b")
+            F.min(bkg).alias("b"),
+            F.count(F.lit(1)).alias("_n_bkg"),
+            F.concat_ws(", ", F.array_sort(F.collect_list("path"))).alias("_bkg_paths"),
         )
-        .select("stem", "b.*")
+        .select("stem", "b.*", "_n_bkg", "_bkg_paths")
     )
     orphans = (
         files.where("parsed AND is_bkg")
@@ -112,14 +112,14 @@ def discover(spark, roots: list[str], cfg: PipelineConfig):
     )
     # Two files for the same CCD: the newest processing attempt wins; a tie quarantines all.
     w = Window.partitionBy("expnum", "ccdnum")
-    newest = w.orderBy(F.desc("reqnum"), F.desc("attnum"))
+    newest = w.orderBy(F.desc(F.col("size") > 0), F.desc("reqnum"), F.desc("attnum"))
     rank = F.rank().over(newest)
     paired = imgs.join(bkgs, "stem", "left").select(
         "*",
         rank.alias("_rank"),
         F.first("path")
         .over(
-            w.orderBy(F.desc("reqnum"), F.desc("attnum"), "path").rowsBetween(
+            w.orderBy(F.desc(F.col("size") > 0), F.desc("reqnum"), F.desc("attnum"), "path").rowsBetween(
                 Window.unboundedPreceding, Window.unboundedFollowing
             )
         )
@@ -134,9 +134,20 @@ def discover(spark, roots: list[str], cfg: PipelineConfig):
         "bkg_size",
         "bkg_mtime",
         *keys,
-        F.when(F.col("_rank") > 1, "superseded").when(F.col("_top") > 1, "duplicate_ccd").alias("static_reason"),
-        F.when(F.col("_rank") > 1, F.concat(F.lit("a newer processing attempt of this CCD exists: "), "_winner"))
+        F.when(F.col("size") == 0, "empty_file")
+        .when(F.col("_rank") > 1, "superseded")
+        .when(F.col("_top") > 1, "duplicate_ccd")
+        .when(F.col("_n_bkg") > 1, "ambiguous_bkg")
+        .when(F.col("bkg_size") == 0, "empty_file")
+        .alias("static_reason"),
+        F.when(F.col("size") == 0, F.lit("zero-length file (an interrupted transfer?): nothing to read"))
+        .when(F.col("_rank") > 1, F.concat(F.lit("a newer processing attempt of this CCD exists: "), "_winner"))
         .when(F.col("_top") > 1, F.concat(F.col("_top").cast("string"), F.lit(" files for the same CCD and attempt")))
+        .when(
+            F.col("_n_bkg") > 1,
+            F.concat(F.col("_n_bkg").cast("string"), F.lit(" background files for this CCD: "), "_bkg_paths"),
+        )
+        .when(F.col("bkg_size") == 0, F.concat(F.lit("its background file is zero-length: "), "bkg_path"))
         .alias("static_detail"),
     )
     return paired.unionByName(bad).unionByName(orphans)

@@ -22,6 +22,7 @@ import collections
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 
 from ..config import LabelConfig, PipelineConfig
@@ -142,29 +143,94 @@ class LabelSet:
         }
 
 
-def _read_json(uri: str):
+#: Default of ``[labels] max_export_mb``: the largest export read into the driver's memory.
+DEFAULT_MAX_EXPORT_MB = 256
+
+
+def _size(uri: str) -> int | None:
+    """The size of a local or remote file in bytes; None if it does not exist."""
+    from ..io.desfits import is_local, local_path
+
+    if is_local(uri):
+        try:
+            return os.stat(local_path(uri)).st_size
+        except FileNotFoundError:
+            return None
+    import pyarrow.fs as pafs
+
+    norm = uri.replace("s3a://", "s3://", 1).replace("s3n://", "s3://", 1)
+    fs, path = pafs.FileSystem.from_uri(norm)
+    info = fs.get_file_info(path)
+    return None if info.type == pafs.FileType.NotFound else info.size
+
+
+def _read_json(uri: str, max_mb: int = DEFAULT_MAX_EXPORT_MB):
     from ..io.desfits import local_copy
 
+    size = _size(uri)
+    if size is None:
+        raise LabelError(f"label file {uri!r} does not exist")
+    if size > max_mb * 1024 * 1024:
+        raise LabelError(
+            f"label file {uri!r} is {size / 2**20:.0f} MB, over the [labels] max_export_mb = {max_mb} MB limit "
+            "on what is read into memory: split the export, or raise the limit in the config"
+        )
     try:
-        with local_copy(uri) as p, open(p) as f:
+        with local_copy(uri) as p, open(p, "rb") as f:
             return json.load(f)
     except FileNotFoundError:
         raise LabelError(f"label file {uri!r} does not exist") from None
-    except json.JSONDecodeError as e:
-        raise LabelError(f"label file {uri!r} is not valid JSON: {e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LabelError(f"label file {uri!r} is not valid JSON: {first}") from None
+    except RecursionError:
+        raise LabelError(f"label file {uri!r} is nested too deeply to be an exposure-checker export") from None
 
 
-def read_records(uris) -> list:
-    """The report records of one or more exports, concatenated."""
-    records = []
+def read_records(uris, max_mb: int = DEFAULT_MAX_EXPORT_MB, counts: dict | None = None) -> list:
+    """The report records of one or more exports, concatenated; records repeated verbatim (the
+    same ``qa_id`` with the same content, e.g. overlapping exports) are kept once.
+
+    Raises :class:`LabelError` (exit 2) for a file that is missing, over ``max_mb``, not JSON, not
+    a list of records, or whose records all lack the keys of a report, and for one ``qa_id`` with
+    two different contents (which one is right cannot be told; the message names both files).
+    ``counts`` (a dict), if given, gets ``duplicate_record``: the repeated records left out.
+    """
+    records, seen = [], {}
     for uri in [uris] if isinstance(uris, str) else list(uris):
-        data = _read_json(uri)
+        data = _read_json(uri, max_mb)
         if isinstance(data, dict) and "results" in data:  # some API wrappers nest the list
             data = data["results"]
         if not isinstance(data, list):
-            raise LabelError(f"label file {uri!r}: expected a JSON list of report records")
-        records.extend(data)
+            raise LabelError(
+                f"label file {uri!r}: expected a JSON list of report records, found a JSON {_json_type(data)}"
+            )
+        if data and not any(isinstance(r, dict) and all(k in r for k in REQUIRED_KEYS) for r in data):
+            raise LabelError(
+                f"label file {uri!r}: none of its {len(data)} records has the keys {list(REQUIRED_KEYS)} "
+                "of an exposure-checker report"
+            )
+        for rec in data:
+            qa = rec.get("qa_id") if isinstance(rec, dict) else None
+            if qa is not None and not isinstance(qa, (dict, list)):
+                key = json.dumps(qa)
+                text = json.dumps(rec, sort_keys=True, default=str)
+                if key in seen:
+                    if seen[key][0] != text:
+                        raise LabelError(
+                            f"qa_id {qa} appears twice with different content ({seen[key][1]!r} and {uri!r}): "
+                            "fix the export (or pass only one of the exports that disagree)"
+                        )
+                    if counts is not None:  # the same report twice: kept once
+                        counts["duplicate_record"] = counts.get("duplicate_record", 0) + 1
+                    continue
+                seen[key] = (text, uri)
+            records.append(rec)
     return records
+
+
+def _json_type(v) -> str:
+    return {dict: "object", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(v), "null")
 
 
 def load_labels(uris, cfg: PipelineConfig) -> LabelSet:
@@ -174,7 +240,7 @@ def load_labels(uris, cfg: PipelineConfig) -> LabelSet:
     off-CCD positions are counted there too but the report keeps its class; names outside the
     taxonomy are counted in ``unknown_classes``; nothing is dropped silently.
     """
-    return aggregate_reports(read_records(uris), cfg)
+    return aggregate_reports(read_records(uris, cfg.labels.max_export_mb), cfg)
 
 
 def aggregate_reports(records: list, cfg: PipelineConfig) -> LabelSet:

@@ -22,7 +22,9 @@ from ..logs import PROGRESS
 from ..progress import Progress
 from .discover import discover
 from .extract import process_unit
+from .isolation import process_units
 from .labels import aggregate_reports, read_records
+from .listing import find_vanished
 from .store import FEATURES, MANIFEST, QUARANTINE, REPORTS, STAGING, Store, schema_for_config
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def _reports_to_df(spark, records: list):
                 text("detail"),
                 None if d.get("false_positive") is None else bool(d.get("false_positive")),
                 text("release"),
-                json.dumps(r, sort_keys=True, default=str),
+                _record_json(r),
             )
         )
     schema = T.StructType(
@@ -102,41 +104,62 @@ def _reports_to_df(spark, records: list):
     return spark.createDataFrame(rows, schema)
 
 
-def resolve_labels(spark, store: Store, label_paths, cfg: PipelineConfig):
-    """Labels for this run: the given exports, else the reports stored by an earlier run, else none.
+def resolve_labels(spark, store: Store, given, cfg: PipelineConfig):
+    """Labels for this run: the given exports (``(records, LabelSet)`` read before the store was
+    locked), else the reports stored by an earlier run, else none.
 
-    Returns (LabelSet | None, reports DataFrame to stage | None).
+    Returns (LabelSet | None, reports DataFrame to stage | None): None when the given records
+    are the stored ones (as a multiset), so that a run with unchanged labels rewrites nothing.
     """
-    if label_paths:
-        records = read_records(label_paths)
-        return aggregate_reports(records, cfg), _reports_to_df(spark, records)
     old = store.read_table(REPORTS)
-    if old is None:
+    old_json = None if old is None else [r["record_json"] for r in old.select("record_json").collect()]
+    if given is not None:
+        records, labels = given
+        if old_json is not None and sorted(old_json) == sorted(_record_json(r) for r in records):
+            log.info("the %d label reports given are the stored ones: label_reports is kept as is", len(records))
+            return labels, None
+        return labels, _reports_to_df(spark, records)
+    if old_json is None:
         return None, None
-    records = [json.loads(r["record_json"]) for r in old.select("record_json").collect()]
+    records = [json.loads(r) for r in old_json]
     log.info("no --labels given: reusing the %d reports stored with the store", len(records))
     return aggregate_reports(records, cfg), None
 
 
-def run_preprocess(spark, inputs: list[str], output: str, cfg: PipelineConfig, label_paths=()) -> dict:
-    """Incremental, idempotent preprocess of ``inputs`` into the store at ``output``."""
+def _record_json(r) -> str:
+    """A report record as stored in ``label_reports.record_json``."""
+    return json.dumps(r, sort_keys=True, default=str)
+
+
+def run_preprocess(
+    spark, inputs: list[str], output: str, cfg: PipelineConfig, label_paths=(), prune: bool = False
+) -> dict:
+    """Incremental, idempotent preprocess of ``inputs`` into the store at ``output``; ``prune``
+    removes the rows of inputs no longer listed (kept otherwise, and counted as ``vanished``)."""
     try:
-        return _run(spark, inputs, output, cfg, label_paths)
+        return _run(spark, inputs, output, cfg, label_paths, prune)
     finally:
         # Spark reuses cached data for an identical plan: a later run in this session must
         # list and compare afresh, never see this run's cached listing.
         spark.catalog.clearCache()
 
 
-def _run(spark, inputs, output, cfg, label_paths):
+def _run(spark, inputs, output, cfg, label_paths, prune):
     t0 = time.time()
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    # Bad label exports stop the job here (LabelError: exit 2), before the store is touched.
+    given = None
+    if label_paths:
+        dups: dict = {}
+        records = read_records(label_paths, cfg.labels.max_export_mb, dups)
+        given = (records, aggregate_reports(records, cfg))
+        given[1].rejected.update(dups)
     store = Store(spark, output)
     with store.lock(run_id):
-        return _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths)
+        return _run_locked(spark, store, run_id, t0, inputs, cfg, given, prune)
 
 
-def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
+def _run_locked(spark, store, run_id, t0, inputs, cfg, given, prune):
     from petastorm.unischema import dict_to_spark_row
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -157,7 +180,7 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
             part_cols,
         )
     schema = schema_for_config(cfg)
-    labels, reports_df = resolve_labels(spark, store, label_paths, cfg)
+    labels, reports_df = resolve_labels(spark, store, given, cfg)
     by_ccd = labels.by_ccd if labels else {}
 
     units = discover(spark, inputs, cfg)
@@ -201,6 +224,7 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
     n_inputs, n_changed = int(agg["n"]), int(agg["c"] or 0)
     changed = units.where("_changed").drop("_changed")
     n_skipped = n_inputs - n_changed
+    vanished, n_vanished = find_vanished(store, units)
     timings["discover"] = round(time.time() - t0, 2)
     log.info(
         "preprocess: %d inputs, %d new or changed, %d unchanged%s",
@@ -222,8 +246,16 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
         "skipped": n_skipped,
         "rebuild": bool(rebuild),
         "labels": labels.summary() if labels else None,
+        "vanished": n_vanished,
+        "pruned": 0,
     }
-    if n_changed == 0 and reports_df is None:
+    if n_vanished and not prune and not rebuild:
+        log.warning(
+            "%d input(s) of earlier runs are gone from the archive; their rows are kept (--prune removes them)",
+            n_vanished,
+            extra=PROGRESS,
+        )
+    if n_changed == 0 and reports_df is None and not (prune and n_vanished):
         units.unpersist()
         store.fs.delete(stage)  # nothing to publish: the store stays byte-identical
         summary["seconds"] = round(time.time() - t0, 2)
@@ -256,18 +288,21 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
     acc = sc.accumulator(0)
     acc_secs = sc.accumulator(0.0)
 
+    def encode_unit(u, c, lab):
+        """One input -> (encoded feature values or None, status, reason, detail)."""
+        row, status, reason, detail = process_unit(u, c, lab)
+        if row is None:
+            return None, status, reason, detail
+        enc = dict_to_spark_row(schema, row).asDict()
+        return [enc[n] for n in feat_names], status, reason, detail
+
     def process_partition(rows):
         c = b_cfg.value
-        labs = b_labels.value
-        for r in rows:
-            u = r.asDict()
-            lab = labs.get((u["expnum"], u["ccdnum"])) if u["expnum"] is not None else None
-            t = time.perf_counter()
-            row, status, reason, detail = process_unit(u, c, lab)
-            if row is not None:
-                enc = dict_to_spark_row(schema, row).asDict()
-                vals = [enc[n] for n in feat_names]
-            else:
+        t = time.perf_counter()
+        for u, (vals, status, reason, detail) in process_units(
+            encode_unit, [r.asDict() for r in rows], c, b_labels.value
+        ):
+            if vals is None:
                 vals = [None] * len(feat_names)
                 d = dict(zip(feat_names, vals))
                 d.update(
@@ -279,7 +314,7 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
                     config_hash=c.config_hash,
                 )
                 vals = [d[n] for n in feat_names]
-            acc_secs.add(time.perf_counter() - t)
+            acc_secs.add(time.perf_counter() - t)  # wall time per input, as the task sees it
             acc.add(1)
             yield tuple(vals) + (
                 u["size"],
@@ -293,6 +328,7 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
                 detail,
                 run_id,
             )
+            t = time.perf_counter()
 
     n_tasks = max(1, -(-n_changed // cfg.store.ccds_per_task))
     work = changed.repartition(n_tasks).rdd.mapPartitions(process_partition)
@@ -321,6 +357,8 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
                 .cache()
             )
             removed_paths = changed_paths.unionByName(displaced.select("path"))
+            if prune and n_vanished:
+                removed_paths = removed_paths.unionByName(vanished.select("path"))
             touched = touched.unionByName(
                 old_manifest.join(removed_paths, "path").where("status = 'stored'").select(part_cols)
             )
@@ -384,6 +422,10 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, label_paths):
 
     if displaced is not None:
         summary["replaced"] = displaced.count()
+        if n_vanished:  # an input replaced by another file's row is counted as replaced, not vanished
+            summary["vanished"] = vanished.join(displaced.select("path"), "path", "left_anti").count()
+    if prune or rebuild:  # a rebuild keeps only the inputs it lists
+        summary["pruned"] = summary["vanished"]
     timings["write"] = round(time.time() - t0 - sum(timings.values()), 2)
     by_reason = res.groupBy("status", "reason").count().collect()
     counts = {st: sum(r["count"] for r in by_reason if r["status"] == st) for st in ("stored", "quarantined")}

@@ -121,13 +121,25 @@ def _open(path: str):
         raise InputRejected("not_fits", f"{path}: not a readable FITS file: {_first_line(e)}") from None
 
 
+@contextlib.contextmanager
+def _corrupt_if_unreadable(uri: str):
+    """cfitsio errors outside one HDU's read (walking a damaged HDU list: fitsio raises OSError,
+    or UnicodeDecodeError on an error text holding the file's garbage) mean a corrupt file."""
+    try:
+        yield
+    except InputRejected:
+        raise
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        raise InputRejected("corrupt_fits", f"{uri}: cannot walk its HDUs: {_first_line(e)}") from None
+
+
 def read_ccd(uri: str, bkg_uri: str | None = None, read_wgt: bool = True) -> CCDImage:
     """Read SCI, MSK, (WGT) and the background model of one CCD.
 
     Raises :class:`InputRejected` (reason codes: not_fits, corrupt_fits, missing_hdu,
     bad_shape) for anything that is not a usable DES product.
     """
-    with local_copy(uri) as path:
+    with local_copy(uri) as path, _corrupt_if_unreadable(uri):
         with _open(path) as f:
             primary_hdr = f[0].read_header() if len(f) else None
             sci, sci_hdr = _read_hdu(f, "SCI", uri)
@@ -136,7 +148,7 @@ def read_ccd(uri: str, bkg_uri: str | None = None, read_wgt: bool = True) -> CCD
     header = _header_dict(primary_hdr, sci_hdr)
     bkg = None
     if bkg_uri is not None:
-        with local_copy(bkg_uri) as bpath:
+        with local_copy(bkg_uri) as bpath, _corrupt_if_unreadable(bkg_uri):
             with _open(bpath) as bf:
                 bkg, _ = _read_hdu(bf, "SCI", bkg_uri)
     _check_shapes(uri, sci=sci, msk=msk, wgt=wgt, bkg=bkg)

@@ -38,6 +38,16 @@ class HadoopFS:
         """Does ``uri`` exist?"""
         return bool(self._fs.exists(self._path(uri)))
 
+    def status(self, uri: str) -> tuple[int, int] | None:
+        """``(size in bytes, modification time in ms)`` of the file ``uri``; None if it is gone."""
+        try:
+            st = self._fs.getFileStatus(self._path(uri))
+        except Exception as e:  # py4j's error for java.io.FileNotFoundException
+            if "FileNotFoundException" in str(e):
+                return None
+            raise
+        return int(st.getLen()), int(st.getModificationTime())
+
     def mkdirs(self, uri: str) -> None:
         """Create the directory ``uri`` and its parents."""
         self._fs.mkdirs(self._path(uri))

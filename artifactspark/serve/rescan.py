@@ -45,7 +45,7 @@ def run_rescan(
         for i, m in enumerate(model_dirs, 2):
             log.info("rescan %s: [%d/%d] infer with %s", run_id, i, 1 + len(model_dirs), m, extra=PROGRESS)
             inf.append(run_infer(spark, store_uri, m, output_uri, cfg))
-    keep = ("inputs", "stored", "quarantined", "skipped", "replaced", "seconds")
+    keep = ("inputs", "stored", "quarantined", "skipped", "replaced", "vanished", "seconds")
     return {
         "job": "rescan",
         "run_id": run_id,
