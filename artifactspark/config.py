@@ -143,6 +143,9 @@ class StoreConfig:
     partition_by: tuple[str, ...] = ("band", "nite")
     #: CCDs per Spark task when processing (small = better balance, large = less overhead).
     ccds_per_task: int = 4
+    #: Store versions kept (the current one included); older ones are removed by the vacuum
+    #: step after each commit and by jobs/vacuum.py (see README "Reliability").
+    keep_versions: int = 5
 
 
 @dataclass(frozen=True)
@@ -296,6 +299,8 @@ def _validate(cfg: PipelineConfig, source: str) -> None:
         raise ConfigError(f"{source}: [store] rowgroup_size_mb must be >= 1")
     if cfg.store.ccds_per_task < 1:
         raise ConfigError(f"{source}: [store] ccds_per_task must be >= 1")
+    if cfg.store.keep_versions < 1:
+        raise ConfigError(f"{source}: [store] keep_versions must be >= 1 (the current version is always kept)")
     if min(cfg.input.ccd_shape) < cfg.downsample.factor:
         raise ConfigError(f"{source}: [input] ccd_shape {list(cfg.input.ccd_shape)} is smaller than one bin")
     if not cfg.store.partition_by or not cfg.input.image_patterns:
