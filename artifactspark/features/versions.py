@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -373,7 +374,26 @@ def make_reader(version: StoreVersion, **kwargs):
     check_schema(fs, version.uri)
     _share_listing()
     kwargs["filters"] = version.petastorm_filters(kwargs.get("filters"))
-    return petastorm_reader(version.features_uri, **kwargs)
+    reader = petastorm_reader(version.features_uri, **kwargs)
+    _wait_for_ventilation(reader)
+    return reader
+
+
+def _wait_for_ventilation(reader, timeout: float = 60.0) -> None:
+    """Return once a one-epoch reader has handed out all its row groups.
+
+    petastorm 0.13.1's ThreadPool ends a read when every worker is idle *and* the ventilator is
+    done, checked one after the other: a first ``next()`` that sees idle workers before the
+    ventilator starts, then the ventilator done (it hands out a whole epoch at once), raises
+    StopIteration with no row read (measured: 2 of 6 passes on a 4-row-group store under load;
+    1 of 773 Petastorm reads in the 20-commit reader loop). Once everything is handed out, idle
+    workers mean finished workers."""
+    vent = getattr(reader, "ventilator", None)
+    if vent is None or getattr(vent, "_iterations", None) != 1:
+        return  # several or endless epochs: not ended by this race at the start
+    deadline = time.monotonic() + timeout
+    while not vent.completed() and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def resolve(source, number: int | None = None) -> StoreVersion:
