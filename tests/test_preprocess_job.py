@@ -356,7 +356,7 @@ def test_interrupted_commit_is_rolled_forward(spark, archive, tmp_path, monkeypa
         run_preprocess(spark, [archive["root"]], broken, cfg, [archive["labels"]])
     monkeypatch.setattr(fsmod.HadoopFS, "rename", real)
     assert os.path.exists(os.path.join(broken, "_journal.json"))
-    with pytest.raises(StoreError, match="holds no feature store version yet"):  # nothing visible
+    with pytest.raises(StoreError, match="holds no feature dataset yet"):  # nothing visible
         open_version(broken)
     s = run_preprocess(spark, [archive["root"]], broken, cfg, [archive["labels"]])
     assert not os.path.exists(os.path.join(broken, "_journal.json"))

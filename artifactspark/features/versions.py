@@ -271,7 +271,7 @@ def open_version(store_uri: str, number: int | None = None, check: bool = True, 
                 f"{uri} was written before versioned stores: run jobs/preprocess.py --output {uri} "
                 f"(or jobs/vacuum.py --store {uri}) once to upgrade it in place"
             )
-        raise StoreError(f"{uri} holds no feature store version yet: run jobs/preprocess.py with --output {uri} first")
+        raise StoreError(f"{uri} holds no feature dataset yet: run jobs/preprocess.py with --output {uri} first")
     n = nums[-1] if number is None else int(number)
     record = read_record(fs, uri, n) if n in nums else None
     if record is None:
