@@ -35,13 +35,17 @@ def loop(store: str, model: str, batch: int):
     import tensorflow as tf
 
     from artifactspark.features.store import decode_ndarray
+    from artifactspark.models.channels import is_plane
     from artifactspark.models.modelio import Predictor
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     p = Predictor(model)
-    t = ds.dataset(os.path.join(store, "features"), partitioning="hive").to_table(columns=p.fields)
-    planes = {f: np.stack([decode_ndarray(b) for b in t.column(f).to_pylist()]) for f in p.fields}
+    t = ds.dataset(os.path.join(store, "features"), partitioning="hive").to_table(columns=p.columns)
+    planes = {
+        c: np.stack([decode_ndarray(b) for b in t.column(c).to_pylist()]) if is_plane(c) else t.column(c).to_numpy()
+        for c in p.columns
+    }
     n = len(planes["image"])
     p.predict({f: v[:batch] for f, v in planes.items()})  # warm-up (graph, allocations)
     t0 = time.perf_counter()

@@ -56,6 +56,10 @@ def main(argv=None) -> int:
     ap.add_argument("--reference", action="store_true", help="also train the paper's network (binary)")
     ap.add_argument("--config")
     ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--models", default="models", help="models folder under OUT (another name: an A/B beside a run)")
+    ap.add_argument("--report", default="report", help="report folder under OUT")
+    ap.add_argument("--reuse-svm", help="models folder under OUT whose SVMs the report takes (none trained)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="[train] override; repeatable")
     a = ap.parse_args(argv)
     stages = [s for s in a.stages.split(",") if s]
     bad = [s for s in stages if s not in STAGES]
@@ -68,7 +72,7 @@ def main(argv=None) -> int:
     setup_logging(os.environ.get("ARTIFACTSPARK_LOG", "INFO"))
     cfg = quality_config(a.config)
     out = os.path.abspath(a.out)
-    archive, store, models, report = (os.path.join(out, d) for d in ("archive", "store", "models", "report"))
+    archive, store, models, report = (os.path.join(out, d) for d in ("archive", "store", a.models, a.report))
     extra = os.path.join(out, "archive-extra")
     labels = os.path.join(archive, "labels", "checker_export.json")
     extra_labels = os.path.join(extra, "labels", "checker_export.json")
@@ -161,16 +165,21 @@ def train(spark, cfg, store, models, a, res, times, run: bool) -> list[str]:
     from artifactspark.models.trainingdata import train_config
 
     over = {"epochs": a.epochs} if a.epochs else {}
+    for kv in a.set:
+        k, _, v = kv.partition("=")
+        over[k] = json.loads(v)
     tc = train_config(cfg, over)
     cnn = os.path.join(models, "cnn-multilabel")
     plan = [("cnn", "multilabel", cnn, tc)]
-    plan += [("svm", pr, os.path.join(models, f"svm-{pr}"), tc) for pr in ("binary", "multiclass")]
+    svm_dir = os.path.join(os.path.dirname(models), a.reuse_svm) if a.reuse_svm else models
+    plan += [("svm", pr, os.path.join(svm_dir, f"svm-{pr}"), tc) for pr in ("binary", "multiclass")]
     if a.reference:
         ref = train_config(
             cfg, {**over, "architecture": "paper", "batch_norm": False, "channels": ["image", "mask_frac"]}
         )
         plan.append(("cnn", "binary", os.path.join(models, "cnn-paper-binary"), ref))
-    split = None
+    # an A/B beside a run takes its split by exposure (the SVMs' model.json holds it)
+    split = os.path.join(svm_dir, "svm-binary", "model.json") if a.reuse_svm else None
     res.setdefault("train", {})
     for kind, problem, md, tcx in plan:
         done = os.path.isfile(os.path.join(md, "model.json"))

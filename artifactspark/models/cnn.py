@@ -25,10 +25,10 @@ import numpy as np
 
 from ..logs import PROGRESS, import_tensorflow
 from . import modelio
-from .layers import artifact_accuracy, line_layer, predict, standardize_layer, top_k_layer
+from .channels import SIGMA_CHANNELS, channel_planes, level_spec, store_columns
+from .layers import artifact_accuracy, grid_level_layer, line_layer, predict, standardize_layer, top_k_layer
 from .training import TrainingSet
 from .trainingdata import (
-    SIGMA_CHANNELS,
     TrainConfig,
     class_weights,
     read_rows,
@@ -118,9 +118,11 @@ def build_model(input_shape, n_out: int, problem: str, tc: TrainConfig, decay_st
         x = _paper_body(x, tc, act)
     else:
         extra = [top_k_layer()(8, name="top_sharp")(x)] if pair else []
+        mask_index = chans.index("mask_frac") if "mask_frac" in chans else None
         if tc.line_k:
-            mask_index = chans.index("mask_frac") if "mask_frac" in chans else None
             extra.append(line_layer()(tc.line_k, mask_index, name="line_sn")(x))
+        if "level_sn" in chans:
+            extra.append(grid_level_layer()(chans.index("level_sn"), mask_index, name="level_grid")(x))
         x = _strided_body(x, tc, act, layers.Concatenate()(extra) if len(extra) > 1 else (extra or [None])[0])
     out = layers.Dense(n_out, activation="sigmoid" if problem == "multilabel" else "softmax", name="probs")(x)
     model = tf.keras.Model(inp, out, name=f"artifactspark_cnn_{problem}")
@@ -147,14 +149,14 @@ def errors_of(problem: str, y, probs: np.ndarray) -> float:
 
 def load_side(ts: TrainingSet, side: str, tc: TrainConfig):
     """A validation/test side as (keys dict, x (N, H, W, C) float32, y)."""
-    chans = list(tc.channels)
-    fields = ["expnum", "ccdnum", "band", "nite", "label", "primary_class", "multi_hot"] + chans
-    rows = read_rows(ts.features_uri, ts.split[side], fields, ts.problem, tc.reader_workers)
+    keys = ["expnum", "ccdnum", "band", "nite", "label", "primary_class", "multi_hot"]
+    columns = store_columns(tc.channels)
+    rows = read_rows(ts.features_uri, ts.split[side], keys + columns, ts.problem, tc.reader_workers)
     if not len(rows["expnum"]):
         return rows, np.zeros((0,)), np.zeros((0,))
     order = np.lexsort((rows["ccdnum"], rows["expnum"]))
     rows = {k: v[order] for k, v in rows.items()}
-    planes = [rows.pop(c) for c in chans]
+    planes = channel_planes({c: rows.pop(c) for c in columns}, tc.channels, level_spec(ts.store_meta.get("config")))
     y = targets_from_rows(rows, ts.problem, len(ts.taxonomy), ts.problem == "multilabel" and tc.any_head)
     return rows, stack_channels(planes), y
 
@@ -250,7 +252,15 @@ def train_cnn(
     )
     t_fit = time.time()
     with train_stream(
-        ts.features_uri, ts.split["train"], ts.problem, n_classes, tc, weights, cur_shard, shard_count
+        ts.features_uri,
+        ts.split["train"],
+        ts.problem,
+        n_classes,
+        tc,
+        weights,
+        cur_shard,
+        shard_count,
+        level_spec(ts.store_meta.get("config")),
     ) as ds:
         model.fit(
             ds,
@@ -274,6 +284,8 @@ def train_cnn(
     extra = {
         "input": {
             "fields": list(tc.channels),
+            "columns": store_columns(tc.channels),
+            "level": level_spec(ts.store_meta.get("config")),
             "image_shape": list(image_shape),
             "coarsen": 1,
             "input_shape": list(input_shape),

@@ -2,7 +2,7 @@
 needs (``models.modelio.Predictor``), apart from building and training one (``models.cnn``).
 
 The layer classes are built lazily, so importing this module needs no TensorFlow. A saved
-``model.keras`` names them by class name (``Standardize``, ``TopK``, ``LineSN``); :func:`custom_objects`
+``model.keras`` names them by class name (``Standardize``, ``TopK``, ``LineSN``, ``GridLevel``); :func:`custom_objects`
 maps those names back to the classes, whichever module defines them.
 """
 
@@ -96,6 +96,7 @@ def custom_objects() -> dict:
         "Standardize": standardize_layer(),
         "TopK": top_k_layer(),
         "LineSN": line_layer(),
+        "GridLevel": grid_level_layer(),
     }
 
 
@@ -214,6 +215,63 @@ def line_layer():
 
     _LINES = LineSN
     return LineSN
+
+
+_GRID_LEVEL = None
+
+
+def grid_level_layer():
+    """The Keras layer giving the residual sky level of a CCD on a coarse grid: the sigma-clipped
+    mean of the ``level_index`` channel (``level_sn`` after Standardize's arcsinh: the binned
+    background-subtracted image in units of its noise, see channels.py) in each of ``grid``
+    cells, bins at least half masked (``mask_index``) left out. Stars and tracks are clipped; what
+    is left is the sky's own level and its large-scale gradient, which per-image standardisation
+    removes from every other channel: a sky-subtraction failure, a scattered-light fan. As a few
+    scalars beside the pooled features, the head needs no large receptive field to see them.
+    Built lazily like the other layers."""
+    global _GRID_LEVEL
+    if _GRID_LEVEL is not None:
+        return _GRID_LEVEL
+    tf = import_tensorflow()
+
+    class GridLevel(tf.keras.layers.Layer):
+        def __init__(self, level_index=0, mask_index=None, grid=(4, 2), iterations=2, clip=3.0, **kw):
+            super().__init__(**kw)
+            self.level_index, self.mask_index = int(level_index), mask_index
+            self.grid, self.iterations, self.clip = [int(g) for g in grid], int(iterations), float(clip)
+
+        def call(self, x):
+            gr, gc = self.grid
+            h, w = int(x.shape[1]) // gr, int(x.shape[2]) // gc
+
+            def cells(t):  # (B, H, W) -> (B, gr * gc, h * w)
+                t = tf.reshape(t[:, : gr * h, : gc * w], [-1, gr, h, gc, w])
+                return tf.reshape(tf.transpose(t, [0, 1, 3, 2, 4]), [-1, gr * gc, h * w])
+
+            v = cells(x[..., self.level_index])
+            mi = self.mask_index
+            valid = cells(tf.cast(x[..., mi] < 0.5, x.dtype)) if mi is not None else tf.ones_like(v)
+            m = valid
+            for i in range(self.iterations + 1):
+                n = tf.maximum(tf.reduce_sum(m, -1, keepdims=True), 1.0)
+                mu = tf.reduce_sum(v * m, -1, keepdims=True) / n
+                if i < self.iterations:
+                    sd = tf.sqrt(tf.reduce_sum(tf.square(v - mu) * m, -1, keepdims=True) / n)
+                    m = valid * tf.cast(tf.abs(v - mu) <= self.clip * sd, x.dtype)
+            return mu[..., 0]
+
+        def get_config(self):
+            return {
+                **super().get_config(),
+                "level_index": self.level_index,
+                "mask_index": self.mask_index,
+                "grid": self.grid,
+                "iterations": self.iterations,
+                "clip": self.clip,
+            }
+
+    _GRID_LEVEL = GridLevel
+    return GridLevel
 
 
 def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:

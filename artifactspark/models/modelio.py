@@ -52,6 +52,13 @@ def input_fields(meta: dict) -> list[str]:
     return ["image"] + (["mask_frac"] if inp.get("mask_channel") else [])
 
 
+def input_columns(meta: dict) -> list[str]:
+    """The store columns a model reads: its channels' planes, and the scalars of derived channels."""
+    from .channels import store_columns
+
+    return list(meta["input"].get("columns") or store_columns(input_fields(meta)))
+
+
 def p_artifact(problem: str, probs: np.ndarray) -> np.ndarray:
     """P(the CCD has an artifact) from a model's class probabilities (no any head)."""
     probs = np.asarray(probs, np.float32)
@@ -145,6 +152,10 @@ class Predictor:
         self.kind, self.problem = self.meta["kind"], self.meta["problem"]
         inp = self.meta["input"]
         self.fields, self.coarsen = input_fields(self.meta), inp.get("coarsen", 1)
+        self.columns = input_columns(self.meta)
+        from .channels import DEFAULT_LEVEL_SPEC
+
+        self.level = inp.get("level") or DEFAULT_LEVEL_SPEC
         self.shape = tuple(inp["image_shape"])
         path = os.path.join(model_dir, self.meta["model_file"])
         if not os.path.isfile(path):
@@ -167,19 +178,22 @@ class Predictor:
         if tuple(shape) != self.shape:
             raise ModelError(f"stored images are {tuple(shape)} but the model was trained on {self.shape}")
 
-    def predict(self, planes: dict, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """planes: field -> (N, H, W) arrays for every name in ``self.fields``."""
+    def predict(self, columns: dict, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """columns: store column -> (N, H, W) planes or (N,) scalars, for every name in ``self.columns``."""
+        from .channels import channel_planes
         from .trainingdata import stack_channels, svm_planes
 
-        missing = [f for f in self.fields if f not in planes]
+        missing = [f for f in self.columns if f not in columns]
         if missing:
-            raise ModelError(f"the model needs the store planes {missing}: re-preprocess the store with this version")
+            raise ModelError(f"the model needs the store columns {missing}: re-preprocess the store with this version")
         if self.kind == "cnn":
             from .layers import predict
 
-            raw = predict(self.model, stack_channels([planes[f] for f in self.fields]), batch_size)
+            planes = channel_planes(columns, self.fields, self.level)
+            raw = predict(self.model, stack_channels(planes), batch_size)
             return split_outputs(self.meta, raw)
-        X = svm_planes(planes, self.fields, self.coarsen, self.meta["input"].get("standardize", False))
+        standardize = self.meta["input"].get("standardize", False)
+        X = svm_planes(columns, self.fields, self.coarsen, standardize, self.level)
         return split_outputs(self.meta, svm_probs(self.model, X, self.problem, len(self.meta["classes"])))
 
 

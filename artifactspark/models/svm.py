@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, StoreError
 from ..features.store import Store
+from .channels import level_spec, store_columns
 from .training import TrainingSet
 from .trainingdata import TrainConfig, collect_svm_features
 
@@ -92,6 +93,7 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
         tc.svm_coarsen,
         tc.channels,
         tc.standardize,
+        level_spec(ts.store_meta.get("config")),
     )
     sides = {}
     for side in ("train", "val", "test"):
@@ -120,6 +122,8 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
         "kernel": kernel,
         "input": {
             "fields": list(tc.channels),
+            "columns": store_columns(tc.channels),
+            "level": level_spec(ts.store_meta.get("config")),
             "image_shape": list(ts.store_meta["image_shape"]),
             "coarsen": tc.svm_coarsen,
             "standardize": tc.standardize,

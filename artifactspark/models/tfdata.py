@@ -25,6 +25,33 @@ def enable_float16() -> None:
     tf_utils._NUMPY_TO_TF_DTYPES_MAPPING.setdefault(np.float16, tf.float16)
 
 
+def guard_npy_headers() -> None:
+    """Retry numpy's ``.npy`` header parse when CPython 3.11 raises a spurious ``SystemError``.
+
+    Petastorm decodes cells in a thread pool; every cell's ``np.load`` parses its header with
+    ``ast.literal_eval``. CPython 3.11's AST builder keeps its recursion depth in state shared by
+    threads (python/cpython#106905), and parses in other threads (TensorFlow's autograph while
+    it builds the training feed) can make one fail with "AST constructor recursion depth
+    mismatch": it killed a 3103-CCD training run here. The parse is pure, so a retry is safe."""
+    import numpy.lib.format as npy_format
+
+    orig = npy_format.safe_eval
+    if getattr(orig, "_retries_system_error", False):
+        return
+
+    def safe_eval(source):
+        for attempt in range(5):
+            try:
+                return orig(source)
+            except SystemError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    safe_eval._retries_system_error = True
+    npy_format.safe_eval = safe_eval
+
+
 @contextlib.contextmanager
 def open_reader(source, version: int | None = None, **kwargs):
     """``petastorm.make_reader`` on one version of a store: ``source`` is a
@@ -34,6 +61,7 @@ def open_reader(source, version: int | None = None, **kwargs):
     complete." on stdout, where every job keeps only its JSON summary: sent to the log here."""
     from ..features import versions
 
+    guard_npy_headers()
     reader = versions.make_reader(versions.resolve(source, version), **kwargs)
     try:
         yield reader

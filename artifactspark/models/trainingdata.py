@@ -23,14 +23,11 @@ from ..config import PipelineConfig, _build
 from ..errors import ConfigError, StoreError
 from ..features.store import Store, decode_ndarray, decode_vector
 from ..logs import import_tensorflow
+from .channels import CHANNELS, DEFAULT_LEVEL_SPEC, SIGMA_CHANNELS, channel_planes, is_plane, level_sn_tf, store_columns
 
 log = logging.getLogger(__name__)
 
 PROBLEMS = ("binary", "multiclass", "multilabel")
-#: Store planes the models can take as input channels; the first must be "image".
-CHANNELS = ("image", "mask_frac", "max_sn", "spread_sn", "sharp_sn")
-#: Channels in units of the CCD's sky noise (the model takes their arcsinh).
-SIGMA_CHANNELS = ("max_sn", "spread_sn", "sharp_sn")
 ARCHITECTURES = ("strided", "paper")
 THRESHOLD_RULES = ("cost", "fnr")
 NO_ARTIFACT = "no artifact"
@@ -53,7 +50,8 @@ class TrainConfig:
     # CNN. architecture "strided" (default, see cnn._strided_body) or "paper" (the reference:
     # the paper's layer order, sizes conv_filters / kernel_size / pool_size / dense_units)
     architecture: str = "strided"
-    channels: tuple[str, ...] = ("image", "mask_frac", "max_sn", "spread_sn", "sharp_sn")
+    # model input channels (models/channels.py); level_sn is derived from stored columns
+    channels: tuple[str, ...] = ("image", "mask_frac", "max_sn", "spread_sn", "sharp_sn", "level_sn")
     any_head: bool = True  # multilabel: an extra 'any artifact' sigmoid = P(artifact)
     any_weight: float = 1.0  # its loss weight against the mean over the class outputs
     stem: int = 4  # strided: the patch stem's size and stride, in bins
@@ -262,12 +260,13 @@ def read_rows(features_uri, expnums, fields: list[str], problem: str, workers: i
     }
 
 
-def svm_planes(planes: dict, channels, coarsen_by: int, standardize: bool) -> np.ndarray:
-    """Stored planes (name -> (N, H, W)) -> (N, d) SVM features: the image [standardised], the
-    sky-sigma channels through arcsinh, each coarse-grained and flattened, in ``channels`` order."""
+def svm_planes(columns: dict, channels, coarsen_by: int, standardize: bool, spec: dict | None = None) -> np.ndarray:
+    """Store columns (name -> (N, H, W) planes or (N,) scalars) -> (N, d) SVM features: the image
+    [standardised], the sky-sigma channels through arcsinh, each coarse-grained and flattened, in
+    ``channels`` order (``spec``: see :func:`channels.level_spec`)."""
     out = []
-    for c in channels:
-        x = np.asarray(planes[c], np.float32)
+    for c, plane in zip(channels, channel_planes(columns, channels, spec or DEFAULT_LEVEL_SPEC)):
+        x = np.asarray(plane, np.float32)
         if c == "image" and standardize:
             x = standardize_image(x)
         elif c in SIGMA_CHANNELS:
@@ -307,6 +306,7 @@ def train_stream(
     weights: np.ndarray | None,
     cur_shard: int | None = None,
     shard_count: int | None = None,
+    spec: dict | None = None,
 ):
     """Context manager -> an endless, shuffled, augmented, batched ``tf.data.Dataset`` of
     ``(x, y, sample_weight)`` read from the store through Petastorm (sharded by row group).
@@ -322,15 +322,22 @@ def train_stream(
     from .tfdata import store_dataset
 
     chans = list(tc.channels)
-    fields = ["expnum", "inspected", "label", "primary_class"] + chans
+    keys = ["expnum", "inspected", "label", "primary_class"]
+    fields = keys + [c for c in store_columns(chans) if c not in keys]
+    spec = spec or DEFAULT_LEVEL_SPEC
     if problem == "multilabel":
         fields.append("multi_hot")
     pred = in_lambda(["expnum", "inspected", "label", "primary_class"], _row_filter({int(e) for e in expnums}, problem))
     w = tf.constant(weights if weights is not None else np.ones(max(n_classes + 1, 2)), tf.float32)
     any_head = problem == "multilabel" and tc.any_head
 
+    def plane(row, c):
+        if c == "level_sn":
+            return level_sn_tf(row.image, row.mask_frac, row.stretch_min, row.stretch_max, row.noise_sigma, spec)
+        return getattr(row, c)
+
     def decode(row):
-        x = tf.stack([tf.cast(getattr(row, c), tf.float16) for c in chans], axis=-1)
+        x = tf.stack([tf.cast(plane(row, c), tf.float16) for c in chans], axis=-1)
         if problem == "binary":
             y = tf.cast(row.label, tf.int64)
         elif problem == "multiclass":
@@ -398,6 +405,7 @@ def collect_svm_features(
     coarsen_by: int,
     channels=("image",),
     standardize: bool = True,
+    spec: dict | None = None,
 ):
     """Feature matrix for the SVM, built on the executors (decode + coarse-grain), collected.
 
@@ -410,11 +418,14 @@ def collect_svm_features(
     if problem == "multiclass":
         df = df.where((F.col("label") == 0) | (F.col("primary_class") >= 0))
     channels = list(channels)
-    cols = ["expnum", "ccdnum", "band", "nite", "label", "primary_class", "multi_hot"] + channels
+    keys = ["expnum", "ccdnum", "band", "nite", "label", "primary_class", "multi_hot"]
+    needed = store_columns(channels)
+    cols = keys + needed
 
     def featurize(rows):
         for r in rows:
-            planes = svm_planes({c: decode_ndarray(r[c])[None] for c in channels}, channels, coarsen_by, standardize)
+            columns = {c: decode_ndarray(r[c])[None] if is_plane(c) else np.array([r[c]]) for c in needed}
+            planes = svm_planes(columns, channels, coarsen_by, standardize, spec)
             yield (
                 r["expnum"],
                 r["ccdnum"],

@@ -40,7 +40,8 @@ from ..errors import ConfigError, StoreError
 from ..features.store import Store, decode_ndarray
 from ..io import fs as fsmod
 from ..logs import PROGRESS, import_tensorflow
-from ..models.modelio import ModelError, input_fields, read_meta
+from ..models.channels import is_plane
+from ..models.modelio import ModelError, input_columns, read_meta
 from ..progress import Progress
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,10 @@ def score_partition(
 
 def _score(batch, meta, scored_at, local_dir, tf_threads):
     pred = _predictor(meta["version"], local_dir, tf_threads)
-    planes = {f: np.stack([decode_ndarray(r[f]) for r in batch]) for f in pred.fields}
+    planes = {
+        c: np.stack([decode_ndarray(r[c]) for r in batch]) if is_plane(c) else np.array([r[c] for r in batch])
+        for c in pred.columns
+    }
     pred.check_shape(planes["image"].shape[1:])
     probs, pa = pred.predict(planes)
     flagged = pa >= meta["threshold"]
@@ -239,7 +243,7 @@ def _check_table_store(out, store) -> None:
 def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
     _check_table_store(out, store)
     feats = store.read_features().select(  # the version check_readable pinned
-        "expnum", "ccdnum", "band", "nite", *input_fields(meta)
+        "expnum", "ccdnum", "band", "nite", *input_columns(meta)
     )
     n_store = feats.count()
     done = None
