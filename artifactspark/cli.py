@@ -83,6 +83,12 @@ def add_train_args(p) -> None:
     p.add_argument("--store", required=True, help="feature store root written by jobs/preprocess.py")
     p.add_argument("--model-dir", required=True, help="folder to write the model, its metadata and predictions into")
     p.add_argument(
+        "--store-version",
+        type=int,
+        metavar="N",
+        help="train on version N of the store (default: the current one; model.json records it)",
+    )
+    p.add_argument(
         "--split", help="reuse a split: a split JSON or another model's model.json (default: made from [train] seed)"
     )
     p.add_argument(

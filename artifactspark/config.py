@@ -150,6 +150,9 @@ class StoreConfig:
     #: Address-space headroom of that child in MB (RLIMIT_AS above the worker's size at fork);
     #: 0 = no limit. A full-size CCD needs ~1 GB.
     unit_memory_mb: int = 0
+    #: Store versions kept (the current one included); older ones are removed by the vacuum
+    #: step after each commit and by jobs/vacuum.py (see README "Reliability").
+    keep_versions: int = 5
 
 
 @dataclass(frozen=True)
@@ -309,6 +312,8 @@ def _validate(cfg: PipelineConfig, source: str) -> None:
         raise ConfigError(f"{source}: [store] ccds_per_task must be >= 1")
     if cfg.store.unit_memory_mb < 0 or cfg.labels.max_export_mb < 1:
         raise ConfigError(f"{source}: [store] unit_memory_mb must be >= 0 and [labels] max_export_mb >= 1")
+    if cfg.store.keep_versions < 1:
+        raise ConfigError(f"{source}: [store] keep_versions must be >= 1 (the current version is always kept)")
     if min(cfg.input.ccd_shape) < cfg.downsample.factor:
         raise ConfigError(f"{source}: [input] ccd_shape {list(cfg.input.ccd_shape)} is smaller than one bin")
     if not cfg.store.partition_by or not cfg.input.image_patterns:

@@ -35,3 +35,8 @@ class InputRejected(ArtifactSparkError):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+class UnsafeStore(StoreError):
+    """A store's metadata holds a pickle that names code outside the feature schema's own classes
+    (a tampered or foreign store): it is refused before anything unpickles it."""

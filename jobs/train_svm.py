@@ -28,7 +28,7 @@ def main(argv=None) -> int:
         from artifactspark.models.trainingdata import train_config
 
         tc = train_config(cfg, parse_overrides(args.set))
-        ts = prepare(spark, args.store, args.problem, cfg, tc, args.split)
+        ts = prepare(spark, args.store, args.problem, cfg, tc, args.split, args.store_version)
         return train_svm(spark, ts, args.model_dir, tc, args.kernel)
 
     return run_job("artifactspark-train-svm", args, job, output=args.model_dir)

@@ -30,13 +30,14 @@ pytestmark = pytest.mark.cluster
 SLOW_COMMIT = '''"""jobs/preprocess.py, pausing after every rename of the commit (for the fault test)."""
 import os, sys, time
 sys.path.insert(0, {jobs!r})
-from artifactspark.features import store
-_swap = store.Store._swap
-def _slow_swap(self, *a):
-    _swap(self, *a)
-    open(os.path.join({marks!r}, "swap-%d" % time.monotonic_ns()), "w").close()
-    time.sleep({pause})
-store.Store._swap = _slow_swap
+from artifactspark.io import fs
+_rename = fs.HadoopFS.rename
+def _slow_rename(self, src, dst):
+    _rename(self, src, dst)
+    if "/_staging/" in src and "/_journal.json" not in dst:  # a rename of the commit
+        open(os.path.join({marks!r}, "swap-%d" % time.monotonic_ns()), "w").close()
+        time.sleep({pause})
+fs.HadoopFS.rename = _slow_rename
 import preprocess
 sys.exit(preprocess.main())
 '''
@@ -296,8 +297,9 @@ def test_killed_driver_then_rerun_gives_the_clean_store(tmp_path):
         assert os.path.exists(os.path.join(store, "_journal.json"))
         assert os.path.exists(os.path.join(store, "features"))  # some renames were applied, not all
         assert not os.path.exists(os.path.join(store, "_store.json"))
+        assert not os.path.exists(os.path.join(store, "_versions"))  # no version published: nothing visible
         n_swaps = len(os.listdir(marks))
-        assert 2 <= n_swaps < 4, n_swaps  # of 4: features, manifest, quarantine, label_reports
+        assert 2 <= n_swaps < 7, n_swaps  # of 7: 4 partitions, manifest, quarantine, label_reports
 
         # 3. run to completion: the interrupted commit is rolled forward, nothing is processed again
         log3 = logs / "run3"

@@ -15,8 +15,10 @@ from conftest import ROOT
 from desarchive import E1, E2, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
 
 from artifactspark.config import config_from_dict, load_config
+from artifactspark.errors import StoreError
 from artifactspark.features.preprocess import run_preprocess
 from artifactspark.features.store import decode_ndarray, decode_vector
+from artifactspark.features.versions import open_version
 
 CLASSES = config_from_dict({}).taxonomy.classes
 
@@ -48,15 +50,14 @@ def _uri(p):
 
 
 def features(store):
-    import pyarrow.dataset as ds
-
-    return ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive").to_table().to_pylist()
+    """The current version's feature rows (through the store's one reading helper)."""
+    return open_version(store).arrow_dataset().to_table().drop(["v"]).to_pylist()
 
 
 def table(store, name):
     import pyarrow.dataset as ds
 
-    return ds.dataset(os.path.join(store, name), format="parquet").to_table().to_pylist()
+    return ds.dataset(open_version(store).table_uri(name)[len("file://") :], format="parquet").to_table().to_pylist()
 
 
 def snapshot(store):
@@ -148,9 +149,9 @@ def test_sharpness_channels_in_store(first_run, archive):
     """max_sn / spread_sn / noise_sigma read back from the store (pyarrow and Petastorm) equal
     image.py's functions on the same file's pixels read with astropy."""
     from astropy.io import fits
-    from petastorm import make_reader
 
     from artifactspark.features.image import bin_laplacian_max, bin_sharpness, noise_sigma
+    from artifactspark.models.tfdata import open_reader
 
     store, s = first_run
     cfg = load_config(archive["conf"])
@@ -180,9 +181,8 @@ def test_sharpness_channels_in_store(first_run, archive):
         for c in ("max_sn", "spread_sn", "sharp_sn"):
             assert np.isfinite(decode_ndarray(r[c]).astype(np.float32)).all()
         assert r["noise_sigma"] > 0
-    url = "file://" + os.path.abspath(os.path.join(store, "features"))
-    with make_reader(
-        url,
+    with open_reader(
+        store,
         schema_fields=["expnum", "ccdnum", "max_sn", "spread_sn", "noise_sigma"],
         num_epochs=1,
         workers_count=1,
@@ -218,14 +218,14 @@ def test_labels_and_metadata_in_rows(first_run):
 
 def test_petastorm_sharded_read_into_tensorflow(first_run):
     """make_reader with cur_shard/shard_count -> make_petastorm_dataset -> batches in TF."""
-    from petastorm import make_reader
+    from artifactspark.models.tfdata import open_reader
 
     store, s = first_run
-    url = "file://" + os.path.abspath(os.path.join(store, "features"))
+    url = "file://" + os.path.abspath(os.path.join(store, "features"))  # the features folder works too
     seen = []
     for shard in range(2):
-        with make_reader(
-            url,
+        with open_reader(
+            store,
             schema_fields=["expnum", "ccdnum", "image", "label"],
             cur_shard=shard,
             shard_count=2,
@@ -252,20 +252,20 @@ def test_data_engineer_reads_with_pyarrow_and_duckdb(first_run):
     import pyarrow.dataset as ds
 
     store, _ = first_run
-    d = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive")
+    v = open_version(store)  # the current version: what the README shows
+    d = v.arrow_dataset()
     g = d.to_table(filter=ds.field("band") == "g", columns=["expnum", "ccdnum", "nite", "image"])
     assert g.num_rows == 1 and g["expnum"][0].as_py() == E3 and g["nite"][0].as_py() == 20131116
     img = decode_ndarray(g["image"][0].as_py())
     assert img.shape == (32, 16) and np.isfinite(img.astype(np.float32)).all()
-    glob = os.path.join(store, "features", "*", "*", "*.parquet")
     rows = duckdb.sql(
         f"SELECT band, nite, count(*) AS n, sum(CASE WHEN label = 1 THEN 1 ELSE 0 END) AS flagged "
-        f"FROM read_parquet('{glob}', hive_partitioning = true) "
+        f"FROM {v.duckdb_source()} "
         f"WHERE nite BETWEEN 20131115 AND 20131115 GROUP BY ALL ORDER BY band"
     ).fetchall()
     assert rows == [("r", 20131115, 6, 1)]
     q = duckdb.sql(
-        f"SELECT reason, count(*) FROM read_parquet('{os.path.join(store, 'quarantine', '*.parquet')}') "
+        f"SELECT reason, count(*) FROM read_parquet('{v.table_uri('quarantine')[7:]}/*.parquet') "
         "GROUP BY reason ORDER BY reason"
     ).fetchall()
     assert dict(q)["orphan_bkg"] == 1 and sum(n for _, n in q) == 12
@@ -310,7 +310,7 @@ def test_rerun_is_a_noop_then_changes_are_incremental(spark, first_run, archive)
     finally:
         open(g_path, "wb").write(original)  # the archive is shared with later tests
     assert (s35["stored"], s35["quarantined"], s35["skipped"]) == (0, 1, s1["inputs"] - 1)
-    assert not os.path.exists(os.path.join(store, "features", "band=g"))
+    assert not [p for p in open_version(store).partitions if p.startswith("band=g")]
     assert len(features(store)) == s1["stored"] - 1
     assert _uri(g_path) in {r["path"] for r in table(store, "quarantine")}
 
@@ -335,26 +335,29 @@ def test_missing_input_root_is_a_clear_error(spark, tmp_path, small_cfg):
 
 
 def test_interrupted_commit_is_rolled_forward(spark, archive, tmp_path, monkeypatch):
-    from artifactspark.features import store as store_mod
+    from artifactspark.io import fs as fsmod
 
     cfg = load_config(archive["conf"])
     clean = str(tmp_path / "clean")
     run_preprocess(spark, [archive["root"]], clean, cfg, [archive["labels"]])
     broken = str(tmp_path / "broken")
     calls = {"n": 0}
-    real = store_mod.Store._swap
+    real = fsmod.HadoopFS.rename
 
-    def failing_swap(self, *a):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("simulated kill during commit")
-        return real(self, *a)
+    def failing_rename(self, src, dst):
+        if os.path.exists(os.path.join(broken, "_journal.json")):  # a rename of the commit
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt("simulated kill during commit")
+        return real(self, src, dst)
 
-    monkeypatch.setattr(store_mod.Store, "_swap", failing_swap)
+    monkeypatch.setattr(fsmod.HadoopFS, "rename", failing_rename)
     with pytest.raises(KeyboardInterrupt):
         run_preprocess(spark, [archive["root"]], broken, cfg, [archive["labels"]])
-    monkeypatch.setattr(store_mod.Store, "_swap", real)
+    monkeypatch.setattr(fsmod.HadoopFS, "rename", real)
     assert os.path.exists(os.path.join(broken, "_journal.json"))
+    with pytest.raises(StoreError, match="holds no feature dataset yet"):  # nothing visible
+        open_version(broken)
     s = run_preprocess(spark, [archive["root"]], broken, cfg, [archive["labels"]])
     assert not os.path.exists(os.path.join(broken, "_journal.json"))
     assert not os.listdir(os.path.join(broken, "_staging"))
@@ -471,7 +474,9 @@ def test_feature_version_bump_rebuilds_an_old_store(spark, tmp_path, small_cfg, 
     """A store written before FEATURE_VERSION 2 (its config hash, rows without max_sn / spread_sn /
     noise_sigma) is rebuilt row by row by the next run, even though no input changed."""
     import pyarrow as pa
+    import pyarrow.dataset as pads
     import pyarrow.parquet as pq
+    from storelayout import to_old_layout
 
     from artifactspark import config as config_mod
 
@@ -481,6 +486,7 @@ def test_feature_version_bump_rebuilds_an_old_store(spark, tmp_path, small_cfg, 
     store = str(tmp_path / "s")
     cfg = small_cfg[1]
     assert run_preprocess(spark, [root], store, cfg)["stored"] == 2
+    to_old_layout(store)  # that release's layout too (no versions): the next run upgrades it in place
     with monkeypatch.context() as m:  # the same config under the previous feature version
         m.setattr(config_mod, "FEATURE_VERSION", config_mod.FEATURE_VERSION - 1)
         old_hash = cfg.config_hash
@@ -512,7 +518,8 @@ def test_feature_version_bump_rebuilds_an_old_store(spark, tmp_path, small_cfg, 
     meta["config_hash"] = old_hash
     open(meta_path, "w").write(json.dumps(meta))
     drop_crc(meta_path)
-    assert all("max_sn" not in r and r["config_hash"] == old_hash for r in features(store))
+    old_rows = pads.dataset(os.path.join(store, "features"), partitioning="hive").to_table().to_pylist()
+    assert len(old_rows) == 2 and all("max_sn" not in r and r["config_hash"] == old_hash for r in old_rows)
 
     s = run_preprocess(spark, [root], store, cfg)
     assert s["rebuild"] and (s["inputs"], s["stored"], s["skipped"]) == (2, 2, 0)

@@ -461,5 +461,5 @@ def _read_features(spark, store: Store, feat_schema):
     """The live feature rows as a DataFrame with the Unischema's column types."""
     from pyspark.sql import functions as F
 
-    df = spark.read.option("basePath", store.path(FEATURES)).parquet(store.path(FEATURES))
+    df = store.read_features()  # the current version's rows (issue 11: versioned store)
     return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in feat_schema.fields])

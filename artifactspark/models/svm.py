@@ -86,7 +86,7 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
     # one pass over the store for all three sides, split on the driver (rows stay sorted by key)
     keys_all, X_all, y_all = collect_svm_features(
         spark,
-        Store(spark, ts.store_uri),
+        Store(spark, ts.store_uri).pinned(ts.features_uri.number),
         [e for s in ("train", "val", "test") for e in ts.split[s]],
         ts.problem,
         n_classes,

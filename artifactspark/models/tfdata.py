@@ -53,15 +53,16 @@ def guard_npy_headers() -> None:
 
 
 @contextlib.contextmanager
-def open_reader(features_uri: str, **kwargs):
-    """``petastorm.make_reader`` on a store path or URI. Its close prints "Cache cleanup
+def open_reader(source, version: int | None = None, **kwargs):
+    """``petastorm.make_reader`` on one version of a store: ``source`` is a
+    :class:`~artifactspark.features.versions.StoreVersion`, or a store path/URI (or its
+    ``features`` folder) whose current version (or ``version``) is opened. The Unischema pickle
+    is scanned before Petastorm unpickles it. The reader's close prints "Cache cleanup
     complete." on stdout, where every job keeps only its JSON summary: sent to the log here."""
-    from petastorm import make_reader
-
-    from ..io.fs import to_uri
+    from ..features import versions
 
     guard_npy_headers()
-    reader = make_reader(to_uri(features_uri), **kwargs)
+    reader = versions.make_reader(versions.resolve(source, version), **kwargs)
     try:
         yield reader
     finally:
@@ -71,7 +72,7 @@ def open_reader(features_uri: str, **kwargs):
 
 @contextlib.contextmanager
 def store_dataset(
-    features_uri: str,
+    features_uri,
     fields: list[str],
     cur_shard: int | None = None,
     shard_count: int | None = None,
@@ -82,7 +83,8 @@ def store_dataset(
     predicate=None,
 ):
     """``with store_dataset(url, ["image", "label"]) as ds:`` yields a ``tf.data.Dataset`` of
-    namedtuples read with ``make_reader`` (sharded with ``cur_shard``/``shard_count``)."""
+    namedtuples read with ``make_reader`` (sharded with ``cur_shard``/``shard_count``);
+    ``features_uri`` is what :func:`open_reader` takes (a StoreVersion or a store URI)."""
     from petastorm.tf_utils import make_petastorm_dataset
 
     enable_float16()

@@ -12,7 +12,6 @@ import numpy as np
 
 from ..config import PipelineConfig
 from ..errors import ConfigError, StoreError
-from ..features.store import FEATURES
 from . import modelio, splits
 from .trainingdata import PROBLEMS, TrainConfig, labelled, load_index, open_store, output_classes
 
@@ -24,7 +23,7 @@ class TrainingSet:
     """What a training job trains on: the labelled rows of one problem, their split and the store's metadata."""
 
     store_uri: str
-    features_uri: str
+    features_uri: object  # the StoreVersion trained on: what tfdata.open_reader / read_rows take
     store_meta: dict
     problem: str
     taxonomy: list
@@ -39,12 +38,19 @@ class TrainingSet:
 
 
 def prepare(
-    spark, store_uri: str, problem: str, cfg: PipelineConfig, tc: TrainConfig, split_path: str | None = None
+    spark,
+    store_uri: str,
+    problem: str,
+    cfg: PipelineConfig,
+    tc: TrainConfig,
+    split_path: str | None = None,
+    store_version: int | None = None,
 ) -> TrainingSet:
-    """The :class:`TrainingSet` of ``problem`` from the store (the split made, or read from ``split_path``)."""
+    """The :class:`TrainingSet` of ``problem`` from the store's current version (or version
+    ``store_version``): the split made, or read from ``split_path``."""
     if problem not in PROBLEMS:
         raise ConfigError(f"unknown problem {problem!r}: use one of {list(PROBLEMS)}")
-    store, meta = open_store(spark, store_uri)
+    store, meta = open_store(spark, store_uri, store_version)
     if meta.get("config_hash") != cfg.config_hash:
         log.warning(
             "the store was preprocessed with config %s, this run's config is %s: the store's own "
@@ -66,7 +72,7 @@ def prepare(
     else:
         split = splits.split_exposures(idx["expnum"].unique(), tc.split_fractions, tc.seed)
     ts = TrainingSet(
-        store.uri, store.path(FEATURES), meta, problem, taxonomy, output_classes(problem, taxonomy), idx, split, {}
+        store.uri, store.version(), meta, problem, taxonomy, output_classes(problem, taxonomy), idx, split, {}
     )
     ts.counts = {s: int(len(ts.side(s))) for s in splits.SIDES}
     for s in ("train", "test"):
@@ -145,7 +151,8 @@ def finish(
         "split_counts": ts.counts,
         "store": ts.store_uri,
         "config_hash": ts.store_meta.get("config_hash"),
-        "store_version": ts.store_meta.get("last_run"),
+        "store_version": ts.features_uri.number,  # jobs/train_*.py --store-version N reads it again
+        "store_run": ts.store_meta.get("last_run"),
         "seeds": {"split": ts.split["seed"], "train": tc.seed},
         "train_config": dataclasses.asdict(tc),
         **extra,

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import PipelineConfig, _build
 from ..errors import ConfigError, StoreError
-from ..features.store import FEATURES, Store, decode_ndarray, decode_vector
+from ..features.store import Store, decode_ndarray, decode_vector
 from ..logs import import_tensorflow
 from .channels import CHANNELS, DEFAULT_LEVEL_SPEC, SIGMA_CHANNELS, channel_planes, is_plane, level_sn_tf, store_columns
 
@@ -146,9 +146,11 @@ def output_classes(problem: str, taxonomy: list[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ the index
-def open_store(spark, store_uri: str) -> tuple[Store, dict]:
-    """The store and its ``_store.json``; StoreError if it has no features or metadata."""
+def open_store(spark, store_uri: str, version: int | None = None) -> tuple[Store, dict]:
+    """The store, pinned to its current version (or ``version``), and that version's metadata;
+    StoreError if it has no features or metadata, UnsafeStore if its Unischema pickle is not ours."""
     store = Store(spark, store_uri)
+    store.pin(version)
     store.check_readable()
     meta = store.meta()
     if not meta:
@@ -160,7 +162,7 @@ def load_index(spark, store: Store):
     """Keys and labels of every stored CCD (no pixels), as a pandas DataFrame."""
     import pandas as pd
 
-    df = spark.read.option("basePath", store.path(FEATURES)).parquet(store.path(FEATURES)).select(*INDEX_COLUMNS)
+    df = store.read_features().select(*INDEX_COLUMNS)
     rows = [r.asDict() for r in df.collect()]
     idx = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     if len(idx):
@@ -230,7 +232,7 @@ def coarsen(img: np.ndarray, f: int) -> np.ndarray:
     return x.reshape(*x.shape[:-2], h // f, f, w // f, f).mean(axis=(-3, -1))
 
 
-def read_rows(features_uri: str, expnums, fields: list[str], problem: str, workers: int = 2):
+def read_rows(features_uri, expnums, fields: list[str], problem: str, workers: int = 2):
     """Every labelled row of the given exposures as a dict of numpy arrays (for val/test).
 
     Reads with Petastorm's ``make_reader`` (one pass, a predicate on the keys)."""
@@ -296,7 +298,7 @@ def targets_from_rows(rows: dict, problem: str, n_classes: int, any_head: bool =
 
 
 def train_stream(
-    features_uri: str,
+    features_uri,
     expnums,
     problem: str,
     n_classes: int,
@@ -412,11 +414,7 @@ def collect_svm_features(
     from pyspark.sql import functions as F
 
     wanted = sorted({int(e) for e in expnums})
-    df = (
-        spark.read.option("basePath", store.path(FEATURES))
-        .parquet(store.path(FEATURES))
-        .where(F.col("expnum").isin(wanted) & F.col("inspected") & F.col("label").isin(0, 1))
-    )
+    df = store.read_features().where(F.col("expnum").isin(wanted) & F.col("inspected") & F.col("label").isin(0, 1))
     if problem == "multiclass":
         df = df.where((F.col("label") == 0) | (F.col("primary_class") >= 0))
     channels = list(channels)

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..config import PipelineConfig, _build
 from ..errors import ConfigError, StoreError
-from ..features.store import FEATURES, Store, decode_ndarray
+from ..features.store import Store, decode_ndarray
 from ..io import fs as fsmod
 from ..logs import PROGRESS, import_tensorflow
 from ..models.channels import is_plane
@@ -242,10 +242,8 @@ def _check_table_store(out, store) -> None:
 
 def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
     _check_table_store(out, store)
-    feats = (
-        spark.read.option("basePath", store.path(FEATURES))
-        .parquet(store.path(FEATURES))
-        .select("expnum", "ccdnum", "band", "nite", *input_columns(meta))
+    feats = store.read_features().select(  # the version check_readable pinned
+        "expnum", "ccdnum", "band", "nite", *input_columns(meta)
     )
     n_store = feats.count()
     done = None

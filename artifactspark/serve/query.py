@@ -54,10 +54,14 @@ and from DuckDB (``hive_partitioning = true`` turns ``band=g/nite=20131116`` int
         ORDER BY expnum, ccdnum''').fetchall()
 
 Predictions against the volunteers' labels in DuckDB, a CCD scored twice by a model counted
-with its latest score (the store's ``features`` have the same layout; name the columns you
-need, the image blobs are large)::
+with its latest score. The store is versioned: open its current version (or
+``open_version(STORE, N)``) and read that version's files, never ``STORE/features`` itself
+(it also holds the files of older versions); name the columns you need, the image blobs are
+large::
 
     import duckdb
+    from artifactspark.features.versions import open_version
+    features = open_version(STORE).duckdb_source()  # read_parquet([...], hive_partitioning = true)
     confusion = duckdb.sql(f'''
         WITH p AS (
             SELECT expnum, ccdnum, band, nite, flagged
@@ -65,7 +69,7 @@ need, the image blobs are large)::
             WHERE model_version = 'v2'
             QUALIFY row_number() OVER (PARTITION BY expnum, ccdnum ORDER BY scored_at DESC) = 1)
         SELECT p.flagged, f.label, count(*) AS n
-        FROM p JOIN read_parquet('{STORE}/features/*/*/*.parquet', hive_partitioning = true) f
+        FROM p JOIN {features} f
           USING (expnum, ccdnum, band, nite)
         WHERE f.inspected AND f.label IN (0, 1)
         GROUP BY ALL ORDER BY ALL''').fetchall()

@@ -8,7 +8,8 @@ import json
 import logging
 
 from ..errors import StoreError
-from ..features.store import FEATURES, JOURNAL, LOCK, MANIFEST, QUARANTINE, Store
+from ..features import versions
+from ..features.store import JOURNAL, LOCK, MANIFEST, QUARANTINE, Store
 from ..io import fs as fsmod
 
 log = logging.getLogger(__name__)
@@ -43,21 +44,27 @@ def _open_store(spark, store_uri: str) -> tuple[Store, dict]:
             f"no feature store at {store.uri}: check --store, or build one with jobs/preprocess.py --output {store.uri}"
         )
     interrupted = store.fs.exists(store.path(JOURNAL))
-    if interrupted and (not store.has_features() or store.meta() is None):
+    if interrupted and not versions.list_versions(store.fs, store.uri):
         raise StoreError(
             f"store {store.uri}: the first commit into it was interrupted ({JOURNAL} exists); "
             f"run jobs/preprocess.py with --output {store.uri} again to complete it"
         )
-    store.check_readable()
+    store.check_readable()  # pins the current version: every view reads that one
     if interrupted:
         log.warning(
-            "store %s: a commit was interrupted (%s exists); some partitions may be from the "
-            "interrupted run until jobs/preprocess.py runs on the store again",
+            "store %s: a commit was interrupted (%s exists); answers are from version %d until "
+            "jobs/preprocess.py runs on the store again and completes it",
             store.uri,
             JOURNAL,
+            store.version().number,
         )
     elif store.fs.exists(store.path(LOCK)):
-        log.info("store %s: a preprocess run holds %s; answers reflect the last committed run", store.uri, LOCK)
+        log.info(
+            "store %s: a preprocess run holds %s; answers are from version %d",
+            store.uri,
+            LOCK,
+            store.version().number,
+        )
     return store, store.meta() or {}
 
 
@@ -180,8 +187,7 @@ def _register(spark, store_uri, predictions_uri):
     """(view names, store meta, models' metadata)."""
     store, meta = _open_store(spark, store_uri)
     classes = store_classes(meta)
-    feats = spark.read.option("basePath", store.path(FEATURES)).parquet(store.path(FEATURES))
-    feats = feats.drop(*BLOB_COLUMNS)
+    feats = store.read_features().drop(*BLOB_COLUMNS)
     feats.createOrReplaceTempView("features")
     _labels_frame(feats, classes).createOrReplaceTempView("labels")
     names = ["features", "labels"]
