@@ -42,6 +42,7 @@ from ..io import fs as fsmod
 from ..logs import PROGRESS, import_tensorflow
 from ..models.modelio import ModelError, input_fields, read_meta
 from ..progress import Progress
+from .heatmap import heat_fields, predict_with_heat
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def predictions_schema():
             T.StructField("class_probs", T.ArrayType(T.FloatType(), False), False),
             T.StructField("config_hash", T.StringType(), False),
             T.StructField("scored_at", T.TimestampType(), False),
+            *heat_fields(),  # issue 12: serve/heatmap.py
             T.StructField("band", T.StringType(), False),
             T.StructField("nite", T.IntegerType(), False),
         ]
@@ -157,10 +159,10 @@ def _score(batch, meta, scored_at, local_dir, tf_threads):
     pred = _predictor(meta["version"], local_dir, tf_threads)
     planes = {f: np.stack([decode_ndarray(r[f]) for r in batch]) for f in pred.fields}
     pred.check_shape(planes["image"].shape[1:])
-    probs, pa = pred.predict(planes)
+    probs, pa, heat = predict_with_heat(pred, planes)  # issue 12: heat = null columns without a tile head
     flagged = pa >= meta["threshold"]
     names = predicted_classes(meta, probs, flagged)
-    for r, p, f, n, row in zip(batch, pa, flagged, names, probs):
+    for r, p, f, n, row, h in zip(batch, pa, flagged, names, probs, heat):
         yield (
             int(r["expnum"]),
             int(r["ccdnum"]),
@@ -175,6 +177,7 @@ def _score(batch, meta, scored_at, local_dir, tf_threads):
             [float(v) for v in row],
             meta["config_hash"],
             scored_at,
+            *h,
             r["band"],
             int(r["nite"]),
         )
