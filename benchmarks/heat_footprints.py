@@ -9,7 +9,7 @@ classes and S/N in the same order). Output: one row per truth feature with ``poi
 ``points_col`` lists, read by ``artifactspark.evaluate.localise`` (``report --footprints``).
 
     .venv/bin/python benchmarks/heat_footprints.py --run /work/qdata/quality \
-        --model /work/qdata/quality/models/cnn-multilabel --out /work/heat-data/footprints.parquet
+        --model /work/qdata/quality/models/cnn-multilabel --out /work/heat-data/footprints.parquet [--side val]
 """
 
 from __future__ import annotations
@@ -25,12 +25,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from quality import CCDS, EXTRA_FIRST_EXPNUM, quality_config  # noqa: E402
 
 
+def _r(v):
+    """S/N for the comparison: rounded, NaN (Guiding has no S/N) equal to itself."""
+    return "nan" if v != v else round(float(v), 6)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="the quality run's folder (its truth/truth.parquet)")
     ap.add_argument("--model", required=True, help="a model directory: its test split's exposures are rebuilt")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--side", default="test", choices=("train", "val", "test"), help="which split's exposures")
     a = ap.parse_args(argv)
     import numpy as np
     import pyarrow as pa
@@ -46,7 +52,7 @@ def main(argv=None) -> int:
     ecfg.extra["simulate"]["first_expnum"] = EXTRA_FIRST_EXPNUM
     shape = tuple(cfg.input.ccd_shape)
     rows, t0, bad = [], time.time(), 0
-    exps = sorted(int(e) for e in meta["split"]["test"])
+    exps = sorted(int(e) for e in meta["split"][a.side])
     for k, e in enumerate(exps):
         extra = e >= EXTRA_FIRST_EXPNUM
         sc = sim_config(ecfg if extra else cfg)
@@ -54,8 +60,8 @@ def main(argv=None) -> int:
         for ccd in CCDS:
             out = simulate_ccd(sc, seed, index, ccd, shape, CCDS, None, cfg.labels, tuple(cfg.taxonomy.classes), False)
             want = truth[(truth.expnum == e) & (truth.ccd == ccd)]
-            got = [(t["cls"], round(t["snr"], 6)) for t in out["truth"]]
-            if got != [(c, round(s, 6)) for c, s in zip(want.cls, want.snr)]:
+            got = [(t["cls"], _r(t["snr"])) for t in out["truth"]]
+            if got != [(c, _r(s)) for c, s in zip(want.cls, want.snr)]:
                 bad += 1
                 print(f"mismatch {e} {ccd}: {got} vs {list(zip(want.cls, want.snr))}", flush=True)
                 continue

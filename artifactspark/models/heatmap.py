@@ -102,19 +102,35 @@ HEAD_FILE = "heatmap_head.keras"
 TEST_FILE = "heatmaps_test.parquet"
 
 
-def tile_features_model(model, tile_bins: int = 16):
+def tile_features_model(model, tile_bins: int = 16, coherent: bool = True):
     """A Keras model: CNN input -> (N, rows, cols, F) per-tile features for the tile head: the
     network's feature map at tile resolution (the last ReLU with ``rows`` x ``cols`` cells, i.e.
-    one cell per tile) and the tile max and mean of the prepared input (``Standardize``'s output)."""
+    one cell per tile), the tile max and mean of the prepared input (``Standardize``'s output)
+    and, with ``coherent``, the largest excess of one column's (row's) mean over the tile above
+    its running mean across the tile: what one bin column of a long defect adds up to."""
     tf = import_tensorflow()
     prep = model.get_layer("standardize").output
     h, w = int(prep.shape[1]) // tile_bins, int(prep.shape[2]) // tile_bins
     fmap = [la.output for la in model.layers if type(la).__name__ == "ReLU" and tuple(la.output.shape[1:3]) == (h, w)]
     if not fmap:
         raise ValueError(f"the model has no {h} x {w} feature map for a tile head")
-    mx = tf.keras.layers.MaxPooling2D(tile_bins)(prep)
-    mean = tf.keras.layers.AveragePooling2D(tile_bins)(prep)
-    return tf.keras.Model(model.input, tf.keras.layers.Concatenate()([fmap[-1], mx, mean]))
+    from tensorflow.keras import layers
+
+    t = tile_bins
+    mx, mean = layers.MaxPooling2D(t)(prep), layers.AveragePooling2D(t)(prep)
+    parts = [fmap[-1], mx, mean]
+    if coherent:  # a column (row) standing out over the tile's height (width): column defects, cross-talk
+        col = layers.AveragePooling2D((t, 1))(prep)
+        row = layers.AveragePooling2D((1, t))(prep)
+        parts += [
+            layers.MaxPooling2D((1, t))(
+                layers.Subtract()([col, layers.AveragePooling2D((1, t), strides=(1, 1), padding="same")(col)])
+            ),
+            layers.MaxPooling2D((t, 1))(
+                layers.Subtract()([row, layers.AveragePooling2D((t, 1), strides=(1, 1), padding="same")(row)])
+            ),
+        ]
+    return tf.keras.Model(model.input, layers.Concatenate()(parts))
 
 
 def build_head(n_features: int, n_maps: int, mean, var, hidden: int = 32):
@@ -132,15 +148,16 @@ def build_head(n_features: int, n_maps: int, mean, var, hidden: int = 32):
     return tf.keras.Model(inp, layers.Conv2D(n_maps, 1, name="tile_logits")(x), name="heatmap_head")
 
 
-def target_maps(positions, names: list[str], grid: tuple[int, int], tile: int = TILE) -> np.ndarray:
-    """Weak labels of one CCD: (rows, cols, maps), 1 on the tiles within one tile of a report of
-    the map's group (``any``: every report); ``positions``: (class name, row, col) full resolution."""
+def target_maps(positions, names: list[str], grid: tuple[int, int], tile: int = TILE, spread: int = 1) -> np.ndarray:
+    """Weak labels of one CCD: (rows, cols, maps), 1 on the tiles within ``spread`` tiles of a
+    report of the map's group (``any``: every report); ``positions``: (class name, row, col) full
+    resolution."""
     y = np.zeros((*grid, len(names)), np.float32)
     for cls, row, col in positions:
-        r, c = int(row) // tile, int(col) // tile
+        r, c, s = int(row) // tile, int(col) // tile, int(spread)
         for m, name in enumerate(names):
             if name == "any" or group_of(cls) == name:
-                y[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2, m] = 1
+                y[max(r - s, 0) : r + s + 1, max(c - s, 0) : c + s + 1, m] = 1
     return y
 
 
@@ -195,6 +212,8 @@ class HeatModel:
     def __init__(self, model, head, meta: dict, tile: int = TILE):
         tf = import_tensorflow()
         feats = tile_features_model(model, tile // int(meta.get("binning", 8)))
+        if int(feats.output.shape[-1]) != int(head.input.shape[-1]):  # a head fitted without the coherence features
+            feats = tile_features_model(model, tile // int(meta.get("binning", 8)), coherent=False)
         self.model = tf.keras.Model(model.input, [model.output, head(feats.output)])
         self.names = map_names(meta)
         self.grid = tuple(int(s) for s in feats.output.shape[1:3])
@@ -276,7 +295,9 @@ def _batches(rows: dict, fields: list[str], size: int = 32):
         yield stack_channels([np.stack(rows[f][i : i + size]) for f in fields])
 
 
-def fit_heatmap(store_uri: str, model_dir: str, out_dir: str | None = None, epochs: int = 5, seed: int = 0) -> dict:
+def fit_heatmap(
+    store_uri: str, model_dir: str, out_dir: str | None = None, epochs: int = 5, seed: int = 0, spread: int = 1
+) -> dict:
     """Train the tile head of the CNN in ``model_dir`` on its training split's report positions,
     save it (``HEAD_FILE``, ``model.json["heatmap"]``) into ``out_dir`` (default ``model_dir``; else
     a copy of the model directory with the head) and write the test split's heatmaps
@@ -307,11 +328,13 @@ def fit_heatmap(store_uri: str, model_dir: str, out_dir: str | None = None, epoc
     grid = tuple(int(s) for s in fm.output.shape[1:3])
     train = _read_side(features_uri, meta["split"]["train"], fields)
     feats = np.concatenate([fm(x, training=False).numpy() for x in _batches(train, pred.fields)])
-    targets = np.stack([target_maps(report_positions(train, i, taxonomy), names, grid) for i in range(len(feats))])
+    targets = np.stack(
+        [target_maps(report_positions(train, i, taxonomy), names, grid, spread=spread) for i in range(len(feats))]
+    )
     head, fit = train_head(feats, targets, epochs=epochs, seed=seed)
     head.save(os.path.join(out_dir, HEAD_FILE))
     meta["heatmap"] = {"method": "tile_head", "file": HEAD_FILE, "maps": names, "grid": list(grid), "tile": TILE}
-    meta["heatmap"].update(epochs=epochs, seed=seed, **fit)
+    meta["heatmap"].update(epochs=epochs, seed=seed, spread=spread, features=int(fm.output.shape[-1]), **fit)
     with open(os.path.join(out_dir, "model.json"), "w") as f:
         json.dump(meta, f, indent=1)
     hm = HeatModel(pred.model, head, meta)
