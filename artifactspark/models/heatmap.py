@@ -116,21 +116,18 @@ def tile_features_model(model, tile_bins: int = 16, coherent: bool = True):
         raise ValueError(f"the model has no {h} x {w} feature map for a tile head")
     from tensorflow.keras import layers
 
+    # explicit names: a loaded model's own layers are named "concatenate", ... and the combined
+    # model (HeatModel) needs every name once
     t = tile_bins
-    mx, mean = layers.MaxPooling2D(t)(prep), layers.AveragePooling2D(t)(prep)
+    mx, mean = layers.MaxPooling2D(t, name="heat_max")(prep), layers.AveragePooling2D(t, name="heat_mean")(prep)
     parts = [fmap[-1], mx, mean]
     if coherent:  # a column (row) standing out over the tile's height (width): column defects, cross-talk
-        col = layers.AveragePooling2D((t, 1))(prep)
-        row = layers.AveragePooling2D((1, t))(prep)
-        parts += [
-            layers.MaxPooling2D((1, t))(
-                layers.Subtract()([col, layers.AveragePooling2D((1, t), strides=(1, 1), padding="same")(col)])
-            ),
-            layers.MaxPooling2D((t, 1))(
-                layers.Subtract()([row, layers.AveragePooling2D((t, 1), strides=(1, 1), padding="same")(row)])
-            ),
-        ]
-    return tf.keras.Model(model.input, layers.Concatenate()(parts))
+        for k, (along, across) in enumerate((((t, 1), (1, t)), ((1, t), (t, 1)))):
+            line = layers.AveragePooling2D(along, name=f"heat_line{k}")(prep)
+            run = layers.AveragePooling2D(across, strides=(1, 1), padding="same", name=f"heat_run{k}")(line)
+            excess = layers.Subtract(name=f"heat_excess{k}")([line, run])
+            parts.append(layers.MaxPooling2D(across, name=f"heat_peak{k}")(excess))
+    return tf.keras.Model(model.input, layers.Concatenate(name="heat_tiles")(parts), name="heat_features")
 
 
 def build_head(n_features: int, n_maps: int, mean, var, hidden: int = 32):
