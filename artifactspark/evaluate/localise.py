@@ -174,12 +174,12 @@ def truth_positions(truth_path: str | None, footprints_path: str | None):
     if not truth_path:
         return None, None, None
     from ..config import LabelConfig
-    from ..features.labels import report_to_pixel
+    from ..sim.archive import report_pixels
 
     p = truth_path if truth_path.endswith(".parquet") else os.path.join(truth_path, "truth.parquet")
     t = pq.read_table(p).to_pandas()
     t = t[t.detectable & t.report_x.notna()]
-    rc = [report_to_pixel(x, y, LabelConfig()) for x, y in zip(t.report_x, t.report_y)]
+    rc = report_pixels(t.report_x, t.report_y, LabelConfig())
     pos = pd.DataFrame(
         {"expnum": t.expnum, "ccdnum": t.ccd, "cls": t.cls, "row": [a for a, _ in rc], "col": [b for _, b in rc]}
     )

@@ -30,7 +30,41 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..evaluate.tiles import GROUPS, TILE, group_of, map_names, quantise, tile_grid, upsample
+from ..evaluate.tiles import (  # re-exported for serve/, which sees evaluate/ through models/ only
+    GROUPS,
+    HOT_SHARE,
+    TILE,
+    dequantise,
+    distance_to_hot,
+    group_of,
+    hot_tiles,
+    map_names,
+    quantise,
+    tile_grid,
+    upsample,
+)
+
+__all__ = [
+    "GROUPS",
+    "HOT_SHARE",
+    "TILE",
+    "dequantise",
+    "distance_to_hot",
+    "group_of",
+    "hot_tiles",
+    "map_names",
+    "quantise",
+    "tile_grid",
+    "upsample",
+    "CamModel",
+    "HeatModel",
+    "fit_heatmap",
+    "heat_columns",
+    "load_head",
+    "tile_features_model",
+    "train_head",
+    "target_maps",
+]
 from ..logs import import_tensorflow
 
 

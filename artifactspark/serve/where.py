@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import LabelConfig
-from ..evaluate.tiles import HOT_SHARE, TILE, dequantise, distance_to_hot, group_of, hot_tiles, map_names
 from ..features.labels import pixel_to_report, report_to_pixel
+from ..models.heatmap import HOT_SHARE, TILE, dequantise, distance_to_hot, group_of, hot_tiles, map_names
 from .query import QueryError, Result, _collect, _latest_scores, _prepare, _sql
 from .views import read_models
 

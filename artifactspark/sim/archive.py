@@ -213,6 +213,14 @@ def simulate_ccd(
     }
 
 
+def report_pixels(xs, ys, label_cfg, shape=(4096, 2048)) -> list[tuple[int, int]]:
+    """The truth table's clicked (report_x, report_y) back to numpy (row, col): the inverse of
+    what :func:`make_labels` wrote, through the one orientation setting (for ``evaluate``)."""
+    from ..features.labels import report_to_pixel
+
+    return [report_to_pixel(x, y, label_cfg, shape) for x, y in zip(xs, ys)]
+
+
 def make_labels(sc: SimConfig, seed: int, plan, ccdnum: int, truth: list, spurious, shape, label_cfg, classes: tuple):
     """Checker reports for one CCD, with the configured label noise; annotates the truth rows."""
     rng = rng_for(seed, plan.index, ccdnum, 2)
