@@ -255,3 +255,16 @@ def test_query_near_and_hot_region(spark, toy, tmp_path):
     assert hr[0]["map"] == "any" and hr[0]["share"] == 1.0
     tops = {(t["row_min"] + TILE // 2, t["col_min"] + TILE // 2) for t in hr if t["map"] == "any" and t["share"] == 1.0}
     assert (hr.info["hot_row"], hr.info["hot_col"]) in tops  # uint8 ties at 255 aside, the stored hottest tile
+
+
+def test_oracle_maps_point_at_the_modal_footprint_tile():
+    fp = pd.DataFrame(
+        [
+            {"expnum": 1, "ccdnum": 2, "cls": "Satellite", "points_row": [10, 20, 300], "points_col": [5, 6, 900]},
+            {"expnum": 1, "ccdnum": 2, "cls": "Cosmic ray", "points_row": [4000], "points_col": [2000]},
+        ]
+    )
+    m = L.oracle_maps(fp, ["any", "Tracks", "Masking"])[(1, 2)]
+    assert m.shape == (3, 32, 16) and m[0].sum() == 4
+    assert np.unravel_index(np.argmax(m[1]), m[1].shape) == (0, 0)  # two of three track points
+    assert np.unravel_index(np.argmax(m[2]), m[2].shape) == (31, 15)

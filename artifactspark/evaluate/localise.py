@@ -116,6 +116,23 @@ def coverage(heat: dict, names: list[str], footprints: pd.DataFrame, tile: int =
     return pd.DataFrame(out, columns=["expnum", "ccdnum", "cls", "coverage"])
 
 
+def oracle_maps(footprints: pd.DataFrame, names: list[str], grid=(32, 16), tile: int = TILE) -> dict:
+    """The ceiling's maps: per CCD and map, the count of the truth footprint points per tile (a
+    map whose hottest tile is the modal tile of the injected features: perfect localisation)."""
+    fp = footprints[footprints.points_row.map(len) > 0]
+    out = {}
+    for (e, c), g in fp.groupby(["expnum", "ccdnum"]):
+        m = np.zeros((len(names), *grid))
+        for k, name in enumerate(names):
+            sel = g if name == "any" else g[g.cls.map(group_of) == name]
+            if len(sel):
+                rr = np.clip(np.concatenate([np.asarray(x, int) for x in sel.points_row]) // tile, 0, grid[0] - 1)
+                cc = np.clip(np.concatenate([np.asarray(x, int) for x in sel.points_col]) // tile, 0, grid[1] - 1)
+                np.add.at(m[k], (rr, cc), 1)
+        out[(int(e), int(c))] = m
+    return out
+
+
 def footprint_positions(footprints: pd.DataFrame, detectable_only: bool = True) -> pd.DataFrame:
     """Footprint rows -> one position row per point (``expnum, ccdnum, cls, row, col``)."""
     fp = footprints[footprints.detectable] if detectable_only else footprints
@@ -220,6 +237,12 @@ def localisation_section(doc, model_dirs, out_dir: str, truth_path=None, footpri
             res["truth"] = pointing_summary(pointing(heat, names, tpos))
             res["truth_positions"] = twhat
         if fp is not None:
+            oracle = oracle_maps(fp, names, next(iter(heat.values())).shape[1:] if heat else (32, 16))
+            on = vpos[[(int(e), int(c)) in oracle for e, c in zip(vpos.expnum, vpos.ccdnum)]]
+            res["volunteers_ceiling"] = {
+                "oracle": pointing_summary(pointing(oracle, names, on)),
+                "model": pointing_summary(pointing(heat, names, on)),
+            }
             ext = fp[fp.detectable & ~fp.cls.isin(COMPACT)]
             cov = coverage(heat, names, ext)
             res["coverage"] = {
@@ -269,6 +292,16 @@ def _doc(doc, name, res):
             ]
         )
     doc.table(["target", "basis", "pointing", "n", "status"], rows)
+    ceil = res.get("volunteers_ceiling")
+    if ceil:
+        o, m = ceil["oracle"], ceil["model"]
+        doc.p(
+            "Ceiling of the volunteer figures: a volunteer clicks one point of a feature, so a map that points "
+            "perfectly (its hottest tile the modal tile of the injected footprints) scores "
+            f"{o['compact']['pointing']:.3f} on compact classes and {o['overall']['pointing']:.3f} overall against "
+            f"the volunteers on the test CCDs with a truth footprint ({o['overall']['n']} CCDs); this map scores "
+            f"{m['compact']['pointing']:.3f} and {m['overall']['pointing']:.3f} on the same CCDs."
+        )
     for basis in ("truth", "volunteers"):
         s = res.get(basis)
         if s is not None:
