@@ -195,6 +195,8 @@ def truth_positions(truth_path: str | None, footprints_path: str | None):
 
     p = truth_path if truth_path.endswith(".parquet") else os.path.join(truth_path, "truth.parquet")
     t = pq.read_table(p).to_pandas()
+    if not {"report_x", "report_y", "detectable", "cls"} <= set(t.columns):
+        return None, None, f"none ({p} has no report_x/report_y/detectable)"
     t = t[t.detectable & t.report_x.notna()]
     rc = report_pixels(t.report_x, t.report_y, LabelConfig())
     pos = pd.DataFrame(
@@ -224,12 +226,14 @@ def localisation_section(doc, model_dirs, out_dir: str, truth_path=None, footpri
 
     from .figures_heat import fig_overlays
 
-    out = {}
-    tpos, fp, twhat = truth_positions(truth_path, footprints_path)
+    out, truth = {}, None
     for d in model_dirs:
         got = load_heatmaps(d)
         if got is None:
             continue
+        if truth is None:  # only when some model has heatmaps
+            truth = truth_positions(truth_path, footprints_path)
+        tpos, fp, twhat = truth
         names, heat, prev, vpos = got
         name = os.path.basename(os.path.normpath(d))
         res = {"maps": names, "test_ccds": len(heat), "volunteers": pointing_summary(pointing(heat, names, vpos))}
