@@ -8,6 +8,12 @@ What data engineers ask of the store and the predictions table (see artifactspar
             exposures with at least N flagged CCDs, most flagged first
   disagree  [--model-version V] [--band B] [--nite-from N] [--nite-to N]
             confusion matrix flagged vs volunteer label, and the CCDs where they disagree
+  near      (--row R --col C | --x X --y Y) [--radius PIXELS] [--class NAME] [--band B] [--nite...] [--model-version V]
+            flagged CCDs (predicted as NAME) whose heatmap's hot region is within PIXELS (default 256)
+            of a position: numpy (row, col) of the full-resolution CCD, or the checker's (x, y) in
+            the config's [labels] orientation
+  hot       EXPNUM CCDNUM [--model-version V]
+            the hot region of one CCD: its hot tiles per map with pixel and checker ranges
   sql "SELECT ..."
             any Spark SQL over the views features, labels, quarantine, manifest, predictions, models
 
@@ -45,13 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--nite-to", type=int, help="last night, YYYYMMDD (inclusive)")
     scope.add_argument("--model-version", help="model version (default: the most recently scored)")
 
-    sub = p.add_subparsers(dest="question", required=True, metavar="flagged|exposures|disagree|sql")
+    sub = p.add_subparsers(dest="question", required=True, metavar="flagged|exposures|disagree|near|hot|sql")
     f = sub.add_parser("flagged", parents=[scope, out], help="flagged CCDs")
     f.add_argument("--class", dest="cls", help="a class name, e.g. Satellite (case and taxonomy aliases accepted)")
     e = sub.add_parser("exposures", parents=[scope, out], help="exposures with many flagged CCDs")
     e.add_argument("--min-flagged", type=int, default=1, help="at least N flagged CCDs (default 1)")
     e.add_argument("--class", dest="cls", help="count CCDs predicted as this class")
     sub.add_parser("disagree", parents=[scope, out], help="predictions vs volunteer labels")
+    n = sub.add_parser("near", parents=[scope, out], help="flagged CCDs with an artifact near a position")
+    for k in ("row", "col", "x", "y"):
+        n.add_argument(f"--{k}", type=float, help=f"position: {k} ({'numpy' if k in ('row', 'col') else 'checker'})")
+    n.add_argument("--radius", type=float, default=256.0, help="pixels (full resolution, default 256)")
+    n.add_argument("--class", dest="cls", help="a class name: CCDs predicted as it, its menu group's map")
+    h = sub.add_parser("hot", parents=[out], help="the hot region of one CCD")
+    h.add_argument("expnum", type=int)
+    h.add_argument("ccdnum", type=int)
+    h.add_argument("--model-version", help="model version (default: the most recently scored)")
     s = sub.add_parser("sql", parents=[out], help="any Spark SQL over the views")
     s.add_argument("query", nargs="+", help='the SQL, e.g. "SELECT band, count(*) FROM features GROUP BY band"')
     return p
@@ -76,6 +91,27 @@ def main(argv=None) -> int:
             )
         elif args.question == "disagree":
             res = q.disagreements(spark, args.store, args.predictions, limit=limit, **scope)
+        elif args.question == "near":
+            from artifactspark.serve.where import near
+
+            pos = {k: getattr(args, k) for k in ("row", "col", "x", "y")}
+            res = near(
+                spark,
+                args.store,
+                args.predictions,
+                **pos,
+                radius=args.radius,
+                cls=args.cls,
+                lc=cfg.labels,
+                limit=limit,
+                **scope,
+            )
+        elif args.question == "hot":
+            from artifactspark.serve.where import hot_region
+
+            res = hot_region(
+                spark, args.store, args.predictions, args.expnum, args.ccdnum, args.model_version, cfg.labels
+            )
         else:
             res = q.sql(spark, " ".join(args.query), args.store, args.predictions, limit=limit)
         return print_result(res, as_json=args.json, command=args.question)

@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the targets assessable (without it they are NOT ASSESSED: no truth table, real data)",
     )
     p.add_argument(
+        "--footprints",
+        metavar="PATH",
+        help="simulated data: the truth footprints of the test CCDs (benchmarks/heat_footprints.py) for the "
+        "localisation section's pointing accuracy and coverage (default: the truth's clicked points)",
+    )
+    p.add_argument(
         "--target-fnr",
         type=float,
         help="re-choose each model's threshold on its validation predictions for this FNR "
@@ -53,7 +59,9 @@ def main(argv=None) -> int:
 
     return run_plain(
         "artifactspark-report",
-        lambda: build_report(args.model_dir, args.out, truth_path=args.truth, target_fnr=args.target_fnr),
+        lambda: build_report(
+            args.model_dir, args.out, truth_path=args.truth, target_fnr=args.target_fnr, footprints_path=args.footprints
+        ),
         usage_errors=(ModelDirError, ReportInputError, TruthTableError),
         output=args.out,
     )

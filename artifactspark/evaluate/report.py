@@ -139,13 +139,22 @@ def _subsample(curve, k=CURVE_POINTS):
     return {key: np.asarray(v)[idx] for key, v in curve.items()}
 
 
-def build_report(model_dirs, out_dir, truth_path=None, target_fnr=None, min_support: int = TARGET_MIN_SUPPORT) -> dict:
+def build_report(
+    model_dirs,
+    out_dir,
+    truth_path=None,
+    target_fnr=None,
+    min_support: int = TARGET_MIN_SUPPORT,
+    footprints_path=None,
+) -> dict:
     """Write report.md, report.html, report.json and the PNG figures for ``model_dirs`` into ``out_dir``.
 
     ``truth_path``: the simulator's labels directory or its truth.parquet (ccds.parquet is read
     from beside it): adds every figure against the truth, the ceilings of the volunteer-label
     figures, recall vs strength with the floor, and makes the issue's targets assessable;
     without it (real data) the truth rows are NOT ASSESSED.
+    ``footprints_path``: benchmarks/heat_footprints.py's table, the truth positions of the
+    localisation section (issue 12, ``evaluate.localise``; models with ``heatmaps_test.parquet``).
     ``target_fnr``: re-choose each model's threshold on its validation predictions
     (predictions_val.parquet) for this FNR instead of using model.json's threshold.
     Returns a small summary (paths, counts, target statuses) for the job's JSON line.
@@ -365,6 +374,9 @@ def build_report(model_dirs, out_dir, truth_path=None, target_fnr=None, min_supp
         )
     for s in models:
         _doc_model(doc, s)
+    from .localise import localisation_section  # issue 12
+
+    localisation = localisation_section(doc, dirs, out_dir, truth_path, footprints_path)
     doc.h(2, "Definitions")
     doc.p(
         "A CCD is flagged as an artifact when p_artifact >= threshold (binary: probs[1]; multiclass: "
@@ -401,6 +413,7 @@ def build_report(model_dirs, out_dir, truth_path=None, target_fnr=None, min_supp
         "warnings": warnings,
         "split_ids": split_ids,
         "truth": source,
+        "localisation": localisation,
     }
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump(jsonable(report), f, indent=1, sort_keys=True)

@@ -43,6 +43,7 @@ from ..logs import PROGRESS, import_tensorflow
 from ..models.channels import is_plane
 from ..models.modelio import ModelError, input_columns, read_meta
 from ..progress import Progress
+from .heatmap import heat_fields, predict_with_heat
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def predictions_schema():
             T.StructField("class_probs", T.ArrayType(T.FloatType(), False), False),
             T.StructField("config_hash", T.StringType(), False),
             T.StructField("scored_at", T.TimestampType(), False),
+            *heat_fields(),  # issue 12: serve/heatmap.py
             T.StructField("band", T.StringType(), False),
             T.StructField("nite", T.IntegerType(), False),
         ]
@@ -161,10 +163,10 @@ def _score(batch, meta, scored_at, local_dir, tf_threads):
         for c in pred.columns
     }
     pred.check_shape(planes["image"].shape[1:])
-    probs, pa = pred.predict(planes)
+    probs, pa, heat = predict_with_heat(pred, planes)  # issue 12: heat = null columns without a tile head
     flagged = pa >= meta["threshold"]
     names = predicted_classes(meta, probs, flagged)
-    for r, p, f, n, row in zip(batch, pa, flagged, names, probs):
+    for r, p, f, n, row, h in zip(batch, pa, flagged, names, probs, heat):
         yield (
             int(r["expnum"]),
             int(r["ccdnum"]),
@@ -179,6 +181,7 @@ def _score(batch, meta, scored_at, local_dir, tf_threads):
             [float(v) for v in row],
             meta["config_hash"],
             scored_at,
+            *h,
             r["band"],
             int(r["nite"]),
         )

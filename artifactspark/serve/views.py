@@ -113,7 +113,8 @@ def _read_predictions(spark, uri: str):
             f"no predictions table at {uri}: check --predictions, or write one with "
             f"jobs/infer.py (its output is the predictions table)"
         )
-    df = spark.read.option("basePath", uri).parquet(uri)
+    # mergeSchema: files written before the heatmap columns (issue 12) read as nulls there
+    df = spark.read.option("basePath", uri).option("mergeSchema", "true").parquet(uri)
     missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
     if missing:
         raise StoreError(

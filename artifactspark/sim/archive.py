@@ -182,6 +182,7 @@ def simulate_ccd(
             dither_seed=1 + (plan.expnum * 64 + ccdnum) % 10000,
             quantize_steps=steps,
         )
+    points = [t["points"] for t in truth]  # make_labels drops them; kept for an in-memory rebuild
     reports, truth = make_labels(sc, seed, plan, ccdnum, truth, spurious, shape, label_cfg, classes)
     det = [t for t in truth if t["detectable"]]
     ccd_row = {
@@ -202,7 +203,22 @@ def simulate_ccd(
         "sky": plan.sky,
         "spurious_streak_mask": spurious is not None,
     }
-    return {"truth": truth, "reports": reports, "ccd": ccd_row, "planes": None if write else (sci, msk, wgt, bkg, hdr)}
+    return {
+        "truth": truth,
+        "reports": reports,
+        "ccd": ccd_row,
+        "planes": None if write else (sci, msk, wgt, bkg, hdr),
+        # (row, col) full-resolution points of each truth row's footprint, in memory only
+        "points": None if write else points,
+    }
+
+
+def report_pixels(xs, ys, label_cfg, shape=(4096, 2048)) -> list[tuple[int, int]]:
+    """The truth table's clicked (report_x, report_y) back to numpy (row, col): the inverse of
+    what :func:`make_labels` wrote, through the one orientation setting (for ``evaluate``)."""
+    from ..features.labels import report_to_pixel
+
+    return [report_to_pixel(x, y, label_cfg, shape) for x, y in zip(xs, ys)]
 
 
 def make_labels(sc: SimConfig, seed: int, plan, ccdnum: int, truth: list, spurious, shape, label_cfg, classes: tuple):
@@ -267,6 +283,7 @@ def _work(items, sc, seed, shape, ccds, root, label_cfg, classes):
         out = simulate_ccd(sc, seed, index, ccd, shape, ccds, root, label_cfg, classes)
         out["seconds"] = time.time() - t0
         out.pop("planes")
+        out.pop("points")
         yield out
 
 
