@@ -3,9 +3,10 @@
   .venv/bin/python benchmarks/bench_infer.py --store STORE --model MODEL_DIR [--config FILE] [--cores 1 2]
 
 In one script run, on the same stored CCDs and the same model:
-  1. the baseline: one process loads the model once, holds every stored image in memory
-     (decoded) and calls the same ``Predictor.predict`` the executors call, in batches of
-     ``[infer] batch_size``: CCDs per second on one core (TF limited to one thread);
+  1. the baseline: one process loads the model once, reads the store's rows with pyarrow in
+     batches of ``[infer] batch_size``, decodes them and calls the same ``Predictor.predict`` the
+     executors call: CCDs per second on one core (TF limited to one thread); and the model alone
+     on ``--in-memory`` rows held decoded in memory (the loop of the issue-5 figures);
   2. the Spark job (``run_infer``: read the store, skip nothing, score on the executors, write the
      predictions table) into a fresh table on local[c], in a fresh process each (cold JVM, as a
      spark-submit job): CCDs per second per core over the whole run and over the scoring write
@@ -26,10 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchcommon import RSSWatcher  # noqa: E402
 
+
+def load() -> str:
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
 
-def loop(store: str, model: str, batch: int):
+def loop(store: str, model: str, batch: int, in_memory: int):
+    """The local loop: read the store's rows batch by batch with pyarrow, decode, ``Predictor.predict``
+    (what a user without Spark would run). Also the model alone on ``in_memory`` decoded rows."""
     import numpy as np
     import pyarrow.dataset as ds
     import tensorflow as tf
@@ -40,14 +48,31 @@ def loop(store: str, model: str, batch: int):
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     p = Predictor(model)
-    t = ds.dataset(os.path.join(store, "features"), partitioning="hive").to_table(columns=p.fields)
-    planes = {f: np.stack([decode_ndarray(b) for b in t.column(f).to_pylist()]) for f in p.fields}
-    n = len(planes["image"])
-    p.predict({f: v[:batch] for f, v in planes.items()})  # warm-up (graph, allocations)
+    d = ds.dataset(os.path.join(store, "features"), partitioning="hive")
+
+    def batches():
+        for b in d.to_batches(columns=p.fields, batch_size=batch):
+            if b.num_rows:
+                yield {f: np.stack([decode_ndarray(c) for c in b.column(f).to_pylist()]) for f in p.fields}
+
+    first = next(batches())
+    p.predict({f: v[:batch] for f, v in first.items()})  # warm-up (graph, allocations)
     t0 = time.perf_counter()
-    for i in range(0, n, batch):
-        p.predict({f: v[i : i + batch] for f, v in planes.items()})
-    return n, time.perf_counter() - t0
+    n = 0
+    for planes in batches():
+        p.predict(planes)
+        n += len(planes["image"])
+    stream = time.perf_counter() - t0
+    held, k = [], 0
+    for planes in batches():
+        held.append(planes)
+        k += len(planes["image"])
+        if k >= in_memory:
+            break
+    t0 = time.perf_counter()
+    for planes in held:
+        p.predict(planes)
+    return n, stream, k, time.perf_counter() - t0
 
 
 def spark_run(store, model, cfg_path, cores, out):
@@ -76,6 +101,7 @@ def main():
     ap.add_argument("--config")
     ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "data" / "bench-predictions"))
+    ap.add_argument("--in-memory", type=int, default=512, help="rows for the model-only (decoded, in memory) rate")
     ap.add_argument("--spark-only", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--loop-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -86,8 +112,8 @@ def main():
     setup_logging("WARNING")
     batch = infer_config(load_config(args.config)).batch_size
     if args.loop_only:
-        n, secs = loop(args.store, args.model, batch)
-        print(json.dumps({"n": n, "seconds": secs}))
+        n, secs, k, ksecs = loop(args.store, args.model, batch, args.in_memory)
+        print(json.dumps({"n": n, "seconds": secs, "k": k, "k_seconds": ksecs}))
         return
     if args.spark_only:
         wall, s, peak = spark_run(args.store, args.model, args.config, args.spark_only, args.out)
@@ -104,8 +130,14 @@ def main():
         .splitlines()[-1]
     )
     n, loop_rate = r["n"], r["n"] / r["seconds"]
-    res = {"ccds": n, "loop_ccd_per_s": round(loop_rate, 2), "batch_size": batch}
-    print(f"loop: {n} CCDs in {r['seconds']:.2f} s = {loop_rate:.2f} CCD/s on 1 core", flush=True)
+    model_rate = r["k"] / r["k_seconds"]
+    res = {"ccds": n, "loop_ccd_per_s": round(loop_rate, 2), "batch_size": batch, "load_loop": load()}
+    res["model_only_ccd_per_s"] = round(model_rate, 2)
+    print(
+        f"loop (read + decode + predict): {n} CCDs in {r['seconds']:.2f} s = {loop_rate:.2f} CCD/s on 1 core; "
+        f"model alone on {r['k']} decoded CCDs: {model_rate:.2f} CCD/s; load {load()}",
+        flush=True,
+    )
     for c in args.cores:
         env = {**os.environ, **ONE_THREAD}
         out = subprocess.run(base + ["--spark-only", str(c)], env=env, capture_output=True, text=True, check=True)
@@ -121,11 +153,15 @@ def main():
                 f"spark{c}_score_write_seconds": s["score_seconds"],
                 f"spark{c}_score_ratio_to_loop": round(score_rate / loop_rate, 3),
                 f"spark{c}_peak_worker_rss_mb": round(peak / 2**20),
+                f"spark{c}_ratio_to_model_only": round(rate / model_rate, 3),
+                f"spark{c}_timings": s.get("timings"),
+                f"load_spark{c}": load(),
             }
         )
         print(
             f"spark local[{c}]: {wall:.1f} s = {rate:.2f} CCD/s/core (ratio {rate / loop_rate:.3f}); scoring+write "
-            f"{s['score_seconds']} s (ratio {score_rate / loop_rate:.3f}); peak worker RSS {peak / 2**20:.0f} MB",
+            f"{s['score_seconds']} s (ratio {score_rate / loop_rate:.3f}); peak worker RSS {peak / 2**20:.0f} MB; "
+            f"phases {s.get('timings')}; load {load()}",
             flush=True,
         )
     print(json.dumps(res))
