@@ -47,13 +47,14 @@ def load() -> str:
     return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
-def build_tree(root: str, n_files: int) -> str:
-    """N placeholder files in the DESDM layout (idempotent: a complete tree is reused)."""
+def build_tree(root: str, n_files: int, orphans: bool = False) -> str:
+    """N placeholder files in the DESDM layout (idempotent: a complete tree is reused); with
+    ``orphans``, N background files without their image (quarantined from their names alone)."""
     done = os.path.join(root, "_complete")
     if os.path.exists(done):
         return root
     shutil.rmtree(root, ignore_errors=True)
-    pairs = n_files // 2
+    pairs = n_files if orphans else n_files // 2
     i = 0
     expnum = 300000
     while i < pairs:
@@ -66,7 +67,7 @@ def build_tree(root: str, n_files: int) -> str:
             if i >= pairs:
                 break
             stem = f"D{expnum:08d}_{band}_c{ccd:02d}_r1234p01"
-            for sub, kind in (("immask", "immasked"), ("bkg", "bkg")):
+            for sub, kind in (("bkg", "bkg"),) if orphans else (("immask", "immasked"), ("bkg", "bkg")):
                 with open(os.path.join(base, sub, f"{stem}_{kind}.fits.fz"), "wb") as f:
                     f.write(b"\0")
             i += 1
@@ -84,18 +85,22 @@ def java_pid():
     return None
 
 
-def one_size(root: str, n: int, cores: int, data: str, rescan: bool) -> dict:
+def one_size(root: str, n: int, cores: int, data: str, rescan: bool, first_cpt: int) -> dict:
     from artifactspark.config import load_config
     from artifactspark.features.discover import discover
     from artifactspark.spark import get_spark
 
     cfg = load_config(None)
     t = time.perf_counter()
-    spark = get_spark(f"bench-listing-{n}", master=f"local[{cores}]", conf={"spark.ui.enabled": "false"})
+    # shuffle partitions as conf/spark/local.conf gives a spark-submit job
+    conf = {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "16"}
+    spark = get_spark(f"bench-listing-{n}", master=f"local[{cores}]", conf=conf)
     spark.range(4).count()
-    out = {"files": n, "cores": cores, "jvm_start_seconds": round(time.perf_counter() - t, 1), "load_start": load()}
+    first_cpt = first_cpt or cfg.store.ccds_per_task
+    out = {"tree": os.path.basename(root), "files": n, "cores": cores, "first_run_ccds_per_task": first_cpt}
+    out.update(jvm_start_seconds=round(time.perf_counter() - t, 1), load_start=load())
     jpid = java_pid()
-    tmp = os.path.join(data, f"units-{n}")
+    tmp = os.path.join(data, f"units-{os.path.basename(root)}")
     t = time.perf_counter()
     units = discover(spark, [root], cfg)
     units.write.mode("overwrite").parquet(tmp)
@@ -105,12 +110,15 @@ def one_size(root: str, n: int, cores: int, data: str, rescan: bool) -> dict:
     out["jvm_hwm_mb_after_discover"] = round(vm_hwm_kb(jpid) / 1024) if jpid else None
     shutil.rmtree(tmp, ignore_errors=True)
     if rescan:
+        import dataclasses
+
         from artifactspark.features.preprocess import run_preprocess
 
-        # Every placeholder fails its read (not_fits): the first run measures the per-input cost
-        # outside the CCD work, with the shipped [store] ccds_per_task.
-        cfg1 = cfg
-        store = os.path.join(data, f"store-{n}")
+        # Every placeholder image fails its read (not_fits), an orphan needs none. The first run
+        # builds the manifest; its tasks are made big (--first-ccds-per-task) unless told otherwise:
+        # the shipped 4 CCDs a task would spend hours on 10^5 one-byte placeholders.
+        cfg1 = dataclasses.replace(cfg, store=dataclasses.replace(cfg.store, ccds_per_task=first_cpt))
+        store = os.path.join(data, f"store-{os.path.basename(root)}")
         shutil.rmtree(store, ignore_errors=True)
         t = time.perf_counter()
         s1 = run_preprocess(spark, [root], store, cfg1)
@@ -137,22 +145,28 @@ def main():
     ap.add_argument("--data", default="/work/scale-data/listing")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--no-rescan", dest="rescan", action="store_false")
+    ap.add_argument("--first-ccds-per-task", type=int, default=256)
+    ap.add_argument("--orphans", type=int, nargs="*", default=[], help="also trees of N orphan bkg files")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, JSON out
+    ap.add_argument("--tree", help=argparse.SUPPRESS)
     args = ap.parse_args()
     from artifactspark.logs import setup_logging
 
     setup_logging("WARNING")
     if args.one:
-        root = os.path.join(args.data, f"tree-{args.one}")
-        print(json.dumps(one_size(root, args.one, args.cores, args.data, args.rescan)))
+        root = os.path.join(args.data, args.tree)
+        print(json.dumps(one_size(root, args.one, args.cores, args.data, args.rescan, args.first_ccds_per_task)))
         return
     os.makedirs(args.data, exist_ok=True)
     results = []
-    for n in args.sizes:
+    trees = [(f"tree-{n}", n, False) for n in args.sizes] + [(f"orphans-{n}", n, True) for n in args.orphans]
+    for name, n, orphans in trees:
         t = time.perf_counter()
-        build_tree(os.path.join(args.data, f"tree-{n}"), n)
-        print(f"tree of {n} files ready ({time.perf_counter() - t:.0f} s)", flush=True)
-        cmd = [sys.executable, __file__, "--one", str(n), "--data", args.data, "--cores", str(args.cores)]
+        build_tree(os.path.join(args.data, name), n, orphans)
+        print(f"{name} ready ({time.perf_counter() - t:.0f} s)", flush=True)
+        cmd = [sys.executable, __file__, "--one", str(n), "--tree", name, "--data", args.data]
+        # orphans: the shipped [store] ccds_per_task (0), as the issue's probe ran them
+        cmd += ["--cores", str(args.cores), "--first-ccds-per-task", str(0 if orphans else args.first_ccds_per_task)]
         r = subprocess.run(cmd + ([] if args.rescan else ["--no-rescan"]), capture_output=True, text=True)
         if r.returncode:
             print(r.stderr[-3000:], file=sys.stderr)
@@ -162,6 +176,8 @@ def main():
         print(json.dumps(res), flush=True)
     base = results[0]
     for r in results[1:]:
+        if not r["tree"].startswith("tree-"):
+            continue
         k = r["files"] / base["files"]
         r["discover_time_ratio_per_file"] = round(r["discover_seconds"] / base["discover_seconds"] / k, 3)
         if "noop_rescan_seconds" in r:

@@ -8,6 +8,7 @@ import re
 from ..config import PipelineConfig
 from ..io import fs as fsmod
 from ..io.des import NAME_REGEX_JAVA
+from .listing import list_files
 
 _NAME_GROUPS = ["expnum", "band", "ccdnum", "reqnum", "attnum", "kind", "comp"]
 
@@ -47,9 +48,7 @@ def discover(spark, roots: list[str], cfg: PipelineConfig):
     parsed = name.rlike(rx)
     group = {g: F.when(parsed, F.regexp_extract(name, rx, i)) for i, g in enumerate(_NAME_GROUPS, start=1)}
     files = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .load(uris)
+        list_files(spark, uris)
         .select(
             "path",
             F.col("length").alias("size"),
