@@ -40,6 +40,7 @@ def loop(store: str, model: str, batch: int, in_memory: int):
     (what a user without Spark would run). Also the model alone on ``in_memory`` decoded rows."""
     import numpy as np
     import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
     import tensorflow as tf
 
     from artifactspark.features.store import decode_ndarray
@@ -48,11 +49,11 @@ def loop(store: str, model: str, batch: int, in_memory: int):
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     p = Predictor(model)
-    d = ds.dataset(os.path.join(store, "features"), partitioning="hive")
+    files = sorted(ds.dataset(os.path.join(store, "features"), partitioning="hive").files)
 
-    def batches():
-        for b in d.to_batches(columns=p.fields, batch_size=batch):
-            if b.num_rows:
+    def batches():  # file by file, one batch in memory at a time (no readahead)
+        for path in files:
+            for b in pq.ParquetFile(path).iter_batches(batch_size=batch, columns=p.fields):
                 yield {f: np.stack([decode_ndarray(c) for c in b.column(f).to_pylist()]) for f in p.fields}
 
     first = next(batches())
@@ -101,7 +102,7 @@ def main():
     ap.add_argument("--config")
     ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "data" / "bench-predictions"))
-    ap.add_argument("--in-memory", type=int, default=512, help="rows for the model-only (decoded, in memory) rate")
+    ap.add_argument("--in-memory", type=int, default=256, help="rows for the model-only (decoded, in memory) rate")
     ap.add_argument("--spark-only", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--loop-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
