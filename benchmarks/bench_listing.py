@@ -76,6 +76,13 @@ def build_tree(root: str, n_files: int, orphans: bool = False) -> str:
     return root
 
 
+def live_heap_mb(spark) -> int:
+    """The driver JVM's heap in use after a full GC (what the listing holds, not what the GC let grow)."""
+    rt = spark._jvm.java.lang.Runtime.getRuntime()
+    spark._jvm.java.lang.System.gc()
+    return round((rt.totalMemory() - rt.freeMemory()) / 2**20)
+
+
 def java_pid():
     import psutil
 
@@ -108,6 +115,7 @@ def one_size(root: str, n: int, cores: int, data: str, rescan: bool, first_cpt: 
     out["discover_seconds"] = round(time.perf_counter() - t, 1)
     out["units"] = n_units
     out["jvm_hwm_mb_after_discover"] = round(vm_hwm_kb(jpid) / 1024) if jpid else None
+    out["jvm_live_heap_mb_after_discover"] = live_heap_mb(spark)
     shutil.rmtree(tmp, ignore_errors=True)
     if rescan:
         import dataclasses
@@ -133,6 +141,7 @@ def one_size(root: str, n: int, cores: int, data: str, rescan: bool, first_cpt: 
         out["noop_skipped"] = s2["skipped"]
         shutil.rmtree(store, ignore_errors=True)
     out["jvm_hwm_mb"] = round(vm_hwm_kb(jpid) / 1024) if jpid else None
+    out["jvm_live_heap_mb_end"] = live_heap_mb(spark)
     out["python_driver_hwm_mb"] = round(vm_hwm_kb() / 1024)
     out["load_end"] = load()
     spark.stop()

@@ -18,10 +18,9 @@ LISTING_CONF = {"spark.sql.files.maxPartitionBytes": str(1 << 40)}
 def list_files(spark, uris: list[str]):
     """DataFrame (path, length, modificationTime) of every non-hidden file under ``uris``,
     materialised and cached (``unpersist`` it, or ``spark.catalog.clearCache()``, when done)."""
-    old = {k: spark.conf.get(k, None) for k in LISTING_CONF}
-    try:
-        for k, v in LISTING_CONF.items():
-            spark.conf.set(k, v)
+    from ..spark import scoped_conf
+
+    with scoped_conf(spark, LISTING_CONF):
         df = (
             spark.read.format("binaryFile")
             .option("recursiveFileLookup", "true")
@@ -30,10 +29,4 @@ def list_files(spark, uris: list[str]):
             .cache()
         )
         df.count()  # planned and scanned under LISTING_CONF
-    finally:
-        for k, v in old.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
     return df

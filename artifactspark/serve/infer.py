@@ -237,7 +237,10 @@ def _check_table_store(out, store) -> None:
 
 
 def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
+    from ..spark import scoped_conf
+
     _check_table_store(out, store)
+    store_meta = store.meta() or {}
     timings = {}
     feats = (
         spark.read.option("basePath", store.path(FEATURES))
@@ -289,9 +292,12 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
         scored_at = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         local_dir = os.path.abspath(model_dir) if spark.sparkContext.master.startswith("local") else None
         done = spark.sparkContext.accumulator(0)  # progress (retried tasks count twice: a log, not a tally)
-        rows = todo.rdd
-        # The scan's own splits (by bytes: ~150 full-size rows each) are the tasks; a repartition
-        # would shuffle every image row once more. Only a scan with fewer splits than cores is split.
+        # The scan's own splits are the tasks (a repartition would shuffle every image row once
+        # more), cut at two row groups (~80 full-size CCDs) so that a small store still gives
+        # every core several tasks. Only a scan with fewer splits than cores is repartitioned.
+        split = 2 * int(store_meta.get("rowgroup_size_mb", 32)) * 2**20
+        with scoped_conf(spark, {"spark.sql.files.maxPartitionBytes": split}):
+            rows = todo.rdd
         if rows.getNumPartitions() < spark.sparkContext.defaultParallelism:
             rows = rows.repartition(max(spark.sparkContext.defaultParallelism, -(-n_todo // ic.ccds_per_task)))
         rdd = rows.mapPartitions(
