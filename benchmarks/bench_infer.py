@@ -120,9 +120,8 @@ def main():
         wall, s, peak = spark_run(args.store, args.model, args.config, args.spark_only, args.out)
         print(json.dumps({"wall": wall, "summary": s, "peak": peak}))
         return
-    base = [sys.executable, __file__, "--store", args.store, "--model", args.model, "--out", args.out] + (
-        ["--config", args.config] if args.config else []
-    )
+    base = [sys.executable, __file__, "--store", args.store, "--model", args.model, "--out", args.out]
+    base += ["--in-memory", str(args.in_memory)] + (["--config", args.config] if args.config else [])
     r = json.loads(
         subprocess.run(
             base + ["--loop-only"], env={**os.environ, **ONE_THREAD}, capture_output=True, text=True, check=True
