@@ -161,3 +161,20 @@ def get_spark(app_name: str = "artifactspark", master: str | None = None, conf: 
         spark.sparkContext.defaultParallelism,
     )
     return spark
+
+
+@contextlib.contextmanager
+def scoped_conf(spark, settings: dict):
+    """Session settings in force inside the block only (restored after, also on error). A scan's
+    split settings are read when its RDD is built: build it (``df.rdd``, an action) inside."""
+    old = {k: spark.conf.get(k, None) for k in settings}
+    try:
+        for k, v in settings.items():
+            spark.conf.set(k, str(v))
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)

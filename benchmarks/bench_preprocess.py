@@ -49,6 +49,25 @@ def ensure_archive(data: str, exposures: int, ccds: str) -> str:
     return root
 
 
+def linked_archive(src: str, n: int, data: str) -> str:
+    """The first ``n`` CCDs (image + bkg) of an existing archive, hard-linked into a tree of their
+    own with the same names and layout (names must stay: the header is checked against them)."""
+    root = os.path.join(data, f"linked-{n}")
+    if os.path.exists(os.path.join(root, "_complete")):
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    pairs = sorted(list_units(src), key=lambda u: u["path"])[:n]
+    if len(pairs) < n:
+        raise SystemExit(f"{src} has only {len(pairs)} CCDs")
+    for u in pairs:
+        for p in (u["path"], u["bkg_path"]):
+            dst = os.path.join(root, os.path.relpath(p, src))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.link(p, dst)
+    open(os.path.join(root, "_complete"), "w").close()
+    return root
+
+
 def list_units(root: str) -> list[dict]:
     from artifactspark.io.des import parse_name
 
@@ -134,12 +153,13 @@ def spark_run(root, cfg, cores: int, data: str):
         conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": str(2 * cores)},
     )
     spark.range(4).count()  # JVM and a Python worker up before timing
-    store = os.path.join(data, f"store-{cores}")
+    store = os.path.join(data, f"store-{os.path.basename(root)}-{cores}")
     shutil.rmtree(store, ignore_errors=True)
     w = RSSWatcher()
     w.start()
     t = time.perf_counter()
-    summary = run_preprocess(spark, [root], store, cfg, [os.path.join(root, "labels", "checker_export.json")])
+    labels = os.path.join(root, "labels", "checker_export.json")
+    summary = run_preprocess(spark, [root], store, cfg, [labels] if os.path.exists(labels) else [])
     wall = time.perf_counter() - t
     w.stop.set()
     w.join()
@@ -153,6 +173,9 @@ def main():
     ap.add_argument("--ccds", default="1-60")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parent / "data"))
     ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--archive", help="instead of simulating: hard-link --n CCDs of this archive")
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--loop-sample", type=int, default=0, help="time the loop on this many CCDs only (0: all)")
     ap.add_argument("--spark-only", type=int, help=argparse.SUPPRESS)  # internal: one Spark run, JSON out
     args = ap.parse_args()
     from artifactspark.config import load_config
@@ -160,26 +183,32 @@ def main():
 
     setup_logging("WARNING")
     cfg = load_config(None)
-    root = ensure_archive(args.data, args.exposures, args.ccds)
+    if args.archive:
+        root = linked_archive(args.archive, args.n, args.data)
+    else:
+        root = ensure_archive(args.data, args.exposures, args.ccds)
     if args.spark_only:
         wall, summary, peak = spark_run(root, cfg, args.spark_only, args.data)
         print(json.dumps({"wall": wall, "summary": summary, "peak": peak}))
         return
     units = list_units(root)
     n = len(units)
-    loop_s, sizes = loop_baseline(units, cfg)
-    loop_rate = n / loop_s
+    sample = units[: args.loop_sample] if args.loop_sample else units
+    loop_s, sizes = loop_baseline(sample, cfg)
+    loop_rate = len(sample) / loop_s
     res = {
         "ccds": n,
+        "loop_ccds": len(sample),
+        "load_loop": " ".join(open("/proc/loadavg").read().split()[:3]),
         "loop_seconds": round(loop_s, 1),
         "loop_ccd_per_s": round(loop_rate, 3),
         "encoded_kib_per_ccd": round(sum(sizes) / n / 1024, 1),
     }
-    print(f"loop: {n} CCDs in {loop_s:.1f} s = {loop_rate:.3f} CCD/s on 1 core", flush=True)
+    print(f"loop: {len(sample)} CCDs in {loop_s:.1f} s = {loop_rate:.3f} CCD/s on 1 core", flush=True)
     if 2 in args.cores:
-        two = loop_two_processes(units)
-        res["loop2_ccd_per_s_per_core"] = round(n / two / 2, 3)
-        print(f"loop in 2 processes: {two:.1f} s = {n / two / 2:.3f} CCD/s/core", flush=True)
+        two = loop_two_processes(sample)
+        res["loop2_ccd_per_s_per_core"] = round(len(sample) / two / 2, 3)
+        print(f"loop in 2 processes: {two:.1f} s = {len(sample) / two / 2:.3f} CCD/s/core", flush=True)
     for c in args.cores:
         # each Spark run in a fresh process: every run pays the same cold JVM (JIT, codegen)
         import subprocess
@@ -196,6 +225,7 @@ def main():
                 str(args.exposures),
                 "--ccds",
                 args.ccds,
+                *(["--archive", args.archive, "--n", str(args.n)] if args.archive else []),
             ],
             capture_output=True,
             text=True,
@@ -215,6 +245,7 @@ def main():
         res[f"spark{c}_steady_ratio_to_loop"] = round(steady / loop_rate, 3)
         res[f"spark{c}_fixed_seconds"] = round(wall - summary["timings"]["process"], 1)
         res[f"spark{c}_ccd_task_seconds"] = summary["ccd_task_seconds"]
+        res[f"load_spark{c}"] = " ".join(open("/proc/loadavg").read().split()[:3])
         if c == 2 and "loop2_ccd_per_s_per_core" in res:
             res["spark2_ratio_to_loop2"] = round(rate / res["loop2_ccd_per_s_per_core"], 3)
         print(

@@ -51,3 +51,15 @@ def test_rescan_chains_then_does_nothing_then_refuses_when_busy(toy, trained, tm
         json.dump({"run_id": "dead", "host": socket.gethostname(), "pid": 2**22 + 12345}, f)
     rc, s = _run(toy, trained, store, out, capsys)
     assert rc == 0 and not s["changed"] and not os.path.exists(lock)
+
+
+def test_warm_mode_reruns_in_one_session_and_prints_a_line_per_run(toy, trained, tmp_path, capsys):
+    n = len(toy["kinds"])
+    store, out = str(tmp_path / "store"), str(tmp_path / "predictions")
+    args = ["--input", str(toy["dir"] / "archive"), "--labels", str(toy["dir"] / "archive" / "labels.json")]
+    args += ["--store", store, "--model", trained["svm_binary"], "--output", out, "--config", toy["conf"]]
+    assert rescan_job.main(args + ["--every", "0", "--times", "2"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines() if x.startswith("{")]
+    assert [s["round"] for s in lines] == [1, 2]
+    assert lines[0]["changed"] and lines[0]["preprocess"]["stored"] == n and lines[0]["infer"][0]["scored"] == n
+    assert not lines[1]["changed"] and lines[1]["preprocess"]["skipped"] == n and lines[1]["infer"][0]["scored"] == 0

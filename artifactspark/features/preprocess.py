@@ -25,6 +25,7 @@ from .extract import process_unit
 from .isolation import process_units
 from .labels import aggregate_reports, read_records
 from .listing import find_vanished
+from .nowork import split_static, static_results
 from .store import FEATURES, MANIFEST, QUARANTINE, REPORTS, STAGING, Store, schema_for_config
 
 log = logging.getLogger(__name__)
@@ -220,8 +221,13 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, given, prune):
     stage = store.path(STAGING, run_id)
     units.write.mode("overwrite").parquet(fsmod.join(stage, "units"))
     units = spark.read.parquet(fsmod.join(stage, "units")).cache()
-    agg = units.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("_changed").cast("long")).alias("c")).first()
-    n_inputs, n_changed = int(agg["n"]), int(agg["c"] or 0)
+    needs_read = F.col("_changed") & F.col("static_reason").isNull()
+    agg = units.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum(F.col("_changed").cast("long")).alias("c"),
+        F.sum(needs_read.cast("long")).alias("r"),
+    ).first()
+    n_inputs, n_changed, n_read = int(agg["n"]), int(agg["c"] or 0), int(agg["r"] or 0)
     changed = units.where("_changed").drop("_changed")
     n_skipped = n_inputs - n_changed
     vanished, n_vanished = find_vanished(store, units)
@@ -330,10 +336,13 @@ def _run_locked(spark, store, run_id, t0, inputs, cfg, given, prune):
             )
             t = time.perf_counter()
 
-    n_tasks = max(1, -(-n_changed // cfg.store.ccds_per_task))
-    work = changed.repartition(n_tasks).rdd.mapPartitions(process_partition)
-    with Progress(acc, n_changed):
-        spark.createDataFrame(work, res_schema).write.mode("overwrite").parquet(fsmod.join(stage, "results"))
+    # inputs quarantined from their names alone get their rows from the plan, not from a task
+    to_read, static = split_static(changed)
+    static_results(static, res_schema, chash, run_id).write.mode("overwrite").parquet(fsmod.join(stage, "results"))
+    if n_read:
+        work = to_read.repartition(max(1, -(-n_read // cfg.store.ccds_per_task))).rdd.mapPartitions(process_partition)
+        with Progress(acc, n_read):
+            spark.createDataFrame(work, res_schema).write.mode("append").parquet(fsmod.join(stage, "results"))
     timings["process"] = round(time.time() - t0 - sum(timings.values()), 2)
     res = spark.read.parquet(fsmod.join(stage, "results"))
 

@@ -244,22 +244,35 @@ def _check_table_store(out, store) -> None:
 
 
 def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
+    from ..spark import scoped_conf
+
     _check_table_store(out, store)
+    store_meta = store.meta() or {}
+    timings = {}
     feats = store.read_features().select(  # the version check_readable pinned
         "expnum", "ccdnum", "band", "nite", *input_columns(meta)
     )
-    n_store = feats.count()
     done = None
     if out.fs.exists(out.uri) and [n for n in out.fs.list_names(out.uri) if not n.startswith(("_", "."))]:
         spark.catalog.clearCache()
         done = (
             spark.read.parquet(out.uri)
             .where(F.col("model_version") == meta["version"])
-            .select("expnum", "ccdnum")
+            .select("expnum", "ccdnum", F.lit(True).alias("_done"))
             .distinct()
         )
-    todo = feats if done is None else feats.join(done, ["expnum", "ccdnum"], "left_anti")
-    n_todo = n_store if done is None else todo.count()
+    # One pass over the two key columns (Parquet: no image bytes read) counts the store and the
+    # CCDs still to score; the keys already scored are few per CCD and go to every task (broadcast),
+    # so the image rows are never shuffled for the anti-join.
+    keys = feats.select("expnum", "ccdnum")
+    if done is not None:
+        keys = keys.join(F.broadcast(done), ["expnum", "ccdnum"], "left")
+    else:
+        keys = keys.withColumn("_done", F.lit(None).cast("boolean"))
+    agg = keys.agg(F.count(F.lit(1)).alias("n"), F.count("_done").alias("d")).first()
+    n_store, n_todo = int(agg["n"]), int(agg["n"]) - int(agg["d"])
+    todo = feats if done is None else feats.join(F.broadcast(done.drop("_done")), ["expnum", "ccdnum"], "left_anti")
+    timings["plan"] = round(time.time() - t0, 2)
     log.info(
         "infer: model %s (%s %s): %d CCDs in the store, %d not yet scored by this version",
         meta["version"],
@@ -282,11 +295,17 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
     if n_todo:
         _ship_model(spark, model_dir, meta["version"])
         scored_at = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-        # every core busy even for a small increment; at most ccds_per_task rows per task
-        n_parts = max(spark.sparkContext.defaultParallelism, -(-n_todo // ic.ccds_per_task))
         local_dir = os.path.abspath(model_dir) if spark.sparkContext.master.startswith("local") else None
         done = spark.sparkContext.accumulator(0)  # progress (retried tasks count twice: a log, not a tally)
-        rdd = todo.repartition(n_parts).rdd.mapPartitions(
+        # The scan's own splits are the tasks (a repartition would shuffle every image row once
+        # more), cut at two row groups (~80 full-size CCDs) so that a small store still gives
+        # every core several tasks. Only a scan with fewer splits than cores is repartitioned.
+        split = 2 * int(store_meta.get("rowgroup_size_mb", 32)) * 2**20
+        with scoped_conf(spark, {"spark.sql.files.maxPartitionBytes": split}):
+            rows = todo.rdd
+        if rows.getNumPartitions() < spark.sparkContext.defaultParallelism:
+            rows = rows.repartition(max(spark.sparkContext.defaultParallelism, -(-n_todo // ic.ccds_per_task)))
+        rdd = rows.mapPartitions(
             lambda rows: score_partition(rows, meta, ic.batch_size, scored_at, local_dir, ic.tf_threads, done)
         )
         preds = spark.createDataFrame(rdd, predictions_schema())
@@ -295,16 +314,33 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
             preds.write.mode("append").partitionBy("band", "nite").parquet(out.uri)
         summary["score_seconds"] = round(time.time() - t_write, 2)
         summary["scored"] = n_todo
+    timings["score"] = round(time.time() - t0 - sum(timings.values()), 2)
     out.fs.write_text_atomic(fsmod.join(out.uri, MODELS_DIR, f"{meta['version']}.json"), json.dumps(meta, indent=1))
     spark.catalog.clearCache()
+    # The check, in one pass over the predictions (small) and the store's key columns.
     check = spark.read.parquet(out.uri).where(F.col("model_version") == meta["version"])
-    keys = check.select("expnum", "ccdnum")
-    n_rows, n_keys = check.count(), keys.distinct().count()
-    missing = feats.select("expnum", "ccdnum").join(keys, ["expnum", "ccdnum"], "left_anti").count()
+    per_key = check.groupBy("expnum", "ccdnum").agg(
+        F.count(F.lit(1)).alias("_n"), F.sum(F.col("flagged").cast("int")).alias("_f")
+    )
+    agg = (
+        feats.select("expnum", "ccdnum", F.lit(1).alias("_s"))
+        .join(per_key, ["expnum", "ccdnum"], "full_outer")
+        .agg(
+            F.sum("_n").alias("rows"),
+            F.count("_n").alias("keys"),
+            F.sum(F.when(F.col("_n").isNull(), 1).otherwise(0)).alias("missing"),
+            F.sum(F.when(F.col("_f") > 0, 1).otherwise(0)).alias("flagged"),
+        )
+        .first()
+    )
+    n_rows, n_keys, missing = int(agg["rows"] or 0), int(agg["keys"]), int(agg["missing"])
     if n_rows != n_keys or missing:
         raise StoreError(
             f"predictions for model {meta['version']}: {n_rows} rows for {n_keys} CCDs and "
             f"{missing} stored CCDs without a row: expected exactly one row per CCD"
         )
-    summary.update(predictions_rows=n_rows, flagged=check.where("flagged").count(), seconds=round(time.time() - t0, 2))
+    timings["check"] = round(time.time() - t0 - sum(timings.values()), 2)
+    summary.update(
+        predictions_rows=n_rows, flagged=int(agg["flagged"]), seconds=round(time.time() - t0, 2), timings=timings
+    )
     return summary

@@ -13,9 +13,10 @@ import time
 import uuid
 
 from ..config import PipelineConfig
+from ..errors import Busy
 from ..features.preprocess import run_preprocess
 from ..features.store import Store
-from ..logs import PROGRESS
+from ..logs import PROGRESS, emit_summary
 from .infer import run_infer
 
 log = logging.getLogger(__name__)
@@ -58,3 +59,25 @@ def run_rescan(
         "changed": bool(pre.get("stored") or pre.get("quarantined") or any(s["scored"] for s in inf)),
         "seconds": round(time.time() - t0, 2),
     }
+
+
+def run_rescan_every(spark, every: float, times: int, *args, emit=emit_summary) -> dict:
+    """The warm mode: ``run_rescan(spark, *args)`` every ``every`` seconds (start to start) in
+    this one SparkSession, ``times`` times (0: until stopped), each run's summary line emitted as it
+    ends. One JVM and its Python workers stay up: no run pays the cold JVM, the first queries'
+    planning and JIT, nor the Python workers' imports again (benchmarks/RESULTS.md, issue 10). A
+    run that finds the store busy (another writer) is skipped, not fatal; the summary of the
+    last run is returned."""
+    i, last = 0, {}
+    while times == 0 or i < times:
+        t = time.time()
+        try:
+            last = run_rescan(spark, *args)
+        except Busy as e:
+            last = {"job": "rescan", "skipped_busy": str(e), "changed": False}
+        i += 1
+        last["round"] = i
+        if times == 0 or i < times:
+            emit(last)
+            time.sleep(max(0.0, every - (time.time() - t)))
+    return last
