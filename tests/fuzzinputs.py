@@ -20,6 +20,7 @@ import os
 import random
 
 from desarchive import write_pair
+from storelayout import current_features, current_table
 
 KINDS = ("flip", "truncate", "reheader")
 COMPS = (".fz", "", ".gz")
@@ -169,16 +170,13 @@ def write_good(root: str, n: int = 6) -> list[str]:
 def check_run(summary: dict, store: str, variants: dict, good: list[str]) -> dict:
     """The fuzz run's invariants; returns {outcome: count} over the variants (``stored`` or the
     quarantine reason). Raises AssertionError naming the variant that breaks one."""
-    import pyarrow.dataset as ds
 
     uri = {p: "file:" + os.path.abspath(p) for p in [*variants, *good]}
     assert summary["inputs"] == len(variants) + len(good), summary
     assert summary["stored"] + summary["quarantined"] + summary["skipped"] == summary["inputs"], summary
-    man = {r["path"]: r for r in ds.dataset(os.path.join(store, "manifest"), format="parquet").to_table().to_pylist()}
-    feats = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive").to_table(
-        columns=["path", "stretch_min", "stretch_max", "noise_sigma"]
-    )
-    stored = {r["path"]: r for r in feats.to_pylist()}
+    man = {r["path"]: r for r in current_table(store, "manifest")}
+    feats = current_features(store, ["path", "stretch_min", "stretch_max", "noise_sigma"])
+    stored = {r["path"]: r for r in feats}
     for p in good:
         assert uri[p] in stored, f"a good CCD was lost: {p} ({man.get(uri[p])})"
     outcomes = {}

@@ -29,3 +29,21 @@ def to_old_layout(store: str) -> None:
             if n.startswith("v="):
                 shutil.rmtree(os.path.join(store, t, n))
     shutil.rmtree(os.path.join(store, "_versions"))
+
+
+def current_features(store: str, columns: list[str] | None = None) -> list[dict]:
+    """The current version's feature rows (pyarrow, the version's own files; [] for no store)."""
+    if not os.path.isdir(os.path.join(store, "_versions")):
+        return []
+    return versions.open_version(store).arrow_dataset().to_table(columns=columns).to_pylist()
+
+
+def current_table(store: str, name: str) -> list[dict]:
+    """The current version's side table ``name`` (manifest, quarantine, label_reports) as rows."""
+    import pyarrow.dataset as ds
+
+    uri = versions.open_version(store).table_uri(name)
+    if uri is None:
+        return []
+    path = uri.removeprefix("file://").removeprefix("file:")
+    return ds.dataset(path, format="parquet").to_table().to_pylist()

@@ -8,6 +8,7 @@ import signal
 
 import pytest
 from desarchive import SMALL_CONF, write_pair, write_segfault_gz, write_sigfpe_fz
+from storelayout import current_features, current_table
 
 from artifactspark.config import config_from_dict, load_config
 from artifactspark.features.isolation import run_isolated, run_isolated_many
@@ -19,19 +20,11 @@ def _uri(p):
 
 
 def _table(store, name):
-    import pyarrow.dataset as ds
-
-    return ds.dataset(os.path.join(store, name), format="parquet").to_table().to_pylist()
+    return current_table(store, name)
 
 
 def _features(store):
-    import pyarrow.dataset as ds
-
-    path = os.path.join(store, "features")
-    if not os.path.isdir(path):
-        return []
-    d = ds.dataset(path, format="parquet", partitioning="hive")
-    return d.to_table(columns=["expnum", "ccdnum", "path"]).to_pylist()
+    return current_features(store, ["expnum", "ccdnum", "path"])
 
 
 def _cfg(tmp_path, extra=""):

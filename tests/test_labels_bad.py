@@ -13,6 +13,7 @@ import sys
 import pytest
 from conftest import ROOT
 from desarchive import SMALL_CONF, report, write_pair, write_reports
+from storelayout import current_features
 
 from artifactspark.config import load_config
 from artifactspark.errors import LabelError
@@ -124,8 +125,6 @@ def test_bad_records_are_counted_not_fatal(spark, small, tmp_path):
     assert s["stored"] == 2
     assert s["labels"]["rejected_records"] == {"missing_keys": 3, "duplicate_record": 1}
     assert s["labels"]["records"] == 5 and s["labels"]["ccds"] == 2
-    import pyarrow.dataset as ds
-
-    rows = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive").to_table().to_pylist()
+    rows = current_features(store)
     by_ccd = {r["ccdnum"]: r for r in rows}
     assert (by_ccd[1]["label"], by_ccd[1]["n_reports"], by_ccd[2]["label"]) == (1, 1, 0)
