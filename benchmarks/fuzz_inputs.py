@@ -38,9 +38,9 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
 
-    import pyarrow.dataset as ds
     from desarchive import SMALL_CONF, write_segfault_gz, write_sigfpe_fz
     from fuzzinputs import FIRST_EXPNUM, check_run, write_good, write_variants
+    from storelayout import current_table
 
     from artifactspark.config import load_config
     from artifactspark.features.preprocess import run_preprocess
@@ -76,8 +76,7 @@ def main(argv=None) -> int:
             outcomes = check_run(summary, store, variants, good)
         except AssertionError as e:
             problem = str(e)
-        rows = ds.dataset(os.path.join(store, "manifest"), format="parquet").to_table().to_pylist()
-        man = {r["path"]: r for r in rows}
+        man = {r["path"]: r for r in current_table(store, "manifest")}
         for path, (comp, kind, what) in variants.items():
             m = man.get("file:" + os.path.abspath(path))
             key = "stored" if m and m["status"] == "stored" else (m["reason"] if m else "MISSING")
