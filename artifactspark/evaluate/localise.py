@@ -277,24 +277,14 @@ def _doc(doc, name, res):
         s = res.get(basis)
         if s is None:
             continue
-        rows.append(
-            [
-                f"compact classes >= {TARGET_COMPACT}",
-                basis,
-                f"{s['compact']['pointing']:.3f}",
-                s["compact"]["n"],
-                _status(s["compact"]["pointing"], s["compact"]["n"], TARGET_COMPACT),
-            ]
-        )
-        rows.append(
-            [
-                f"all classes (per CCD) >= {TARGET_OVERALL}",
-                basis,
-                f"{s['overall']['pointing']:.3f}",
-                s["overall"]["n"],
-                _status(s["overall"]["pointing"], s["overall"]["n"], TARGET_OVERALL),
-            ]
-        )
+        for key, what, target in (
+            ("compact", "compact classes", TARGET_COMPACT),
+            ("overall", "all classes (per CCD)", TARGET_OVERALL),
+        ):
+            r = s[key]
+            rows.append(
+                [f"{what} >= {target}", basis, f"{r['pointing']:.3f}", r["n"], _status(r["pointing"], r["n"], target)]
+            )
     doc.table(["target", "basis", "pointing", "n", "status"], rows)
     ceil = res.get("volunteers_ceiling")
     if ceil:

@@ -288,21 +288,12 @@ def _read_side(features_uri: str, expnums, fields: list[str], workers: int = 2):
     """Labelled rows of ``expnums`` (lists per field, report vectors kept ragged), sorted by key."""
     from petastorm.predicates import in_lambda
 
-    from .tfdata import open_reader
+    from .tfdata import read_columns
 
     want = {int(e) for e in expnums}
-    cols = {f: [] for f in fields}
-    with open_reader(
-        features_uri,
-        schema_fields=sorted(set(fields) | {"label"}),
-        predicate=in_lambda(["expnum", "label"], lambda e, lab: int(e) in want and int(lab) in (0, 1)),
-        num_epochs=1,
-        shuffle_row_groups=False,
-        workers_count=workers,
-    ) as reader:
-        for row in reader:
-            for f in fields:
-                cols[f].append(getattr(row, f))
+    keys = ["expnum", "label"]
+    pred = in_lambda(keys, lambda e, lab: int(e) in want and int(lab) in (0, 1))
+    cols = read_columns(features_uri, fields, pred, keys, workers)
     order = np.lexsort((np.array(cols["ccdnum"]), np.array(cols["expnum"])))
     return {f: [v[i] for i in order] for f, v in cols.items()}
 

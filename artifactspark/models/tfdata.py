@@ -70,6 +70,24 @@ def open_reader(source, version: int | None = None, **kwargs):
             reader.__exit__(None, None, None)
 
 
+def read_columns(source, fields: list[str], predicate, predicate_fields, workers: int = 2) -> dict:
+    """One pass over a store version (:func:`open_reader`): the rows that pass ``predicate`` (a
+    Petastorm predicate on ``predicate_fields``) as ``{field: [value per row]}``, in read order."""
+    cols = {f: [] for f in fields}
+    with open_reader(
+        source,
+        schema_fields=sorted(set(fields) | set(predicate_fields)),
+        predicate=predicate,
+        num_epochs=1,
+        shuffle_row_groups=False,
+        workers_count=workers,
+    ) as reader:
+        for row in reader:
+            for f in fields:
+                cols[f].append(getattr(row, f))
+    return cols
+
+
 @contextlib.contextmanager
 def store_dataset(
     features_uri,

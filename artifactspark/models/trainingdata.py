@@ -238,23 +238,11 @@ def read_rows(features_uri, expnums, fields: list[str], problem: str, workers: i
     Reads with Petastorm's ``make_reader`` (one pass, a predicate on the keys)."""
     from petastorm.predicates import in_lambda
 
-    from .tfdata import open_reader
+    from .tfdata import read_columns
 
     wanted = {int(e) for e in expnums}
     keys = ["expnum", "inspected", "label", "primary_class"]
-    pred = in_lambda(keys, _row_filter(wanted, problem))
-    cols = {f: [] for f in fields}
-    with open_reader(
-        features_uri,
-        schema_fields=sorted(set(fields) | set(keys)),
-        predicate=pred,
-        num_epochs=1,
-        shuffle_row_groups=False,
-        workers_count=workers,
-    ) as reader:
-        for row in reader:
-            for f in fields:
-                cols[f].append(getattr(row, f))
+    cols = read_columns(features_uri, fields, in_lambda(keys, _row_filter(wanted, problem)), keys, workers)
     return {
         f: np.array(v) if v and np.ndim(v[0]) == 0 else (np.stack(v) if v else np.array([])) for f, v in cols.items()
     }
