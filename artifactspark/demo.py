@@ -117,8 +117,8 @@ def run_demo(spark, cfg, size: str, out: str, seed: int = 1) -> dict:
         f"  the report (open in a browser) {os.path.join(paths['report'], 'report.html')}\n"
         f"  archive (DES layout)           {archive}\n"
         f"  labels + simulator truth       {os.path.join(archive, 'labels')}\n"
-        f"  feature store                  {store}/features  (Petastorm; Parquet by band/nite)\n"
-        f"  quarantine / manifest          {store}/quarantine, {store}/manifest\n"
+        f"  feature store                  {store}  (versioned: open with versions.open_version; README 'The store')\n"
+        f'  quarantine / manifest          ./submit.sh query --store {store} sql "SELECT * FROM quarantine"\n'
         f"  models (model.json, metrics)   {paths['models']}\n"
         f"  predictions table              {paths['predictions']}  (query: ./submit.sh query --store {store} "
         f"--predictions {paths['predictions']} disagree)\n"

@@ -38,17 +38,17 @@ def main(argv=None) -> int:
     tf = import_tensorflow()
     tf.config.threading.set_intra_op_parallelism_threads(a.tf_threads)
     tf.config.threading.set_inter_op_parallelism_threads(a.tf_threads)
+    from artifactspark.features.versions import open_version
+    from artifactspark.models.channels import is_plane
     from artifactspark.models.heatmap import CamModel, _read_side, heat_columns
     from artifactspark.models.modelio import Predictor
-    from artifactspark.models.trainingdata import stack_channels
     from artifactspark.serve.heatmap import predict_with_heat
 
     pred = Predictor(a.model)
-    rows = _read_side(
-        fsmod.join(fsmod.to_uri(a.store), "features"), pred.meta["split"]["test"], ["expnum", "ccdnum", *pred.fields]
-    )
-    planes = {f: np.stack(rows[f][: a.ccds]) for f in pred.fields}
-    n = len(planes[pred.fields[0]])
+    version = open_version(fsmod.to_uri(a.store), pred.meta.get("store_version"))
+    rows = _read_side(version, pred.meta["split"]["test"], ["expnum", "ccdnum", *pred.columns])
+    planes = {c: (np.stack if is_plane(c) else np.asarray)(rows[c][: a.ccds]) for c in pred.columns}
+    n = len(planes["image"])
     cam = CamModel(pred.model, pred.meta)
 
     def batches(fn):
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     paths = {
         "score": lambda b: pred.predict(b, a.batch_size),
         "score+heatmap": lambda b: predict_with_heat(pred, b, a.batch_size),
-        "score+cam": lambda b: heat_columns(cam.run(stack_channels([b[f] for f in pred.fields]), a.batch_size)[1]),
+        "score+cam": lambda b: heat_columns(cam.run(pred.cnn_input(b), a.batch_size)[1]),
     }
     for fn in paths.values():  # warm-up: graph tracing, the head's load
         fn({f: p[:2] for f, p in planes.items()})

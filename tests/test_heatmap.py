@@ -73,14 +73,18 @@ def test_saved_model_with_head_through_the_infer_path(tmp_path):
 
     model, _ = _cnn(line_k=2)
     meta = {"kind": "cnn", "problem": "binary", "classes": ["Satellite"], "model_file": "model.keras"}
-    meta["input"] = {"fields": ["image", "mask_frac", "max_sn", "spread_sn", "sharp_sn"], "image_shape": [H, W]}
+    # a derived channel (level_sn: made from image and the stretch scalars) among the inputs, as
+    # in the default channel set: the store columns differ from the model's channels
+    meta["input"] = {"fields": ["image", "mask_frac", "max_sn", "spread_sn", "level_sn"], "image_shape": [H, W]}
     x, centres = _blobs(16, np.random.default_rng(2))
     fm = tile_features_model(model)
     y = np.stack([target_maps([("Satellite", r, c)], ["any"], (8, 4)) for r, c in centres])
     head, _ = train_head(fm(x).numpy(), y, epochs=2)
     model.save(tmp_path / "model.keras")
     (tmp_path / "model.json").write_text(json.dumps(meta))
-    planes = {f: x[..., i] for i, f in enumerate(meta["input"]["fields"])}
+    planes = {f: x[..., i] for i, f in enumerate(meta["input"]["fields"][:4])}
+    planes["image"] = np.abs(planes["image"])  # a stretched image is >= 0
+    planes |= {"stretch_min": np.full(16, -5.0), "stretch_max": np.full(16, 50.0), "noise_sigma": np.full(16, 2.0)}
     plain = predict_with_heat(Predictor(str(tmp_path)), planes)
     assert plain[2] == [NO_HEAT] * 16  # no head declared: null columns
     head.save(tmp_path / HEAD_FILE)
@@ -91,7 +95,10 @@ def test_saved_model_with_head_through_the_infer_path(tmp_path):
     p0, pa0 = pred.predict(planes)
     np.testing.assert_allclose(probs, p0, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(pa, pa0, rtol=1e-4, atol=1e-6)
-    _, maps = HeatModel(model, head, meta).run(x)
+    x_in = pred.cnn_input(planes)
+    assert pred.columns == ["image", "mask_frac", "max_sn", "spread_sn", "stretch_min", "stretch_max", "noise_sigma"]
+    assert not np.allclose(x_in[..., 4], x[..., 4]) and np.isfinite(x_in).all()  # level_sn was derived
+    _, maps = HeatModel(model, head, meta).run(x_in)
     for h, m in zip(heat, maps):
         assert list(h[1]) == [1, 8, 4]
         np.testing.assert_allclose(dequantise(h[0], h[1], h[2]), m, atol=float(m.max()) / 255 + 1e-6)
@@ -268,3 +275,42 @@ def test_oracle_maps_point_at_the_modal_footprint_tile():
     assert m.shape == (3, 32, 16) and m[0].sum() == 4
     assert np.unravel_index(np.argmax(m[1]), m[1].shape) == (0, 0)  # two of three track points
     assert np.unravel_index(np.argmax(m[2]), m[2].shape) == (31, 15)
+
+
+def test_fit_head_on_a_default_channel_cnn_then_infer_writes_the_maps(spark, toy, trained, tmp_path):
+    """train_heatmap on the toy store's multi-label CNN (default channels: level_sn is derived, not
+    stored), on the store version the CNN was trained on; a new model version; infer writes a
+    heatmap for every CCD, whose hottest tile is the stored hot_row/hot_col."""
+    import json
+    import os
+
+    import pyarrow.dataset as ds
+
+    from artifactspark.features.versions import open_version
+    from artifactspark.models.heatmap import TEST_FILE, fit_heatmap
+    from artifactspark.serve.infer import run_infer
+
+    src = trained["cnn_multilabel"]
+    meta0 = json.load(open(os.path.join(src, "model.json")))
+    assert "level_sn" in meta0["input"]["fields"] and "level_sn" not in meta0["input"]["columns"]
+    out = str(tmp_path / "with_head")
+    s = fit_heatmap(toy["store"], src, out, epochs=2)
+    meta = json.load(open(os.path.join(out, "model.json")))
+    assert meta["version"] != meta0["version"] and meta["heatmap"]["maps"][0] == "any"
+    assert meta["heatmap"]["grid"] == [2, 1]  # a 256 x 128 CCD in 128-pixel tiles
+    v = open_version(toy["store"], meta0["store_version"])
+    rows = v.arrow_dataset().to_table(columns=["expnum", "ccdnum", "label"]).to_pylist()
+    test = {(r["expnum"], r["ccdnum"]) for r in rows if r["expnum"] in meta["split"]["test"] and r["label"] in (0, 1)}
+    heat = ds.dataset(os.path.join(out, TEST_FILE)).to_table().to_pylist()
+    assert s["test_ccds"] == len(heat) == len(test) > 0
+    assert {(r["expnum"], r["ccdnum"]) for r in heat} == test
+
+    summary = run_infer(spark, toy["store"], out, str(tmp_path / "pred"), toy["cfg"])
+    assert summary["scored"] == len(toy["kinds"])
+    got = ds.dataset(str(tmp_path / "pred"), partitioning="hive").to_table().to_pylist()
+    assert len(got) == len(toy["kinds"]) and all(r["model_version"] == meta["version"] for r in got)
+    for r in got:
+        m = dequantise(r["heatmap"], r["heatmap_shape"], r["heatmap_scale"])
+        assert m.shape == (len(meta["heatmap"]["maps"]), 2, 1)
+        tops = {(tr * 128 + 64, tc * 128 + 64) for tr, tc in zip(*np.nonzero(m[0] == m[0].max()))}
+        assert (r["hot_row"], r["hot_col"]) in tops  # the stored hottest tile (uint8 ties aside)

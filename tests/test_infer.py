@@ -20,12 +20,9 @@ def _preds(path):
 def _store_rows(store, fields=("image", "mask_frac")):
     """Keys (pandas) and the decoded planes {field: (N, H, W)} of every stored CCD, by key."""
     from artifactspark.features.store import decode_ndarray
+    from artifactspark.features.versions import open_version
 
-    t = (
-        pads.dataset(os.path.join(store, "features"), partitioning="hive")
-        .to_table(columns=["expnum", "ccdnum", "band", "nite", *fields])
-        .to_pandas()
-    )
+    t = open_version(store).arrow_dataset().to_table(columns=["expnum", "ccdnum", "band", "nite", *fields]).to_pandas()
     t = t.sort_values(["expnum", "ccdnum"]).reset_index(drop=True)
     from artifactspark.models.channels import is_plane
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 from desarchive import E1, E3, SMALL_CONF, build_archive, report, write_pair, write_reports
+from storelayout import current_features
 
 from artifactspark.config import config_from_dict, load_config
 from artifactspark.errors import StoreError
@@ -66,7 +67,6 @@ def store(spark, tmp_path_factory):
 
 
 def _features(store):
-    import pyarrow.dataset as ds
 
     cols = [
         "expnum",
@@ -80,8 +80,7 @@ def _features(store):
         "n_reports",
         "has_false_positive",
     ]
-    d = ds.dataset(os.path.join(store, "features"), format="parquet", partitioning="hive")
-    return d.to_table(columns=cols).to_pylist()
+    return current_features(store, cols)
 
 
 @pytest.fixture(scope="module")

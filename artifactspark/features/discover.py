@@ -28,8 +28,8 @@ def discover(spark, roots: list[str], cfg: PipelineConfig):
 
     Returns a DataFrame with: path, size, mtime, bkg_path, bkg_size, bkg_mtime, expnum,
     ccdnum, band, reqnum, attnum, static_reason, static_detail. ``static_reason`` is set for
-    inputs that are quarantined from their name alone: bad_name, orphan_bkg, duplicate_ccd,
-    superseded.
+    inputs that are quarantined from their name or listing alone: bad_name, orphan_bkg,
+    duplicate_ccd, superseded, empty_file, ambiguous_bkg.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F

@@ -1,10 +1,10 @@
 """Inputs that need no read never reach a per-CCD task.
 
-An input quarantined from its name alone (``static_reason`` from discovery: bad_name, orphan_bkg,
-duplicate_ccd, superseded) gets the same result row that ``process_unit`` would give it, made
-by a projection in the query plan instead of a Python task: at archive scale a task costs
-~10 ms an input in scheduling and row handling even when the input needs no read (issue 10).
-Unchanged inputs are left out before this, by the manifest comparison.
+An input quarantined from its name or listing alone (``static_reason`` from discovery: bad_name,
+orphan_bkg, duplicate_ccd, superseded, empty_file, ambiguous_bkg) gets the same result row that
+``process_unit`` would give it, made by a projection in the query plan instead of a Python task:
+at archive scale a task costs ~10 ms an input in scheduling and row handling even when the
+input needs no read (issue 10). Unchanged inputs are left out before this, by the manifest comparison.
 """
 
 from __future__ import annotations

@@ -242,9 +242,10 @@ class HeatModel:
 
     def __init__(self, model, head, meta: dict, tile: int = TILE):
         tf = import_tensorflow()
-        feats = tile_features_model(model, tile // int(meta.get("binning", 8)))
+        bins = tile // int(meta["input"].get("level", {}).get("factor", 8))  # binned pixels per tile side
+        feats = tile_features_model(model, bins)
         if int(feats.output.shape[-1]) != int(head.input.shape[-1]):  # a head fitted without the coherence features
-            feats = tile_features_model(model, tile // int(meta.get("binning", 8)), coherent=False)
+            feats = tile_features_model(model, bins, coherent=False)
         self.model = tf.keras.Model(model.input, [model.output, head(feats.output)])
         self.names = map_names(meta)
         self.grid = tuple(int(s) for s in feats.output.shape[1:3])
@@ -310,11 +311,13 @@ def report_positions(rows: dict, i: int, taxonomy: list[str]) -> list[tuple[str,
     return out
 
 
-def _batches(rows: dict, fields: list[str], size: int = 32):
-    from .trainingdata import stack_channels
+def _batches(rows: dict, pred, size: int = 32):
+    """The CNN's input, ``size`` rows at a time, from rows read with ``pred.columns``."""
+    from .channels import is_plane
 
     for i in range(0, len(rows["expnum"]), size):
-        yield stack_channels([np.stack(rows[f][i : i + size]) for f in fields])
+        cols = {c: (np.stack if is_plane(c) else np.asarray)(rows[c][i : i + size]) for c in pred.columns}
+        yield pred.cnn_input(cols)
 
 
 def fit_heatmap(
@@ -332,8 +335,9 @@ def fit_heatmap(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from ..features import versions
     from ..io import fs as fsmod
-    from .modelio import Predictor
+    from .modelio import Predictor, new_version
 
     t0 = time.time()
     out_dir = out_dir or model_dir
@@ -344,24 +348,28 @@ def fit_heatmap(
     if pred.kind != "cnn":
         raise ValueError(f"{model_dir} is a {pred.kind} model: heatmaps need a CNN")
     names, taxonomy = map_names(meta), list(meta.get("taxonomy") or meta["classes"])
-    features_uri = fsmod.join(fsmod.to_uri(store_uri), "features")
-    fields = ["expnum", "ccdnum", *REPORT_FIELDS, *pred.fields]
+    # the store version the CNN was trained on (model.json), so that the head sees the same rows
+    features_uri = versions.open_version(fsmod.to_uri(store_uri), meta.get("store_version"))
+    fields = ["expnum", "ccdnum", *REPORT_FIELDS, *dict.fromkeys(["image", *pred.columns])]
     fm = tile_features_model(pred.model)
     grid = tuple(int(s) for s in fm.output.shape[1:3])
     train = _read_side(features_uri, meta["split"]["train"], fields)
-    feats = np.concatenate([fm(x, training=False).numpy() for x in _batches(train, pred.fields)])
+    feats = np.concatenate([fm(x, training=False).numpy() for x in _batches(train, pred)])
     targets = np.stack(
         [target_maps(report_positions(train, i, taxonomy), names, grid, spread=spread) for i in range(len(feats))]
     )
     head, fit = train_head(feats, targets, epochs=epochs, seed=seed)
     head.save(os.path.join(out_dir, HEAD_FILE))
+    # a new model version: infer scores every CCD again (now with heatmaps), and no worker keeps
+    # serving the cached model without its head
+    meta["version"] = new_version(os.path.join(out_dir, HEAD_FILE))
     meta["heatmap"] = {"method": "tile_head", "file": HEAD_FILE, "maps": names, "grid": list(grid), "tile": TILE}
     meta["heatmap"].update(epochs=epochs, seed=seed, spread=spread, features=int(fm.output.shape[-1]), **fit)
     with open(os.path.join(out_dir, "model.json"), "w") as f:
         json.dump(meta, f, indent=1)
     hm = HeatModel(pred.model, head, meta)
     test = _read_side(features_uri, meta["split"]["test"], fields)
-    maps = np.concatenate([hm.run(x)[1] for x in _batches(test, pred.fields)]) if test["expnum"] else np.zeros(0)
+    maps = np.concatenate([hm.run(x)[1] for x in _batches(test, pred)]) if test["expnum"] else np.zeros(0)
     cols = heat_columns(maps)
     preview = (
         [np.asarray(img, np.float32).reshape(128, 4, 64, 4).mean(axis=(1, 3)) for img in test["image"]]

@@ -178,20 +178,30 @@ class Predictor:
         if tuple(shape) != self.shape:
             raise ModelError(f"stored images are {tuple(shape)} but the model was trained on {self.shape}")
 
-    def predict(self, columns: dict, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """columns: store column -> (N, H, W) planes or (N,) scalars, for every name in ``self.columns``."""
-        from .channels import channel_planes
-        from .trainingdata import stack_channels, svm_planes
-
+    def _check_columns(self, columns: dict) -> None:
         missing = [f for f in self.columns if f not in columns]
         if missing:
             raise ModelError(f"the model needs the store columns {missing}: re-preprocess the store with this version")
+
+    def cnn_input(self, columns: dict) -> np.ndarray:
+        """The CNN's (N, H, W, C) input from store columns (derived channels such as ``level_sn``
+        computed here from the stored ones)."""
+        from .channels import channel_planes
+        from .trainingdata import stack_channels
+
+        self._check_columns(columns)
+        return stack_channels(channel_planes(columns, self.fields, self.level))
+
+    def predict(self, columns: dict, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """columns: store column -> (N, H, W) planes or (N,) scalars, for every name in ``self.columns``."""
+        from .trainingdata import svm_planes
+
         if self.kind == "cnn":
             from .layers import predict
 
-            planes = channel_planes(columns, self.fields, self.level)
-            raw = predict(self.model, stack_channels(planes), batch_size)
+            raw = predict(self.model, self.cnn_input(columns), batch_size)
             return split_outputs(self.meta, raw)
+        self._check_columns(columns)
         standardize = self.meta["input"].get("standardize", False)
         X = svm_planes(columns, self.fields, self.coarsen, standardize, self.level)
         return split_outputs(self.meta, svm_probs(self.model, X, self.problem, len(self.meta["classes"])))

@@ -56,12 +56,8 @@ def predict_with_heat(pred, planes: dict, batch_size: int = 64):
         probs, pa = pred.predict(planes, batch_size)
         return probs, pa, [NO_HEAT] * len(pa)
     from ..models.heatmap import heat_columns
-    from ..models.modelio import ModelError, split_outputs
-    from ..models.trainingdata import stack_channels
+    from ..models.modelio import split_outputs
 
-    missing = [f for f in pred.fields if f not in planes]
-    if missing:
-        raise ModelError(f"the model needs the store planes {missing}: re-preprocess the store with this version")
-    raw, maps = hm.run(stack_channels([planes[f] for f in pred.fields]), batch_size)
+    raw, maps = hm.run(pred.cnn_input(planes), batch_size)
     probs, pa = split_outputs(pred.meta, raw)
     return probs, pa, [tuple(c) for c in heat_columns(np.asarray(maps))]

@@ -57,7 +57,9 @@ class InferConfig:
     """``[infer]`` in the pipeline config."""
 
     batch_size: int = 64  # CCDs per model call on an executor
-    ccds_per_task: int = 256  # rows per Spark task (the unit that is retried after a failure)
+    # rows per task when the store's scan has fewer splits than cores (else a task is one split of
+    # two row groups: no shuffle of image rows)
+    ccds_per_task: int = 256
     tf_threads: int = 1  # TensorFlow threads per task (spark.task.cpus): no oversubscription
 
 
