@@ -202,7 +202,7 @@ def main():
         "load_loop": " ".join(open("/proc/loadavg").read().split()[:3]),
         "loop_seconds": round(loop_s, 1),
         "loop_ccd_per_s": round(loop_rate, 3),
-        "encoded_kib_per_ccd": round(sum(sizes) / n / 1024, 1),
+        "encoded_kib_per_ccd": round(sum(sizes) / len(sample) / 1024, 1),
     }
     print(f"loop: {len(sample)} CCDs in {loop_s:.1f} s = {loop_rate:.3f} CCD/s on 1 core", flush=True)
     if 2 in args.cores:
