@@ -56,9 +56,11 @@ KEY = ["expnum", "ccdnum", "model_version"]
 class InferConfig:
     """``[infer]`` in the pipeline config."""
 
-    batch_size: int = 64  # CCDs per model call on an executor
-    # rows per task when the store's scan has fewer splits than cores (else a task is one split of
-    # two row groups: no shuffle of image rows)
+    #: CCDs per model call on an executor. 16, not 64: the same speed (26.8 vs 27.6 ms a CCD, one
+    #: core) at 2.5 GB peak per Python worker instead of 5.8 GB (the line-S/N layer's Radon
+    #: transform over the batch; benchmarks/RESULTS.md)
+    batch_size: int = 16
+    #: CCDs per task, about (a task reads whole store files; at least one task per core)
     ccds_per_task: int = 256
     tf_threads: int = 1  # TensorFlow threads per task (spark.task.cpus): no oversubscription
 
@@ -143,7 +145,8 @@ def _predictor(version: str, local_dir: str | None, tf_threads: int = 1):
 def score_partition(
     rows, meta: dict, batch_size: int, scored_at, local_dir: str | None = None, tf_threads: int = 1, done=None
 ):
-    """Executor side: batches of feature rows -> prediction tuples (``predictions_schema`` order)."""
+    """Executor side: feature rows (mappings with the keys, ``band``, ``nite`` and the model's
+    store columns) -> prediction tuples (``predictions_schema`` order), ``batch_size`` at a time."""
     batch = []
     for r in rows:
         batch.append(r)
@@ -156,6 +159,36 @@ def score_partition(
         yield from _score(batch, meta, scored_at, local_dir, tf_threads)
         if done is not None:
             done.add(len(batch))
+
+
+def file_rows(units, columns: list[str], batch_size: int = 64):
+    """The store rows of each unit (``_file``: a Parquet file's URI, ``band``, ``nite``, ``_keys``:
+    the [expnum, ccdnum] to read), read with pyarrow ``batch_size`` rows at a time; rows whose key
+    is not asked for are skipped before their cells are converted."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..features.versions import ArrowFS
+
+    for u in units:
+        want = {(int(e), int(c)) for e, c in u["_keys"]}
+        afs = ArrowFS(u["_file"])
+        with afs.fs.open_input_file(afs.path(u["_file"])) as fh:
+            for b in pq.ParquetFile(fh).iter_batches(batch_size=batch_size, columns=["expnum", "ccdnum", *columns]):
+                ex, cc = b.column(0).to_pylist(), b.column(1).to_pylist()
+                idx = [i for i, k in enumerate(zip(ex, cc)) if k in want]
+                if not idx:
+                    continue
+                d = b.take(pa.array(idx, pa.int64())).to_pydict()
+                for i in range(len(idx)):
+                    yield {"band": u["band"], "nite": u["nite"], **{k: v[i] for k, v in d.items()}}
+
+
+def score_files(units, meta: dict, columns, batch_size: int, scored_at, local_dir=None, tf_threads: int = 1, done=None):
+    """Executor side: store files and their keys to score -> prediction tuples."""
+    yield from score_partition(
+        file_rows(units, columns, batch_size), meta, batch_size, scored_at, local_dir, tf_threads, done
+    )
 
 
 def _score(batch, meta, scored_at, local_dir, tf_threads):
@@ -246,10 +279,7 @@ def _check_table_store(out, store) -> None:
 
 
 def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
-    from ..spark import scoped_conf
-
     _check_table_store(out, store)
-    store_meta = store.meta() or {}
     timings = {}
     feats = store.read_features().select(  # the version check_readable pinned
         "expnum", "ccdnum", "band", "nite", *input_columns(meta)
@@ -263,17 +293,17 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
             .select("expnum", "ccdnum", F.lit(True).alias("_done"))
             .distinct()
         )
-    # One pass over the two key columns (Parquet: no image bytes read) counts the store and the
-    # CCDs still to score; the keys already scored are few per CCD and go to every task (broadcast),
-    # so the image rows are never shuffled for the anti-join.
-    keys = feats.select("expnum", "ccdnum")
+    # One pass over the key columns (Parquet: no image bytes read) counts the store and the CCDs
+    # still to score, and names the file each one is in; the keys already scored are few per CCD
+    # and go to every task (broadcast).
+    keys = feats.select("expnum", "ccdnum", "band", "nite", F.input_file_name().alias("_file"))
     if done is not None:
         keys = keys.join(F.broadcast(done), ["expnum", "ccdnum"], "left")
     else:
         keys = keys.withColumn("_done", F.lit(None).cast("boolean"))
+    keys = keys.cache()
     agg = keys.agg(F.count(F.lit(1)).alias("n"), F.count("_done").alias("d")).first()
     n_store, n_todo = int(agg["n"]), int(agg["n"]) - int(agg["d"])
-    todo = feats if done is None else feats.join(F.broadcast(done.drop("_done")), ["expnum", "ccdnum"], "left_anti")
     timings["plan"] = round(time.time() - t0, 2)
     log.info(
         "infer: model %s (%s %s): %d CCDs in the store, %d not yet scored by this version",
@@ -299,16 +329,19 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
         scored_at = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         local_dir = os.path.abspath(model_dir) if spark.sparkContext.master.startswith("local") else None
         done = spark.sparkContext.accumulator(0)  # progress (retried tasks count twice: a log, not a tally)
-        # The scan's own splits are the tasks (a repartition would shuffle every image row once
-        # more), cut at two row groups (~80 full-size CCDs) so that a small store still gives
-        # every core several tasks. Only a scan with fewer splits than cores is repartitioned.
-        split = 2 * int(store_meta.get("rowgroup_size_mb", 32)) * 2**20
-        with scoped_conf(spark, {"spark.sql.files.maxPartitionBytes": split}):
-            rows = todo.rdd
-        if rows.getNumPartitions() < spark.sparkContext.defaultParallelism:
-            rows = rows.repartition(max(spark.sparkContext.defaultParallelism, -(-n_todo // ic.ccds_per_task)))
+        # A task's unit is a store file with the keys still to score in it: the task reads the
+        # file itself with pyarrow (what a local loop does), so no image byte goes through the JVM
+        # (pickled rows JVM -> Python cost ~40 % of the scoring time: benchmarks/RESULTS.md).
+        units = (
+            keys.where(F.col("_done").isNull())
+            .groupBy("_file", "band", "nite")
+            .agg(F.collect_list(F.array("expnum", F.col("ccdnum").cast("long"))).alias("_keys"))
+        )
+        n_tasks = max(spark.sparkContext.defaultParallelism, -(-n_todo // ic.ccds_per_task))
+        rows = units.repartition(n_tasks).rdd
+        columns = input_columns(meta)
         rdd = rows.mapPartitions(
-            lambda rows: score_partition(rows, meta, ic.batch_size, scored_at, local_dir, ic.tf_threads, done)
+            lambda units: score_files(units, meta, columns, ic.batch_size, scored_at, local_dir, ic.tf_threads, done)
         )
         preds = spark.createDataFrame(rdd, predictions_schema())
         t_write = time.time()
