@@ -242,7 +242,7 @@ class HeatModel:
 
     def __init__(self, model, head, meta: dict, tile: int = TILE):
         tf = import_tensorflow()
-        bins = tile // int(meta["input"].get("level", {}).get("factor", 8))  # binned pixels per tile side
+        bins = tile // int(meta.get("input", {}).get("level", {}).get("factor", 8))  # binned pixels per tile side
         feats = tile_features_model(model, bins)
         if int(feats.output.shape[-1]) != int(head.input.shape[-1]):  # a head fitted without the coherence features
             feats = tile_features_model(model, bins, coherent=False)
