@@ -277,20 +277,29 @@ def test_oracle_maps_point_at_the_modal_footprint_tile():
     assert np.unravel_index(np.argmax(m[2]), m[2].shape) == (31, 15)
 
 
-def test_fit_head_on_a_default_channel_cnn_then_infer_writes_the_maps(spark, toy, trained, tmp_path):
-    """train_heatmap on the toy store's multi-label CNN (default channels: level_sn is derived, not
-    stored), on the store version the CNN was trained on; a new model version; infer writes a
-    heatmap for every CCD, whose hottest tile is the stored hot_row/hot_col."""
+def test_fit_head_on_a_default_channel_cnn_then_infer_writes_the_maps(spark, toy, tmp_path):
+    """train_heatmap on a multi-label CNN of the toy store (default channels: level_sn is derived,
+    not stored; two more blocks than the toy network, for a feature map at tile resolution: 2 x 1
+    tiles of 128 px on a 256 x 128 CCD), on the store version the CNN was trained on; a new model
+    version; infer writes a heatmap for every CCD, whose hottest tile is the stored hot_row/hot_col."""
     import json
     import os
 
     import pyarrow.dataset as ds
+    import train_cnn
+    from toystore import TOY_CONF
 
     from artifactspark.features.versions import open_version
     from artifactspark.models.heatmap import TEST_FILE, fit_heatmap
     from artifactspark.serve.infer import run_infer
 
-    src = trained["cnn_multilabel"]
+    conf = tmp_path / "deeper.toml"
+    conf.write_text(
+        TOY_CONF.replace("net_filters = [8, 16]", "net_filters = [8, 16, 16, 16]").replace("epochs = 20", "epochs = 3")
+    )
+    src = str(tmp_path / "cnn")
+    args = ["--store", toy["store"], "--model-dir", src, "--config", str(conf), "--problem", "multilabel"]
+    assert train_cnn.main(args) == 0
     meta0 = json.load(open(os.path.join(src, "model.json")))
     assert "level_sn" in meta0["input"]["fields"] and "level_sn" not in meta0["input"]["columns"]
     out = str(tmp_path / "with_head")
