@@ -24,13 +24,22 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--spread", type=int, default=1, help="weak label: tiles within this many tiles of a report")
+    p.add_argument("--no-lines", action="store_true", help="leave out the back-projected line S/N tile feature")
     p.add_argument("--config", help="accepted for submit.sh compatibility")
     args = p.parse_args(argv)
 
     def job():
         from artifactspark.models.heatmap import fit_heatmap
 
-        return fit_heatmap(args.store, args.model_dir, args.out, epochs=args.epochs, seed=args.seed, spread=args.spread)
+        return fit_heatmap(
+            args.store,
+            args.model_dir,
+            args.out,
+            epochs=args.epochs,
+            seed=args.seed,
+            spread=args.spread,
+            lines=not args.no_lines,
+        )
 
     return run_plain("artifactspark-train-heatmap", job, usage_errors=(ValueError,), output=args.out or args.model_dir)
 

@@ -90,3 +90,29 @@ def test_tensorflow_layer_equals_the_numpy_reference(mask_index):
         want = np.sort(lines.line_sn(z[b], valid).ravel())[::-1][:5]
         np.testing.assert_allclose(got[b], want, rtol=1e-4, atol=1e-4)
     assert got[0, 0] > got[1:, 0].max() + 1.5
+
+
+def test_cell_map_is_the_line_scores_back_projected_and_lies_on_the_track():
+    """LineSN.cell_map (the heatmap's line feature) = per pooled cell, the largest score of the
+    lines through it (a numpy loop over the Radon geometry), and its top cells lie on the track."""
+    from artifactspark.models.layers import line_layer
+
+    rng = np.random.default_rng(9)
+    z = rng.standard_normal((2, H, W)).astype(np.float32)
+    z[0] += _track(0.7, 1.1).astype(np.float32)
+    x = np.stack([z, np.zeros_like(z)], -1)
+    layer = line_layer()(k=4, mask_index=1)
+    layer(x)  # build
+    scores, got = layer.line_scores(x).numpy(), layer.cell_map(x).numpy()[..., 0]
+    h, w = H // layer.pool, W // layer.pool
+    assert got.shape == (2, h, w)
+    rows, cols, _ = lines.radon_geometry((h, w), layer.n_angles)
+    want = np.full((2, h * w), -np.inf, np.float32)
+    for b in range(2):
+        np.maximum.at(want[b], cols, scores[b][rows])
+    np.testing.assert_allclose(got.reshape(2, -1), want, rtol=1e-5, atol=1e-5)
+    track = _track(0.7, 1.1)[: h * layer.pool, : w * layer.pool]
+    on = track.reshape(h, layer.pool, w, layer.pool).max(axis=(1, 3)) > 0
+    top = np.argsort(got[0].ravel())[::-1][:20]
+    assert on.ravel()[top].mean() >= 0.9  # the 20 hottest cells: on the track
+    assert got[0][on].mean() > got[1].max()  # the track's cells beat every cell of a clean CCD

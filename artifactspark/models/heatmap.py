@@ -136,12 +136,15 @@ HEAD_FILE = "heatmap_head.keras"
 TEST_FILE = "heatmaps_test.parquet"
 
 
-def tile_features_model(model, tile_bins: int = 16, coherent: bool = True):
+def tile_features_model(model, tile_bins: int = 16, coherent: bool = True, lines: bool = True):
     """A Keras model: CNN input -> (N, rows, cols, F) per-tile features for the tile head: the
     network's feature map at tile resolution (the last ReLU with ``rows`` x ``cols`` cells, i.e.
-    one cell per tile), the tile max and mean of the prepared input (``Standardize``'s output)
-    and, with ``coherent``, the largest excess of one column's (row's) mean over the tile above
-    its running mean across the tile: what one bin column of a long defect adds up to."""
+    one cell per tile), the tile max and mean of the prepared input (``Standardize``'s output),
+    with ``coherent`` the largest excess of one column's (row's) mean over the tile above its
+    running mean across the tile (what one bin column of a long defect adds up to), and with
+    ``lines`` (a network with a ``LineSN`` layer) the best line S/N of any line crossing the tile:
+    the network's own line detector, back-projected, so that a track too faint for any tile alone
+    is located where it runs."""
     tf = import_tensorflow()
     prep = model.get_layer("standardize").output
     h, w = int(prep.shape[1]) // tile_bins, int(prep.shape[2]) // tile_bins
@@ -155,6 +158,12 @@ def tile_features_model(model, tile_bins: int = 16, coherent: bool = True):
     t = tile_bins
     mx, mean = layers.MaxPooling2D(t, name="heat_max")(prep), layers.AveragePooling2D(t, name="heat_mean")(prep)
     parts = [fmap[-1], mx, mean]
+    line_layers = [la for la in model.layers if type(la).__name__ == "LineSN"] if lines else []
+    if line_layers:
+        ln = line_layers[0]
+        per_tile = t // ln.pool
+        cells = layers.Lambda(ln.cell_map, name="heat_line_cells")(ln.input)
+        parts.append(layers.MaxPooling2D(per_tile, name="heat_line_max")(cells[:, : h * per_tile, : w * per_tile]))
     if coherent:  # a column (row) standing out over the tile's height (width): column defects, cross-talk
         for k, (along, across) in enumerate((((t, 1), (1, t)), ((1, t), (t, 1)))):
             line = layers.AveragePooling2D(along, name=f"heat_line{k}")(prep)
@@ -243,9 +252,12 @@ class HeatModel:
     def __init__(self, model, head, meta: dict, tile: int = TILE):
         tf = import_tensorflow()
         bins = tile // int(meta.get("input", {}).get("level", {}).get("factor", 8))  # binned pixels per tile side
-        feats = tile_features_model(model, bins)
-        if int(feats.output.shape[-1]) != int(head.input.shape[-1]):  # a head fitted without the coherence features
-            feats = tile_features_model(model, bins, coherent=False)
+        # the feature set the head was fitted on (heads fitted before the line or the coherence
+        # features have fewer inputs)
+        for coherent, lines in ((True, True), (True, False), (False, False)):
+            feats = tile_features_model(model, bins, coherent=coherent, lines=lines)
+            if int(feats.output.shape[-1]) == int(head.input.shape[-1]):
+                break
         self.model = tf.keras.Model(model.input, [model.output, head(feats.output)])
         self.names = map_names(meta)
         self.grid = tuple(int(s) for s in feats.output.shape[1:3])
@@ -321,7 +333,13 @@ def _batches(rows: dict, pred, size: int = 32):
 
 
 def fit_heatmap(
-    store_uri: str, model_dir: str, out_dir: str | None = None, epochs: int = 5, seed: int = 0, spread: int = 1
+    store_uri: str,
+    model_dir: str,
+    out_dir: str | None = None,
+    epochs: int = 5,
+    seed: int = 0,
+    spread: int = 1,
+    lines: bool = True,
 ) -> dict:
     """Train the tile head of the CNN in ``model_dir`` on its training split's report positions,
     save it (``HEAD_FILE``, ``model.json["heatmap"]``) into ``out_dir`` (default ``model_dir``; else
@@ -351,7 +369,7 @@ def fit_heatmap(
     # the store version the CNN was trained on (model.json), so that the head sees the same rows
     features_uri = versions.open_version(fsmod.to_uri(store_uri), meta.get("store_version"))
     fields = ["expnum", "ccdnum", *REPORT_FIELDS, *dict.fromkeys(["image", *pred.columns])]
-    fm = tile_features_model(pred.model)
+    fm = tile_features_model(pred.model, lines=lines)
     grid = tuple(int(s) for s in fm.output.shape[1:3])
     train = _read_side(features_uri, meta["split"]["train"], fields)
     feats = np.concatenate([fm(x, training=False).numpy() for x in _batches(train, pred)])
@@ -364,7 +382,7 @@ def fit_heatmap(
     # serving the cached model without its head
     meta["version"] = new_version(os.path.join(out_dir, HEAD_FILE))
     meta["heatmap"] = {"method": "tile_head", "file": HEAD_FILE, "maps": names, "grid": list(grid), "tile": TILE}
-    meta["heatmap"].update(epochs=epochs, seed=seed, spread=spread, features=int(fm.output.shape[-1]), **fit)
+    meta["heatmap"].update(epochs=epochs, seed=seed, spread=spread, lines=lines, features=int(fm.output.shape[-1]), **fit)
     with open(os.path.join(out_dir, "model.json"), "w") as f:
         json.dump(meta, f, indent=1)
     hm = HeatModel(pred.model, head, meta)

@@ -173,8 +173,20 @@ def line_layer():
             self.rows, self.cols = tf.constant(rows.astype(np.int32)), tf.constant(cols.astype(np.int32))
             self.tail = self.n_angles * self.n_off - 1 - int(rows[-1])  # empty lines after the last
             self.cells = h * w
+            self.grid = (h, w)
 
         def call(self, x):
+            return tf.math.top_k(self.line_scores(x), k=self.k).values
+
+        def cell_map(self, x):
+            """(N, H / pool, W / pool, 1): per pooled cell, the best line score of any line through
+            it (the line scores back-projected by their maximum): where the CCD's lines are."""
+            best = tf.transpose(self.line_scores(x))  # (lines, N)
+            cells = tf.math.unsorted_segment_max(tf.gather(best, self.rows), self.cols, self.cells)  # (cells, N)
+            return tf.reshape(tf.transpose(cells), [-1, self.grid[0], self.grid[1], 1])
+
+        def line_scores(self, x):
+            """(N, lines): every line's S/N score (angle-major), as the top k are taken from."""
             p = self.pool
             img = x[..., :1]
             valid = (
@@ -197,8 +209,7 @@ def line_layer():
             mean = tf.nn.conv1d(sn, tf.ones([self.window, 1, 1]) / self.window, 1, "SAME")
             hp = sn - mean
             tri = tf.nn.conv1d(hp, tf.ones([3, 1, 1]) / math.sqrt(3.0), 1, "SAME")
-            best = tf.reshape(tf.maximum(hp, tri), [tf.shape(x)[0], -1])
-            return tf.math.top_k(best, k=self.k).values
+            return tf.reshape(tf.maximum(hp, tri), [tf.shape(x)[0], -1])
 
         def get_config(self):
             return {
