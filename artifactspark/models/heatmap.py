@@ -382,7 +382,8 @@ def fit_heatmap(
     # serving the cached model without its head
     meta["version"] = new_version(os.path.join(out_dir, HEAD_FILE))
     meta["heatmap"] = {"method": "tile_head", "file": HEAD_FILE, "maps": names, "grid": list(grid), "tile": TILE}
-    meta["heatmap"].update(epochs=epochs, seed=seed, spread=spread, lines=lines, features=int(fm.output.shape[-1]), **fit)
+    meta["heatmap"].update(epochs=epochs, seed=seed, spread=spread, lines=lines, **fit)
+    meta["heatmap"]["features"] = int(fm.output.shape[-1])
     with open(os.path.join(out_dir, "model.json"), "w") as f:
         json.dump(meta, f, indent=1)
     hm = HeatModel(pred.model, head, meta)
