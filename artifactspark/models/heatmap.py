@@ -367,7 +367,9 @@ def fit_heatmap(
         raise ValueError(f"{model_dir} is a {pred.kind} model: heatmaps need a CNN")
     names, taxonomy = map_names(meta), list(meta.get("taxonomy") or meta["classes"])
     # the store version the CNN was trained on (model.json), so that the head sees the same rows
-    features_uri = versions.open_version(fsmod.to_uri(store_uri), meta.get("store_version"))
+    # (models trained before numbered versions recorded the store's run id instead: current version)
+    number = meta.get("store_version") if isinstance(meta.get("store_version"), int) else None
+    features_uri = versions.open_version(fsmod.to_uri(store_uri), number)
     fields = ["expnum", "ccdnum", *REPORT_FIELDS, *dict.fromkeys(["image", *pred.columns])]
     fm = tile_features_model(pred.model, lines=lines)
     grid = tuple(int(s) for s in fm.output.shape[1:3])
