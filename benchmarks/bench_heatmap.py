@@ -45,7 +45,8 @@ def main(argv=None) -> int:
     from artifactspark.serve.heatmap import predict_with_heat
 
     pred = Predictor(a.model)
-    version = open_version(fsmod.to_uri(a.store), pred.meta.get("store_version"))
+    number = pred.meta.get("store_version")  # a run id (not a number) in models from before versions
+    version = open_version(fsmod.to_uri(a.store), number if isinstance(number, int) else None)
     rows = _read_side(version, pred.meta["split"]["test"], ["expnum", "ccdnum", *pred.columns])
     planes = {c: (np.stack if is_plane(c) else np.asarray)(rows[c][: a.ccds]) for c in pred.columns}
     n = len(planes["image"])
