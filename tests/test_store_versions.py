@@ -465,3 +465,33 @@ def test_keep_versions_is_validated(tmp_path):
         config_from_dict({"store": {"keep_versions": "many"}})
     assert config_from_dict({}).store.keep_versions == 5
     assert (ROOT / "jobs" / "vacuum.py").exists()
+
+
+def test_listing_a_deep_store_does_not_deadlock(tmp_path):
+    """petastorm's Reader lists with ``metadata_nthreads=10``; pyarrow 14 then waits inside its own
+    pool on every level, and a versioned store (band / nite / leaf) of 5 x 2 partitions takes all
+    10 threads: the listing hangs. Through ``_OneListing`` it ends, and finds every file."""
+    import threading
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from artifactspark.features.versions import _OneListing
+
+    for band in "grizY":
+        for nite in (20131115, 20131116):
+            leaf = tmp_path / f"band={band}" / f"nite={nite}" / "v=c1p0"
+            leaf.mkdir(parents=True)
+            pq.write_table(pa.table({"expnum": [1, 2]}), leaf / "part-0.parquet")
+    got = {}
+
+    def listing():
+        got["ds"] = _OneListing(pq).ParquetDataset(  # as petastorm 0.13.1's Reader calls it
+            str(tmp_path), validate_schema=False, metadata_nthreads=10, use_legacy_dataset=True
+        )
+
+    t = threading.Thread(target=listing, daemon=True)  # a hung listing must not hang the test run
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the listing of a 5 x 2 x 1 partition store did not end in 60 s"
+    assert len(got["ds"].pieces) == 10

@@ -324,6 +324,13 @@ class _OneListing:
     another night for ~half of the reads (measured: 18 of 40 make_reader passes over a 4-band
     store, petastorm 0.13.1, pyarrow 14). Here a worker of one of our readers reuses the Reader's
     own listing (found through the filter value), so indices and values come from one listing.
+
+    The Reader's listing runs on one thread, not petastorm's 10: pyarrow 14's legacy listing
+    submits every folder below the root to its pool and waits there for the folders below it, so
+    with the three levels of a versioned store (band, nite, leaf) ten waiting folders take every
+    thread and the listing never ends (5 bands x 2 nights hung ``jobs/train_heatmap.py`` on the
+    quality store). On one thread the levels below the first are visited inline: no wait in the
+    pool, and the same order every time.
     """
 
     def __init__(self, pq):
@@ -344,6 +351,8 @@ class _OneListing:
         )
         if marker is not None and marker.dataset is not None:
             return marker.dataset
+        if "metadata_nthreads" in kwargs:
+            kwargs["metadata_nthreads"] = 1
         ds = self._pq.ParquetDataset(*args, **kwargs)
         if marker is not None:
             marker.dataset = ds
