@@ -495,3 +495,25 @@ def test_listing_a_deep_store_does_not_deadlock(tmp_path):
     t.join(60)
     assert not t.is_alive(), "the listing of a 5 x 2 x 1 partition store did not end in 60 s"
     assert len(got["ds"].pieces) == 10
+
+
+def test_every_petastorm_listing_goes_through_one_listing():
+    """Every petastorm module that calls ``ParquetDataset(..., metadata_nthreads=...)`` (the
+    threaded listing that hangs on a deep store) has its ``pq`` replaced by ``_OneListing``."""
+    import importlib
+    import pathlib
+
+    import petastorm
+
+    from artifactspark.features import versions
+
+    versions._share_listing()
+    root = pathlib.Path(petastorm.__file__).parent
+    threaded = {
+        "petastorm." + ".".join(p.relative_to(root).with_suffix("").parts)
+        for p in root.rglob("*.py")
+        if "metadata_nthreads" in p.read_text() and "tests" not in p.parts
+    }
+    assert threaded and threaded <= set(versions.PETASTORM_LISTERS), threaded
+    for name in versions.PETASTORM_LISTERS:
+        assert isinstance(importlib.import_module(name).pq, versions._OneListing), name

@@ -359,11 +359,17 @@ class _OneListing:
         return ds
 
 
-def _share_listing() -> None:
-    import pyarrow.parquet as pq
-    from petastorm import py_dict_reader_worker, reader
+#: The petastorm modules that list a dataset with ``pq.ParquetDataset`` on a make_reader path
+#: (the Reader, its workers, and the schema lookup before the Reader).
+PETASTORM_LISTERS = ("petastorm.reader", "petastorm.py_dict_reader_worker", "petastorm.etl.dataset_metadata")
 
-    for mod in (reader, py_dict_reader_worker):
+
+def _share_listing() -> None:
+    import importlib
+
+    import pyarrow.parquet as pq
+
+    for mod in map(importlib.import_module, PETASTORM_LISTERS):
         if not isinstance(mod.pq, _OneListing):
             mod.pq = _OneListing(pq)
 
