@@ -24,7 +24,11 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--spread", type=int, default=1, help="weak label: tiles within this many tiles of a report")
-    p.add_argument("--no-lines", action="store_true", help="leave out the back-projected line S/N tile feature")
+    p.add_argument(
+        "--lines",
+        action="store_true",
+        help="add the back-projected line S/N tile feature (tracks point better; inference 1.6x instead of 1.07x)",
+    )
     p.add_argument("--config", help="accepted for submit.sh compatibility")
     args = p.parse_args(argv)
 
@@ -38,7 +42,7 @@ def main(argv=None) -> int:
             epochs=args.epochs,
             seed=args.seed,
             spread=args.spread,
-            lines=not args.no_lines,
+            lines=args.lines,
         )
 
     return run_plain("artifactspark-train-heatmap", job, usage_errors=(ValueError,), output=args.out or args.model_dir)

@@ -303,10 +303,11 @@ def test_fit_head_on_a_default_channel_cnn_then_infer_writes_the_maps(spark, toy
     meta0 = json.load(open(os.path.join(src, "model.json")))
     assert "level_sn" in meta0["input"]["fields"] and "level_sn" not in meta0["input"]["columns"]
     out = str(tmp_path / "with_head")
-    s = fit_heatmap(toy["store"], src, out, epochs=2)
+    s = fit_heatmap(toy["store"], src, out, epochs=2, lines=True)  # with the line feature: every tile input
     meta = json.load(open(os.path.join(out, "model.json")))
     assert meta["version"] != meta0["version"] and meta["heatmap"]["maps"][0] == "any"
     assert meta["heatmap"]["grid"] == [2, 1]  # a 256 x 128 CCD in 128-pixel tiles
+    assert meta["heatmap"]["lines"] is True
     v = open_version(toy["store"], meta0["store_version"])
     rows = v.arrow_dataset().to_table(columns=["expnum", "ccdnum", "label"]).to_pylist()
     test = {(r["expnum"], r["ccdnum"]) for r in rows if r["expnum"] in meta["split"]["test"] and r["label"] in (0, 1)}

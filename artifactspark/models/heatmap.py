@@ -136,7 +136,7 @@ HEAD_FILE = "heatmap_head.keras"
 TEST_FILE = "heatmaps_test.parquet"
 
 
-def tile_features_model(model, tile_bins: int = 16, coherent: bool = True, lines: bool = True):
+def tile_features_model(model, tile_bins: int = 16, coherent: bool = True, lines: bool = False):
     """A Keras model: CNN input -> (N, rows, cols, F) per-tile features for the tile head: the
     network's feature map at tile resolution (the last ReLU with ``rows`` x ``cols`` cells, i.e.
     one cell per tile), the tile max and mean of the prepared input (``Standardize``'s output),
@@ -339,7 +339,7 @@ def fit_heatmap(
     epochs: int = 5,
     seed: int = 0,
     spread: int = 1,
-    lines: bool = True,
+    lines: bool = False,
 ) -> dict:
     """Train the tile head of the CNN in ``model_dir`` on its training split's report positions,
     save it (``HEAD_FILE``, ``model.json["heatmap"]``) into ``out_dir`` (default ``model_dir``; else
