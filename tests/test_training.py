@@ -165,6 +165,31 @@ def test_default_cnn_recall_and_fpr_against_truth(trained, toy):
     np.testing.assert_allclose(vb["p_artifact"], p["p_artifact"], atol=1e-6)
 
 
+def test_multilabel_predictions_carry_the_exposure_rule(trained):
+    """The written predictions are the rule's output: in every exposure with >= MIN_CCDS CCDs, a
+    whole-exposure class is capped at its median, so its maximum equals its median (raw sigmoids
+    almost never tie so); the other classes are not capped."""
+    from artifactspark.models.context import MIN_CCDS, WHOLE_EXPOSURE
+
+    md = trained["cnn_multilabel"]
+    meta = _meta(md)
+    assert meta["exposure_context"] == {"classes": list(WHOLE_EXPOSURE), "min_ccds": MIN_CCDS}
+    capped = [meta["classes"].index(c) for c in WHOLE_EXPOSURE]
+    free = [i for i in range(len(meta["classes"])) if i not in capped]
+    checked, untied = 0, 0
+    for side in ("val", "test"):
+        p = pd.read_parquet(os.path.join(md, f"predictions_{side}.parquet"))
+        probs = np.stack(p["probs"]).astype(np.float64)
+        for e in np.unique(p["expnum"]):
+            block = probs[p["expnum"].to_numpy() == e]
+            if len(block) < MIN_CCDS:
+                continue
+            np.testing.assert_allclose(block[:, capped].max(0), np.median(block[:, capped], 0), rtol=1e-6)
+            checked += 1
+            untied += int(np.sum(block[:, free].max(0) > np.median(block[:, free], 0) + 1e-6))
+    assert checked >= 2 and untied > 0, (checked, untied)
+
+
 def test_metadata_threshold_and_metrics_recomputed(trained):
     from artifactspark.models.thresholds import cost_threshold
 

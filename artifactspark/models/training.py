@@ -13,6 +13,7 @@ import numpy as np
 from ..config import PipelineConfig
 from ..errors import ConfigError, StoreError
 from . import modelio, splits
+from .context import MIN_CCDS, exposure_context
 from .trainingdata import PROBLEMS, TrainConfig, labelled, load_index, open_store, output_classes
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,15 @@ def finish(
     from .thresholds import class_thresholds
 
     p_art = {}
+    context = None
+    if ts.problem == "multilabel" and extra.get("any_head") and tc.exposure_classes:
+        # issue 9: whole-exposure classes capped at their exposure's median (models/context.py);
+        # P(any artifact) is the model's own output and stays per CCD
+        context = {"classes": [c for c in tc.exposure_classes if c in ts.classes], "min_ccds": MIN_CCDS}
+        preds = {
+            side: (keys, exposure_context(probs, keys["expnum"], ts.classes, context["classes"]), y, *pa)
+            for side, (keys, probs, y, *pa) in preds.items()
+        }
     for side, (keys, probs, y, *pa) in preds.items():
         p_art[side] = pa[0] if pa else modelio.p_artifact(ts.problem, probs)
         modelio.write_predictions(
@@ -155,6 +165,7 @@ def finish(
         "store_run": ts.store_meta.get("last_run"),
         "seeds": {"split": ts.split["seed"], "train": tc.seed},
         "train_config": dataclasses.asdict(tc),
+        "exposure_context": context,
         **extra,
     }
     if ts.problem == "multilabel":
