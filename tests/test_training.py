@@ -167,8 +167,8 @@ def test_default_cnn_recall_and_fpr_against_truth(trained, toy):
 
 def test_multilabel_predictions_carry_the_exposure_rule(trained):
     """The written predictions are the rule's output: in every exposure with >= MIN_CCDS CCDs, a
-    whole-exposure class is capped at its median, so its maximum equals its median (raw sigmoids
-    almost never tie so); the other classes are not capped."""
+    whole-exposure class is capped at its median, so at least half its CCDs share the maximum
+    (raw sigmoids almost never tie so); the other classes are not capped."""
     from artifactspark.models.context import MIN_CCDS, WHOLE_EXPOSURE
 
     md = trained["cnn_multilabel"]
@@ -184,9 +184,11 @@ def test_multilabel_predictions_carry_the_exposure_rule(trained):
             block = probs[p["expnum"].to_numpy() == e]
             if len(block) < MIN_CCDS:
                 continue
-            np.testing.assert_allclose(block[:, capped].max(0), np.median(block[:, capped], 0), rtol=1e-6)
+            # capping everything above the median at it leaves at least half the CCDs at the maximum
+            at_max = np.sum(np.isclose(block, block.max(0)[None], rtol=1e-6, atol=0), axis=0)
+            assert (at_max[capped] >= len(block) / 2).all(), (e, at_max[capped], len(block))
             checked += 1
-            untied += int(np.sum(block[:, free].max(0) > np.median(block[:, free], 0) + 1e-6))
+            untied += int(np.sum(at_max[free] < len(block) / 2))
     assert checked >= 2 and untied > 0, (checked, untied)
 
 
@@ -224,6 +226,7 @@ def test_metadata_threshold_and_metrics_recomputed(trained):
 
 
 def test_saved_models_reload_with_identical_predictions(trained, toy):
+    from artifactspark.models.context import exposure_context
     from artifactspark.models.modelio import Predictor
     from artifactspark.models.trainingdata import read_rows
 
@@ -239,6 +242,9 @@ def test_saved_models_reload_with_identical_predictions(trained, toy):
         )
         order = np.lexsort((rows["ccdnum"], rows["expnum"]))
         probs, p_art = model.predict({c: rows[c][order] for c in model.columns})
+        if meta.get("exposure_context"):  # the multi-label model's written probs are the rule's output
+            ctx = meta["exposure_context"]
+            probs = exposure_context(probs, rows["expnum"][order], meta["classes"], ctx["classes"], ctx["min_ccds"])
         np.testing.assert_allclose(probs, np.stack(saved["probs"]), atol=1e-5)
         np.testing.assert_allclose(p_art, saved["p_artifact"], atol=1e-5)
 

@@ -179,6 +179,19 @@ def manyclass_prediction(meta: dict, probs, p_artifact, threshold: float):
     return None
 
 
+def manyclass_rule(meta: dict, threshold: float) -> str:
+    """How :func:`manyclass_prediction` names the class, in words (for metrics and the report)."""
+    rule = (
+        "argmax(probs)"
+        if meta["problem"] == "multiclass"
+        else f"argmax(probs) when p_artifact >= {threshold:.4g}, else '{NO_ARTIFACT}'"
+    )
+    ctx = meta.get("exposure_context")
+    if ctx and ctx.get("classes"):
+        rule += f"; probs of {', '.join(ctx['classes'])} capped at their exposure's median (models/context.py)"
+    return rule
+
+
 def manyclass_scores(true_names, pred_names, artifact_classes, min_support: int = 20) -> dict:
     """Single-label scores of class-name labels: accuracy, per-class rows (:func:`per_class_prf`),
     macro-F1 over the artifact classes (not "no artifact") with >= min_support true examples.

@@ -21,6 +21,7 @@ from .classes import (
     confusion_matrix,
     macro_from_rows,
     manyclass_prediction,
+    manyclass_rule,
     manyclass_scores,
     multilabel_prf,
     per_class_prf,
@@ -296,11 +297,7 @@ def summarize_predictions(
         named = manyclass_prediction(meta, probs, p_art, thr)
         mc = manyclass_scores(vol[ok], named[ok], [c for c in classes if c != NO_ARTIFACT], min_support)
         s["manyclass_view"] = {
-            "rule": (
-                "argmax(probs)"
-                if problem == "multiclass"
-                else f"argmax(probs) when p_artifact >= {thr:.4g}, else '{NO_ARTIFACT}'"
-            ),
+            "rule": manyclass_rule(meta, thr),
             "truth": "volunteers' primary class ('no artifact' for clean CCDs)",
             **{x: mc[x] for x in ("n", "accuracy", "macro_f1", "macro_f1_classes")},
         }

@@ -19,6 +19,7 @@ from .classes import (
     binary_by_true_class,
     macro_from_rows,
     manyclass_prediction,
+    manyclass_rule,
     manyclass_scores,
     multilabel_prf,
     per_class_prf,
@@ -369,11 +370,7 @@ def truth_evaluation(
     art_classes = [c for c in classes if c != NO_ARTIFACT]
     if problem in ("multiclass", "multilabel"):
         mc = manyclass_scores(tc[mc_rows], pcls[mc_rows], art_classes, min_support)
-        mc["rule"] = (
-            "argmax(probs)"
-            if problem == "multiclass"
-            else f"argmax(probs) when p_artifact >= {thr:.4g}, else '{NO_ARTIFACT}'"
-        )
+        mc["rule"] = manyclass_rule(meta, thr)
         mc["excluded_below_floor"] = int(below.sum())
         ev["manyclass"] = mc
     else:
