@@ -1,4 +1,4 @@
-"""models/context.py: whole-exposure classes capped at their exposure's median (issue 9)."""
+"""evaluate/context.py: whole-exposure classes capped at their exposure's median (issue 9)."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,7 @@ import pytest
 
 from artifactspark.config import DEFAULT_CLASSES, load_config
 from artifactspark.errors import ConfigError
-from artifactspark.models.context import MIN_CCDS, WHOLE_EXPOSURE, exposure_context
+from artifactspark.evaluate.context import MIN_CCDS, WHOLE_EXPOSURE, exposure_context
 from artifactspark.models.trainingdata import train_config
 
 CLASSES = ["Cosmic ray", "Haze", "Bright spray", "Fringing"]
@@ -72,3 +72,16 @@ def test_config_names_whole_exposure_classes_of_the_taxonomy():
     assert train_config(cfg, {"exposure_classes": []}).exposure_classes == ()
     with pytest.raises(ConfigError, match="Hazy.*not in \\[taxonomy\\]"):
         train_config(cfg, {"exposure_classes": ["Hazy"]})
+
+
+def test_the_many_class_decision_applies_the_rule_only_when_the_model_says_so():
+    from artifactspark.evaluate.classes import manyclass_prediction
+
+    probs = np.array([[0.1, 0.9, 0.6, 0.0]] + [[0.1, 0.05, 0.0, 0.0]] * 4)
+    p_art, expnum = np.full(5, 0.95), np.full(5, 9)
+    meta = {"problem": "multilabel", "classes": CLASSES}
+    ctx = {**meta, "exposure_context": {"classes": ["Haze"], "min_ccds": 3}}
+    assert manyclass_prediction(ctx, probs, p_art, 0.5, expnum)[0] == "Bright spray"
+    assert manyclass_prediction(meta, probs, p_art, 0.5, expnum)[0] == "Haze"  # a model without the rule
+    assert manyclass_prediction(ctx, probs, p_art, 0.5)[0] == "Haze"  # no exposures given
+    assert list(manyclass_prediction(ctx, probs, np.zeros(5), 0.5, expnum)) == ["no artifact"] * 5

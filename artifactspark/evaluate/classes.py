@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .context import context_probs
 from .scores import _ratio
 
 NO_ARTIFACT = "no artifact"
@@ -163,14 +164,16 @@ def _taxonomy(meta: dict, width: int) -> list:
     return tax if len(tax) == width else [f"class {i}" for i in range(width)]
 
 
-def manyclass_prediction(meta: dict, probs, p_artifact, threshold: float):
+def manyclass_prediction(meta: dict, probs, p_artifact, threshold: float, expnum=None):
     """The class a model names per CCD (object array of class names), or None for a binary model.
 
     multiclass: ``classes[argmax(probs)]`` (its last class is "no artifact"); multilabel: the
-    most probable class when ``p_artifact >= threshold``, else "no artifact".
+    most probable class when ``p_artifact >= threshold``, else "no artifact", the whole-exposure
+    classes capped at their exposure's median when model.json has ``exposure_context`` and
+    ``expnum`` (each CCD's exposure) is given (:mod:`.context`).
     """
     classes = np.asarray(meta["classes"], dtype=object)
-    probs = np.asarray(probs)
+    probs = np.asarray(context_probs(meta, np.asarray(probs), expnum))
     if meta["problem"] == "multiclass":
         return classes[probs.argmax(axis=1)] if len(probs) else np.zeros(0, dtype=object)
     if meta["problem"] == "multilabel":
@@ -188,7 +191,7 @@ def manyclass_rule(meta: dict, threshold: float) -> str:
     )
     ctx = meta.get("exposure_context")
     if ctx and ctx.get("classes"):
-        rule += f"; probs of {', '.join(ctx['classes'])} capped at their exposure's median (models/context.py)"
+        rule += f"; probs of {', '.join(ctx['classes'])} capped at their exposure's median (evaluate/context.py)"
     return rule
 
 

@@ -294,7 +294,7 @@ def summarize_predictions(
             label[keep], pred["primary_class"][keep], _taxonomy(meta, pred["multi_hot"].shape[1])
         )
         ok = np.array([v is not None for v in vol], dtype=bool)
-        named = manyclass_prediction(meta, probs, p_art, thr)
+        named = manyclass_prediction(meta, probs, p_art, thr, pred["expnum"][keep])
         mc = manyclass_scores(vol[ok], named[ok], [c for c in classes if c != NO_ARTIFACT], min_support)
         s["manyclass_view"] = {
             "rule": manyclass_rule(meta, thr),

@@ -73,7 +73,7 @@ def truth_ccd_frame(
     m["classes"] = [v if isinstance(v, tuple) else () for v in m["classes"]]
     prim = [_opt_str(v) for v in m["primary_class_truth"]]
     m["truth_class"] = [p if c == "detectable" else (NO_ARTIFACT if c == "clean" else None) for p, c in zip(prim, cat)]
-    pc = manyclass_prediction(meta, pred["probs"], m["p_artifact"].to_numpy(), thr)
+    pc = manyclass_prediction(meta, pred["probs"], m["p_artifact"].to_numpy(), thr, pred["expnum"])
     m["pred_class"] = list(pc) if pc is not None else [None] * n
     on = (cat == "detectable") | (cat == "clean")
     m["binary_correct"] = [bool(f == d) if o else None for f, d, o in zip(m["flag"], det, on)]

@@ -12,8 +12,8 @@ import numpy as np
 
 from ..config import PipelineConfig
 from ..errors import ConfigError, StoreError
+from ..evaluate.context import MIN_CCDS, context_probs
 from . import modelio, splits
-from .context import MIN_CCDS, exposure_context
 from .trainingdata import PROBLEMS, TrainConfig, labelled, load_index, open_store, output_classes
 
 log = logging.getLogger(__name__)
@@ -130,14 +130,10 @@ def finish(
 
     p_art = {}
     context = None
-    if ts.problem == "multilabel" and extra.get("any_head") and tc.exposure_classes:
-        # issue 9: whole-exposure classes capped at their exposure's median (models/context.py);
-        # P(any artifact) is the model's own output and stays per CCD
+    if ts.problem == "multilabel" and tc.exposure_classes:
+        # issue 9: the many-class decision caps these at their exposure's median (evaluate/context.py);
+        # the probabilities written stay the CCD's own
         context = {"classes": [c for c in tc.exposure_classes if c in ts.classes], "min_ccds": MIN_CCDS}
-        preds = {
-            side: (keys, exposure_context(probs, keys["expnum"], ts.classes, context["classes"]), y, *pa)
-            for side, (keys, probs, y, *pa) in preds.items()
-        }
     for side, (keys, probs, y, *pa) in preds.items():
         p_art[side] = pa[0] if pa else modelio.p_artifact(ts.problem, probs)
         modelio.write_predictions(
@@ -196,7 +192,8 @@ def write_views(model_dir: str) -> list[str]:
     for the CNN-vs-SVM comparison (one network serves the three problems):
 
     - binary: probs = [1 - p, p] with p = P(any artifact), the model's threshold;
-    - multiclass: probs = [p * q_c ..., 1 - p] with q_c the class sigmoids normalised to sum 1,
+    - multiclass: probs = [p * q_c ..., 1 - p] with q_c the class sigmoids (after the many-class
+      decision's exposure rule, evaluate/context.py) normalised to sum 1,
       so P(no artifact) = 1 - p and the many-class problem's rows (label 0, or label 1 with a
       known primary class) are kept.
 
@@ -229,6 +226,7 @@ def write_views(model_dir: str) -> list[str]:
                     if len(t)
                     else np.zeros((0, len(taxonomy)), np.float32)
                 )
+                cp = context_probs(meta, cp, t["expnum"].to_numpy())  # the many-class decision's rule
                 q = cp / np.maximum(cp.sum(axis=1, keepdims=True), 1e-9)
                 probs = np.concatenate([p[:, None] * q, (1 - p)[:, None]], axis=1)
                 y = np.where(t["label"] == 1, t["primary_class"], len(taxonomy))

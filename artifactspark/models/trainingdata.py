@@ -21,10 +21,10 @@ import numpy as np
 
 from ..config import PipelineConfig, _build
 from ..errors import ConfigError, StoreError
+from ..evaluate.context import WHOLE_EXPOSURE
 from ..features.store import Store, decode_ndarray, decode_vector
 from ..logs import import_tensorflow
 from .channels import CHANNELS, DEFAULT_LEVEL_SPEC, SIGMA_CHANNELS, channel_planes, is_plane, level_sn_tf, store_columns
-from .context import WHOLE_EXPOSURE
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ class TrainConfig:
     any_weight: float = 1.0  # its loss weight against the mean over the class outputs
     stem: int = 4  # strided: the patch stem's size and stride, in bins
     line_k: int = 4  # strided: the k largest line S/N (models/lines.py, Radon) into the head; 0 = off
-    # multilabel: classes whose probability a CCD keeps only up to its exposure's median
-    # (models/context.py: the whole-exposure classes of des-data.md); () = off
+    # multilabel: classes the many-class decision caps at their exposure's median
+    # (evaluate/context.py: the whole-exposure classes of des-data.md); () = off
     exposure_classes: tuple[str, ...] = WHOLE_EXPOSURE
     net_filters: tuple[int, ...] = (16, 32, 64, 128)
     batch_size: int = 16

@@ -114,39 +114,6 @@ def predicted_classes(meta: dict, probs: np.ndarray, flagged: np.ndarray) -> lis
     return [[c for c, p, t in zip(classes, row, th) if p >= t] for row in probs]
 
 
-def with_exposure_context(preds, meta: dict, partitions: int):
-    """The exposure rule (models/context.py) on a predictions DataFrame, for a multi-label model
-    trained with it (``exposure_context`` in model.json; else ``preds`` unchanged): each
-    whole-exposure class's probability is capped at its median over the exposure's CCDs in
-    ``preds`` (with >= min_ccds of them), and predicted_classes follow. One shuffle of the
-    predictions (small rows) into ``partitions`` partitions by exposure; no image is re-read."""
-    ctx = meta.get("exposure_context")
-    if not ctx or meta.get("problem") != "multilabel":
-        return preds
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    classes = list(meta["classes"])
-    capped = {classes.index(c) for c in ctx["classes"] if c in classes}
-    w = Window.partitionBy("expnum")
-    n = F.count(F.lit(1)).over(w)
-    probs = []
-    for i in range(len(classes)):
-        p = F.col("class_probs")[i]
-        if i in capped:
-            p = F.when(n >= int(ctx["min_ccds"]), F.least(p, F.median(p).over(w).cast("float"))).otherwise(p)
-        probs.append(p)
-    th = meta.get("class_thresholds") or [0.5] * len(classes)
-    names = F.filter(
-        F.array(*[F.when(probs[i] >= F.lit(float(th[i])), F.lit(c)) for i, c in enumerate(classes)]),
-        lambda x: x.isNotNull(),
-    )
-    cols = {"class_probs": F.array(*probs), "predicted_classes": names}
-    return preds.repartition(partitions, "expnum").select(
-        *[cols[f].alias(f) if f in cols else F.col(f) for f in preds.columns]
-    )
-
-
 # ------------------------------------------------------------------------------ executors
 _PREDICTORS: dict = {}
 
@@ -376,7 +343,7 @@ def _run_locked(spark, store, out, meta, model_dir, ic, t0, F):
         rdd = rows.mapPartitions(
             lambda units: score_files(units, meta, columns, ic.batch_size, scored_at, local_dir, ic.tf_threads, done)
         )
-        preds = with_exposure_context(spark.createDataFrame(rdd, predictions_schema()), meta, n_tasks)
+        preds = spark.createDataFrame(rdd, predictions_schema())
         t_write = time.time()
         with Progress(done, n_todo, what="infer"):
             preds.write.mode("append").partitionBy("band", "nite").parquet(out.uri)

@@ -1,21 +1,27 @@
-"""Exposure context for the whole-exposure classes (issue 9, many-class view).
+"""Exposure context for the many-class decision (issue 9).
 
 Some artifacts are a property of the exposure, not of one CCD (des-data.md): wavy sky "often on
 every CCD of the exposure", fringing (the band), haze "over the whole exposure", guiding (every
 source elongated the same way), shutter trails. A CCD-level network sees one CCD and confuses them
 with local look-alikes: a scattered-light fan (Bright spray) on one CCD looks like haze on it.
 
-The rule: for each whole-exposure class c, a CCD's probability becomes
+The rule: when the many-class decision names a CCD's class (``argmax`` of the multi-label
+sigmoids), each whole-exposure class c competes with
 
     p'_c = min(p_c, median of p_c over the CCDs of its exposure)
 
-so a CCD claims a whole-exposure class only as strongly as the exposure's typical CCD does. The
-median needs no fitting, ignores a few odd CCDs, and leaves every other class untouched. With fewer
-than ``MIN_CCDS`` CCDs of an exposure at hand (a sparse archive, a single CCD) the probabilities are
-kept as they are. P(any artifact) is not changed: the binary decision stays per CCD.
+so a CCD is named after a whole-exposure class only as strongly as the exposure's typical CCD
+supports it. The median needs no fitting and ignores a few odd CCDs. With fewer than ``MIN_CCDS``
+CCDs of an exposure at hand (a sparse archive, a single CCD) nothing changes.
 
-Measured on quality run 2's stored predictions (benchmarks/RESULTS.md, "Exposure context"):
-many-class macro-F1 vs truth 0.44 -> 0.63 on test and 0.46 -> 0.60 on validation.
+What the rule does not touch: the probabilities the model writes (predictions files, the
+predictions table's ``class_probs`` and ``predicted_classes``), P(any artifact), the binary
+decision and the multi-label scores all stay the CCD's own. An archive whose "whole-exposure"
+artifacts sit on single CCDs therefore loses at most the many-class naming of those CCDs, not
+their detection.
+
+Measured on quality run 2's network (benchmarks/RESULTS.md, "Exposure context"): many-class
+macro-F1 vs truth 0.49 -> 0.66 on test, 0.46 -> 0.60 on validation.
 """
 
 from __future__ import annotations
@@ -51,3 +57,12 @@ def exposure_context(probs, expnum, classes, exposure_classes=WHOLE_EXPOSURE, mi
         block = p[np.ix_(rows, cols)]
         p[np.ix_(rows, cols)] = np.minimum(block, np.median(block, axis=0)[None, :])
     return p
+
+
+def context_probs(meta: dict, probs, expnum):
+    """``probs`` as the many-class decision of a multi-label model sees them: with the rule when
+    model.json has ``exposure_context`` (and ``expnum`` is given), else unchanged."""
+    ctx = meta.get("exposure_context")
+    if not ctx or meta.get("problem") != "multilabel" or expnum is None:
+        return probs
+    return exposure_context(probs, expnum, meta["classes"], ctx["classes"], int(ctx.get("min_ccds", MIN_CCDS)))
