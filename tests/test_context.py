@@ -85,3 +85,18 @@ def test_the_many_class_decision_applies_the_rule_only_when_the_model_says_so():
     assert manyclass_prediction(meta, probs, p_art, 0.5, expnum)[0] == "Haze"  # a model without the rule
     assert manyclass_prediction(ctx, probs, p_art, 0.5)[0] == "Haze"  # no exposures given
     assert list(manyclass_prediction(ctx, probs, np.zeros(5), 0.5, expnum)) == ["no artifact"] * 5
+
+
+def test_a_taxonomy_without_those_classes_keeps_the_default_working():
+    import dataclasses
+
+    from artifactspark.config import TaxonomyConfig
+
+    cfg = load_config()
+    small = dataclasses.replace(cfg, taxonomy=TaxonomyConfig(classes=("Satellite", "Haze")))
+    assert train_config(small).exposure_classes == WHOLE_EXPOSURE  # the default: absent names skipped
+    with pytest.raises(ConfigError, match="Fringing"):
+        train_config(small, {"exposure_classes": ["Haze", "Fringing"]})  # named explicitly: an error
+    probs = np.array([[0.1, 0.9]] + [[0.1, 0.05]] * 3)
+    got = exposure_context(probs, [1] * 4, ["Satellite", "Haze"], WHOLE_EXPOSURE)
+    np.testing.assert_allclose(got[:, 1], [0.05] * 4)
