@@ -201,22 +201,25 @@ def train_cnn(
     acc_key = "artifact_accuracy" if ts.problem == "multilabel" else "sparse_categorical_accuracy"
 
     class Track(tf.keras.callbacks.Callback):
-        """Per-epoch errors (fig. 4) and a progress line. The test error is recorded for the
-        plot only: nothing (threshold, early stopping, best epoch) is chosen on it."""
+        """Per-epoch errors (fig. 4) and a progress line. The validation side is scored once per
+        epoch, here: its loss goes into ``logs["val_loss"]`` for early stopping (listed after this
+        callback) instead of a second pass by ``fit(validation_data=...)``. The test error is
+        recorded for the plot only: nothing (threshold, early stopping, best epoch) is chosen on it."""
 
         def __init__(self):
             super().__init__()
             self.t = time.time()
 
         def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
+            logs = logs if logs is not None else {}
+            if len(val[1]):
+                p = predict(self.model, val[1])
+                logs["val_loss"] = float(tf.reduce_mean(self.model.loss(tf.constant(val[2]), tf.constant(p))))
             history["epoch"].append(epoch + 1)
             history["loss"].append(float(logs.get("loss", np.nan)))
             history["val_loss"].append(float(logs.get("val_loss", np.nan)))
             history["train_error"].append(1.0 - float(logs.get(acc_key, np.nan)))
-            history["val_error"].append(
-                errors_of(ts.problem, val[2], predict(self.model, val[1])) if len(val[1]) else float("nan")
-            )
+            history["val_error"].append(errors_of(ts.problem, val[2], p) if len(val[1]) else float("nan"))
             history["test_error"].append(errors_of(ts.problem, test[2], predict(self.model, test[1])))
             history["seconds"].append(round(time.time() - self.t, 2))
             log.info(
@@ -268,7 +271,6 @@ def train_cnn(
             epochs=tc.epochs,
             verbose=0,
             callbacks=callbacks,
-            validation_data=(val[1], val[2]) if has_val else None,
         )
     fit_seconds = time.time() - t_fit
     vl = [v for v in history["val_loss"] if not np.isnan(v)]
