@@ -297,7 +297,7 @@ def test_svm_fits_on_threads_equal_the_fits_one_after_another():
     got = {}
     for jobs in (1, 2):
         tc = train_config(cfg, {"svm_jobs": jobs, "learning_curve_points": 4})
-        got[jobs] = learning_curve(X, y, Xte, yte, "rbf", tc, lambda: make_svm("rbf", tc, True).fit(X, y))
+        got[jobs] = learning_curve(X, y, Xte, yte, "rbf", tc, lambda tc=tc: make_svm("rbf", tc, True).fit(X, y))
     (c1, m1), (c2, m2) = got[1], got[2]
     assert c1 == c2 and c1["n_train"] == [60, 120, 180, 240]
     # an independent check of one point: the largest subset is the whole training side

@@ -468,4 +468,3 @@ def _thin_note(art: list[dict], used) -> str:
         f"{note}; over the {len(broad)} artifact classes with >= {BROAD_SUPPORT} test CCDs "
         f"macro-F1 is {float(np.mean([r['f1'] for r in broad])):.3f}"
     )
-

@@ -118,6 +118,7 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
         log.info("svm: training on a random %d of %d training CCDs ([train] svm_max_train)", len(ytr), len(keys))
     if len(np.unique(ytr)) < 2:
         raise StoreError(f"the training side has a single class ({np.unique(ytr)}): the SVM needs two")
+
     def final():
         t_fit = time.time()
         model = make_svm(kernel, tc, probability=True).fit(Xtr, ytr)
