@@ -19,6 +19,7 @@ class Progress:
         self.acc, self.total, self.every, self.what = acc, total, every, what
         self._stop = threading.Event()
         self._t0 = time.time()
+        self._last = 0
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def __enter__(self):
@@ -28,15 +29,17 @@ class Progress:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(timeout=2)
+        if exc[0] is None and self.acc.value != self._last:
+            self._line()  # the closing count, when the last line did not show it
 
     def _loop(self):
-        last = 0
         while not self._stop.wait(self.every):
-            n = self.acc.value
-            if n == last:
-                continue
-            last = n
-            el = time.time() - self._t0
-            rate = n / el if el > 0 else 0.0
-            eta = (self.total - n) / rate if rate > 0 else float("nan")
-            log.info("%s: %d/%d CCDs done, %.2f CCD/s, ETA %.0f s", self.what, n, self.total, rate, eta, extra=PROGRESS)
+            if self.acc.value != self._last:
+                self._line()
+
+    def _line(self):
+        n = self._last = self.acc.value
+        el = time.time() - self._t0
+        rate = n / el if el > 0 else 0.0
+        eta = (self.total - n) / rate if rate > 0 else float("nan")
+        log.info("%s: %d/%d CCDs done, %.2f CCD/s, ETA %.0f s", self.what, n, self.total, rate, eta, extra=PROGRESS)

@@ -4,15 +4,16 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "jobs"))
 
 
-def test_simulate_job_local2(tmp_path, capsys):
-    pytest.importorskip("pyspark")
+def test_simulate_job_local2(tmp_path, capsys, caplog):
+    import logging
+
     import simulate as job
+
+    caplog.set_level(logging.INFO, logger="artifactspark.progress")
 
     conf = tmp_path / "sim.toml"
     conf.write_text("[input]\nccd_shape = [512, 256]\n[simulate]\nartifact_share = 0.7\n")
@@ -34,8 +35,11 @@ def test_simulate_job_local2(tmp_path, capsys):
         ]
     )
     assert rc == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cap = capsys.readouterr()
+    summary = json.loads(cap.out.strip().splitlines()[-1])
     assert summary["ccds"] == 6 and summary["job"] == "simulate"
+    # progress: the closing count is logged even when the job ends before the first 30 s line
+    assert any(m.startswith("simulate: 6/6 CCDs done") for m in caplog.messages), caplog.messages
     assert len(list(out.rglob("*_immasked.fits.fz"))) == 6 and len(list(out.rglob("*_bkg.fits.fz"))) == 6
     assert (out / "labels" / "checker_export.json").exists() and (out / "labels" / "truth.parquet").exists()
     from artifactspark.config import load_config

@@ -21,6 +21,7 @@ import numpy as np
 from ..config import MaskConfig
 from ..features.labels import make_report, pixel_to_report
 from ..io.des import AMP_SPLIT_COLUMN, MASK_BITS, DESName, archive_relpath, detpos_for_ccdnum
+from ..progress import Progress
 from . import focalplane
 from .artifacts import inject
 from .config import CCD_CLASS_WEIGHTS, SimConfig, sim_config
@@ -399,7 +400,15 @@ def run_simulation(spark, root: str, n_exposures: int, cfg, ccds=None, seed: int
     t0 = time.time()
     label_cfg, classes = cfg.labels, tuple(cfg.taxonomy.classes)
     rdd = spark.sparkContext.parallelize(items, numSlices=max(1, len(items)))
-    results = rdd.mapPartitions(lambda it: _work(list(it), sc, seed, shape, ccds, root, label_cfg, classes)).collect()
+    done = spark.sparkContext.accumulator(0)  # one CCD per task: a progress line every 30 s
+
+    def work(it):
+        for out in _work(list(it), sc, seed, shape, ccds, root, label_cfg, classes):
+            done.add(1)
+            yield out
+
+    with Progress(done, len(items), what="simulate"):
+        results = rdd.mapPartitions(work).collect()
     wall = time.time() - t0
     summary = write_outputs(root, results)
     secs = [r["seconds"] for r in results]
