@@ -281,34 +281,6 @@ def test_cnn_val_loss_is_the_saved_models_loss_on_the_validation_side(spark, tra
         assert all(np.isfinite(h["val_loss"])) and len(h["val_loss"]) == len(h["epoch"])
 
 
-def test_svm_fits_on_threads_equal_the_fits_one_after_another():
-    """svm_jobs = 2 runs the curve's fits and the final fit at once: each must be the fit it is alone."""
-    from artifactspark.config import config_from_dict
-    from artifactspark.models.svm import learning_curve, make_svm
-    from artifactspark.models.trainingdata import train_config
-
-    cfg = config_from_dict({})
-
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(240, 30))
-    y = (X[:, 0] + 0.7 * rng.normal(size=240) > 0).astype(int)
-    Xte = rng.normal(size=(80, 30))
-    yte = (Xte[:, 0] > 0).astype(int)
-    got = {}
-    for jobs in (1, 2):
-        tc = train_config(cfg, {"svm_jobs": jobs, "learning_curve_points": 4})
-        got[jobs] = learning_curve(X, y, Xte, yte, "rbf", tc, lambda tc=tc: make_svm("rbf", tc, True).fit(X, y))
-    (c1, m1), (c2, m2) = got[1], got[2]
-    assert c1 == c2 and c1["n_train"] == [60, 120, 180, 240]
-    # an independent check of one point: the largest subset is the whole training side
-    alone = make_svm("rbf", train_config(cfg), False).fit(X, y)
-    assert c1["test_error"][-1] == pytest.approx(float(np.mean(alone.predict(Xte) != yte)))
-    assert c1["test_error"][-1] < 0.25  # learnable: far better than the 0.5 of a guess
-    np.testing.assert_allclose(m1.predict_proba(Xte), m2.predict_proba(Xte))
-    with pytest.raises(ConfigError, match="svm_jobs"):
-        train_config(cfg, {"svm_jobs": 0})
-
-
 def test_report_on_trained_models(trained, toy, tmp_path):
     from artifactspark.evaluate.report import build_report
 

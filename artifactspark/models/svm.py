@@ -45,39 +45,28 @@ def make_svm(kernel: str, tc: TrainConfig, probability: bool):
     )
 
 
-def learning_curve(Xtr, ytr, Xte, yte, kernel: str, tc: TrainConfig, final=None) -> tuple[dict, object]:
-    """Train and test error of SVMs trained on growing random subsets of the training side.
-
-    With ``final`` (a callable), it runs beside the curve's fits on the same pool and its result
-    is returned second. The fits run on ``[train] svm_jobs`` threads: libsvm releases the GIL,
-    so two fits use two cores, and each fit is the same as it would be alone (its own seed)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def learning_curve(Xtr, ytr, Xte, yte, kernel: str, tc: TrainConfig) -> dict:
+    """Train and test error of SVMs trained on growing random subsets of the training side."""
     rng = np.random.default_rng(tc.seed)
     n = len(ytr)
     sizes = sorted({int(s) for s in np.linspace(max(10, n // tc.learning_curve_points), n, tc.learning_curve_points)})
+    curve = {"n_train": [], "train_error": [], "test_error": []}
     perm = rng.permutation(n)
-    subsets = [perm[:s] for s in sizes if len(np.unique(ytr[perm[:s]])) >= 2]
-
-    def point(sub):
+    for s in sizes:
+        sub = perm[:s]
+        if len(np.unique(ytr[sub])) < 2:
+            continue
         m = make_svm(kernel, tc, probability=False).fit(Xtr[sub], ytr[sub])
-        train_error = float(np.mean(m.predict(Xtr[sub]) != ytr[sub]))
-        test_error = float(np.mean(m.predict(Xte) != yte)) if len(yte) else float("nan")
-        log.info("svm learning curve: n=%d train error %.3f test error %.3f", len(sub), train_error, test_error)
-        return len(sub), train_error, test_error
-
-    with ThreadPoolExecutor(max_workers=tc.svm_jobs) as pool:
-        # the longest jobs first: the final fit, then the curve from its largest subset down
-        fin = pool.submit(final) if final is not None else None
-        points = [pool.submit(point, sub) for sub in subsets[::-1]][::-1]
-        got = [f.result() for f in points]
-        model = fin.result() if fin is not None else None
-    curve = {
-        "n_train": [g[0] for g in got],
-        "train_error": [g[1] for g in got],
-        "test_error": [g[2] for g in got],
-    }
-    return curve, model
+        curve["n_train"].append(s)
+        curve["train_error"].append(float(np.mean(m.predict(Xtr[sub]) != ytr[sub])))
+        curve["test_error"].append(float(np.mean(m.predict(Xte) != yte)) if len(yte) else float("nan"))
+        log.info(
+            "svm learning curve: n=%d train error %.3f test error %.3f",
+            s,
+            curve["train_error"][-1],
+            curve["test_error"][-1],
+        )
+    return curve
 
 
 def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: str = "linear") -> dict:
@@ -118,13 +107,10 @@ def train_svm(spark, ts: TrainingSet, model_dir: str, tc: TrainConfig, kernel: s
         log.info("svm: training on a random %d of %d training CCDs ([train] svm_max_train)", len(ytr), len(keys))
     if len(np.unique(ytr)) < 2:
         raise StoreError(f"the training side has a single class ({np.unique(ytr)}): the SVM needs two")
-
-    def final():
-        t_fit = time.time()
-        model = make_svm(kernel, tc, probability=True).fit(Xtr, ytr)
-        return model, time.time() - t_fit
-
-    curve, (model, fit_seconds) = learning_curve(Xtr, ytr, sides["test"][1], sides["test"][2], kernel, tc, final)
+    curve = learning_curve(Xtr, ytr, sides["test"][1], sides["test"][2], kernel, tc)
+    t_fit = time.time()
+    model = make_svm(kernel, tc, probability=True).fit(Xtr, ytr)
+    fit_seconds = time.time() - t_fit
     joblib.dump(model, os.path.join(model_dir, MODEL_FILE))
     modelio.write_json(os.path.join(model_dir, "learning_curve.json"), curve)
     preds = {}

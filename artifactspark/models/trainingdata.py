@@ -87,7 +87,6 @@ class TrainConfig:
     svm_c: float = 1.0
     svm_max_train: int = 20000
     learning_curve_points: int = 6
-    svm_jobs: int = 2  # SVM fits run at once (threads: libsvm releases the GIL); 1 = one after another
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -112,7 +111,6 @@ def train_config(cfg: PipelineConfig, overrides: dict | None = None) -> TrainCon
         (tc.svm_coarsen >= 1 and tc.svm_c > 0, "svm_coarsen must be >= 1 and svm_c > 0"),
         (tc.early_stopping_patience >= 0, "early_stopping_patience must be >= 0"),
         (tc.learning_curve_points >= 2, "learning_curve_points must be >= 2"),
-        (tc.svm_jobs >= 1, "svm_jobs must be >= 1 (the SVM fits run at once; 1 = one after another)"),
         (
             tc.shuffle_buffer >= 1 and tc.reader_workers >= 1 and tc.svm_max_train >= 10,
             "shuffle_buffer, reader_workers >= 1, svm_max_train >= 10",
