@@ -13,6 +13,8 @@ TARGET_MACRO_F1 = 0.85  # many-class macro-F1 vs the truth's primary class
 TARGET_MEAN_AUC = 0.95  # multi-label mean per-class ROC AUC
 TARGET_MCNEMAR_P = 0.05  # CNN beats SVM: exact McNemar test in the CNN's favour
 TARGET_MIN_SUPPORT = 20
+THIN_CLASSES = 3  # a many-class average over fewer classes is thin evidence (met: NOT ASSESSED)
+THIN_BROAD_SUPPORT = 10  # ... and the report gives the macro-F1 over classes with this many test CCDs beside it
 NO_TRUTH = "no truth table (real data)"
 T_BINARY = (
     f"binary vs truth: recall >= {TARGET_RECALL} on CCDs with a detectable artifact at FPR <= {TARGET_FPR} "

@@ -3,8 +3,6 @@ FPR on clean ones, per-class recall, many-class macro-F1, multi-label ROC AUC, C
 
 from __future__ import annotations
 
-import numpy as np
-
 from .classes import NO_ARTIFACT
 from .document import _ci, _f, _size
 from .targetdefs import (
@@ -21,6 +19,8 @@ from .targetdefs import (
     TARGET_MEAN_AUC,
     TARGET_MIN_SUPPORT,
     TARGET_RECALL,
+    THIN_BROAD_SUPPORT,
+    THIN_CLASSES,
     _is_cnn,
     _join,
     _ms_note,
@@ -447,24 +447,18 @@ def _targets_truth(models, comparisons) -> list:
     return rows
 
 
-#: fewer classes than this in the many-class average make the figure thin evidence
-THIN_CLASSES = 3
-#: the broader average the report gives beside a thin one
-BROAD_SUPPORT = 10
-
-
 def _thin_note(art: list[dict], used) -> str:
     """When the target's average holds fewer than ``THIN_CLASSES`` classes (a test split of ~28
     exposures gives >= 20 CCDs only to whole-exposure classes), say so and give the macro-F1
-    over the classes with >= ``BROAD_SUPPORT`` test CCDs beside it: 1.000 over one class is not
+    over the classes with >= ``THIN_BROAD_SUPPORT`` test CCDs beside it: 1.000 over one class is not
     a many-class result."""
     if len(used) >= THIN_CLASSES:
         return ""
-    broad = [r for r in art if r["support"] >= BROAD_SUPPORT]
+    broad = [r for r in art if r["support"] >= THIN_BROAD_SUPPORT]
     note = f"thin evidence: the average holds {len(used)} class(es), fewer than {THIN_CLASSES}"
     if len(broad) <= len(used):
         return note
     return (
-        f"{note}; over the {len(broad)} artifact classes with >= {BROAD_SUPPORT} test CCDs "
-        f"macro-F1 is {float(np.mean([r['f1'] for r in broad])):.3f}"
+        f"{note}; over the {len(broad)} artifact classes with >= {THIN_BROAD_SUPPORT} test CCDs "
+        f"macro-F1 is {sum(r['f1'] for r in broad) / len(broad):.3f}"
     )
