@@ -116,3 +116,19 @@ def test_cell_map_is_the_line_scores_back_projected_and_lies_on_the_track():
     top = np.argsort(got[0].ravel())[::-1][:20]
     assert on.ravel()[top].mean() >= 0.9  # the 20 hottest cells: on the track
     assert got[0][on].mean() > got[1].max()  # the track's cells beat every cell of a clean CCD
+
+
+def test_box_mean_is_the_window_mean_edges_included():
+    """The separable box mean (the layer's local sky) against a brute-force window mean in numpy."""
+    from artifactspark.models.layers import box_mean
+
+    rng = np.random.default_rng(3)
+    t = rng.normal(size=(2, 23, 11, 1)).astype(np.float32)
+    box = 7
+    got = box_mean(t, box).numpy()
+    want = np.empty_like(t)
+    h = box // 2
+    for i in range(23):
+        for j in range(11):
+            want[:, i, j, 0] = t[:, max(0, i - h) : i + h + 1, max(0, j - h) : j + h + 1, 0].mean(axis=(1, 2))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -49,6 +49,19 @@ def test_loaded_split_must_cover_and_be_disjoint():
         check_split(bad, range(10))
 
 
+def test_fast_asinh_is_arcsinh_over_the_whole_range():
+    from artifactspark.models.layers import fast_asinh
+
+    v = np.concatenate([[0.0, 1e-30, -1e-30, 1e-8, 0.5, -0.5, 3.0, 1e4, -1e4, 1e9, 1e18, -1e18]])
+    v = np.concatenate([v, np.random.default_rng(1).normal(0, 30, 5000)]).astype(np.float32)
+    got = fast_asinh(v).numpy()
+    want = np.arcsinh(v.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=2e-7 * 4, atol=1e-7)
+    assert got[0] == 0 and np.all(np.sign(got) == np.sign(v))  # odd, exact at 0
+    beyond = fast_asinh(np.array([1e30, -np.inf], np.float32)).numpy()
+    np.testing.assert_allclose(beyond, [np.arcsinh(1e18), -np.arcsinh(1e18)], rtol=1e-6)  # clamped, finite
+
+
 def test_standardize_numpy_and_keras_layer_agree():
     from artifactspark.models.layers import standardize_layer
     from artifactspark.models.trainingdata import standardize_image
