@@ -367,3 +367,26 @@ def test_job_stdout_is_only_the_summary_line(toy, tmp_path, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1, out  # petastorm's "Cache cleanup complete." goes to stderr
     assert json.loads(out[0])["job"] == "train_cnn"
+
+
+def test_a_one_epoch_read_of_many_row_groups_is_handed_out_at_once(toy, monkeypatch):
+    """With more row groups than petastorm's ventilation bound (workers x 4), the ventilator
+    blocked until the caller read while make_reader waited for it to finish: 60 s lost per read
+    (the wait's timeout) on the quality run's store. The bound is lifted for one-epoch reads: the
+    ventilator has handed out everything when make_reader returns, and every row is read. The
+    toy store has 4 row groups: the bound is shrunk to 1 per worker to put it in that case."""
+    import petastorm.reader
+    import pyarrow.parquet as pq
+
+    from artifactspark.features import versions
+
+    v = versions.open_version(toy["store"])
+    paths = [f.removeprefix("file://") for f in v.files()]
+    want = sorted(zip(*(pq.read_table(paths, columns=["expnum", "ccdnum"]).to_pydict().values())))
+    monkeypatch.setattr(petastorm.reader, "_VENTILATE_EXTRA_ROWGROUPS", 0)  # bound: workers x 1
+    with versions.make_reader(v, schema_fields=["expnum", "ccdnum"], workers_count=1, shuffle_row_groups=False) as r:
+        vent = r.ventilator
+        assert len(vent._items_to_ventilate) > 1, "the store must hold more row groups than the bound"
+        assert vent.completed()
+        got = sorted((int(x.expnum), int(x.ccdnum)) for x in r)
+    assert got == want and len(got) == len(toy["kinds"])

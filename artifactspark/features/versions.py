@@ -402,10 +402,20 @@ def _wait_for_ventilation(reader, timeout: float = 60.0) -> None:
     ventilator starts, then the ventilator done (it hands out a whole epoch at once), raises
     StopIteration with no row read (measured: 2 of 6 passes on a 4-row-group store under load;
     1 of 773 Petastorm reads in the 20-commit reader loop). Once everything is handed out, idle
-    workers mean finished workers."""
+    workers mean finished workers.
+
+    The Reader bounds the ventilator to workers x 4 row groups not yet *consumed*: with more row
+    groups than that it blocks until the caller reads, so waiting here for it to finish would
+    deadlock until ``timeout`` (measured: 60 s lost on every val/test/train read of the quality
+    run's store, since 88d1805), and a wait for a blocked ventilator would leave the same race
+    open at the epoch's end. The bound is therefore lifted to the whole epoch first: the
+    ventilator hands out every row group at once (small descriptors; the rows themselves stay
+    bounded by the workers' result queues) and completes at once."""
     vent = getattr(reader, "ventilator", None)
     if vent is None or getattr(vent, "_iterations", None) != 1:
         return  # several or endless epochs: not ended by this race at the start
+    items = len(getattr(vent, "_items_to_ventilate", ()) or ())
+    vent._max_ventilation_queue_size = max(getattr(vent, "_max_ventilation_queue_size", 0), items)
     deadline = time.monotonic() + timeout
     while not vent.completed() and time.monotonic() < deadline:
         time.sleep(0.001)
