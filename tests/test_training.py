@@ -258,6 +258,35 @@ def test_saved_models_reload_with_identical_predictions(trained, toy):
         np.testing.assert_allclose(p_art, saved["p_artifact"], atol=1e-5)
 
 
+def test_cnn_scores_are_the_mean_over_the_four_flips(trained, toy):
+    """Training scored val/test (and so chose its threshold) with flip-averaged outputs, and the
+    reloaded Predictor does the same: against four single passes over flipped copies in numpy."""
+    from artifactspark.models.layers import predict
+    from artifactspark.models.modelio import Predictor
+    from artifactspark.models.trainingdata import read_rows
+
+    md = trained["cnn_multilabel"]
+    meta = _meta(md)
+    assert meta["input"]["score_flips"] is True and meta["train_config"]["score_flips"] is True
+    pred = Predictor(md)
+    rows = read_rows(os.path.join(toy["store"], "features"), meta["split"]["test"], list(pred.columns), "multilabel")
+    x = pred.cnn_input({c: rows[c] for c in pred.columns})
+    assert len(x) >= 4
+    single = [
+        predict(pred.model, np.ascontiguousarray(v), flips=False)
+        for v in (x, x[:, :, ::-1], x[:, ::-1], x[:, ::-1, ::-1])
+    ]
+    want = np.mean(single, axis=0)
+    np.testing.assert_allclose(predict(pred.model, x, batch_size=3, flips=True), want, atol=1e-6)
+    assert np.abs(single[0] - want).max() > 1e-4  # the flips change the scores on this model
+    probs, _ = pred.predict({c: rows[c] for c in pred.columns})
+    np.testing.assert_allclose(probs, want[:, : len(meta["classes"])], atol=1e-6)
+    pred.score_flips = False  # what a model from before the setting gets
+    np.testing.assert_allclose(
+        pred.predict({c: rows[c] for c in pred.columns})[0], single[0][:, : len(meta["classes"])], atol=1e-6
+    )
+
+
 def test_cnn_history_and_svm_learning_curve(trained):
     h = json.load(open(os.path.join(trained["cnn_binary"], "history.json")))
     assert h["epoch"] == list(range(1, 21)) and len(h["test_error"]) == 20

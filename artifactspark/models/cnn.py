@@ -280,7 +280,7 @@ def train_cnn(
 
     preds = {}
     for side, (keys, x, y) in (("val", val), ("test", test)):
-        raw = predict(model, x) if len(x) else np.zeros((0, n_out), np.float32)
+        raw = predict(model, x, flips=tc.score_flips) if len(x) else np.zeros((0, n_out), np.float32)
         probs, p_art = modelio.split_outputs({"any_head": any_head, "problem": ts.problem}, raw)
         preds[side] = (keys, probs, y[:, : len(ts.classes)] if any_head and len(y) else y, p_art)
     extra = {
@@ -291,6 +291,7 @@ def train_cnn(
             "image_shape": list(image_shape),
             "coarsen": 1,
             "input_shape": list(input_shape),
+            "score_flips": tc.score_flips,
         },
         "architecture": tc.architecture,
         "any_head": any_head,

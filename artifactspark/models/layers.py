@@ -304,16 +304,33 @@ def grid_level_layer():
     return GridLevel
 
 
-def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """The model's outputs in batches, through one compiled graph per model (a ``tf.function``
-    with a free batch dimension, traced once and kept on the model; it reads the model's current
-    weights, so the per-epoch scoring during training sees each epoch's). No tf.data set-up per
-    call. Training evaluation and ``modelio.Predictor`` (batch inference) share it."""
-    fn = getattr(model, "_artifactspark_forward", None)
+def predict(model, x: np.ndarray, batch_size: int = 64, flips: bool = False) -> np.ndarray:
+    """The model's outputs in batches, through one compiled graph per model and mode (a
+    ``tf.function`` with a free batch dimension, traced once and kept on the model; it reads the
+    model's current weights, so the per-epoch scoring during training sees each epoch's). No
+    tf.data set-up per call. Training evaluation and ``modelio.Predictor`` (batch inference) share it.
+
+    ``flips``: each CCD's outputs are the mean over its four flips (as is, left-right, up-down,
+    both), the flips training augments with (``augment_flips``), which keep every class what it
+    is. The four passes run one after the other, so memory stays that of one batch."""
+    fns = getattr(model, "_artifactspark_forward", None)
+    if fns is None:
+        fns = model._artifactspark_forward = {}
+    fn = fns.get(bool(flips))
     if fn is None:
         tf = import_tensorflow()
         spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-        fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
-        model._artifactspark_forward = fn
+        if flips:
+
+            def forward(t):
+                views = (t, tf.reverse(t, [2]), tf.reverse(t, [1]), tf.reverse(t, [1, 2]))
+                return tf.add_n([model(v, training=False) for v in views]) / 4.0
+
+        else:
+
+            def forward(t):
+                return model(t, training=False)
+
+        fn = fns[bool(flips)] = tf.function(forward, input_signature=[spec])
     out = [fn(np.ascontiguousarray(x[i : i + batch_size], np.float32)).numpy() for i in range(0, len(x), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)

@@ -157,6 +157,7 @@ class Predictor:
 
         self.level = inp.get("level") or DEFAULT_LEVEL_SPEC
         self.shape = tuple(inp["image_shape"])
+        self.score_flips = bool(inp.get("score_flips", False))  # models from before it: single pass
         path = os.path.join(model_dir, self.meta["model_file"])
         if not os.path.isfile(path):
             raise ModelError(f"{path} is missing: the model directory is incomplete")
@@ -199,7 +200,7 @@ class Predictor:
         if self.kind == "cnn":
             from .layers import predict
 
-            raw = predict(self.model, self.cnn_input(columns), batch_size)
+            raw = predict(self.model, self.cnn_input(columns), batch_size, flips=self.score_flips)
             return split_outputs(self.meta, raw)
         self._check_columns(columns)
         standardize = self.meta["input"].get("standardize", False)

@@ -78,6 +78,9 @@ class TrainConfig:
     # against overfitting, each switchable so they can be measured one by one
     class_weights: bool = True
     augment: bool = True  # flips only: see cnn.py for which keep the physics
+    # score each CCD (val/test predictions, thresholds, batch inference) as the mean of the CNN's
+    # outputs over its four flips, the ones `augment` trains with (layers.predict)
+    score_flips: bool = True
     batch_norm: bool = True  # the strided network's; hurt the paper network (RESULTS.md)
     early_stopping_patience: int = 10  # epochs without val-loss gain; 0 = off
     shuffle_buffer: int = 512
