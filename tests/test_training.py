@@ -291,6 +291,7 @@ def test_cnn_history_and_svm_learning_curve(trained):
     h = json.load(open(os.path.join(trained["cnn_binary"], "history.json")))
     assert h["epoch"] == list(range(1, 21)) and len(h["test_error"]) == 20
     assert h["train_error"][-1] < h["train_error"][0]
+    assert len(h["scoring_seconds"]) == 20 and all(0 <= sc <= t for sc, t in zip(h["scoring_seconds"], h["seconds"]))
     c = json.load(open(os.path.join(trained["svm_binary"], "learning_curve.json")))
     assert c["n_train"] == sorted(c["n_train"]) and len(c["n_train"]) >= 2
     assert all(0 <= e <= 1 for e in c["train_error"] + c["test_error"])

@@ -197,6 +197,7 @@ def train_cnn(
         "val_error": [],
         "test_error": [],
         "seconds": [],
+        "scoring_seconds": [],  # of "seconds", the per-epoch scoring of the val and test sides
     }
     acc_key = "artifact_accuracy" if ts.problem == "multilabel" else "sparse_categorical_accuracy"
 
@@ -212,6 +213,7 @@ def train_cnn(
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
+            t_scoring = time.time()
             if len(val[1]):
                 p = predict(self.model, val[1])
                 logs["val_loss"] = float(tf.reduce_mean(self.model.loss(tf.constant(val[2]), tf.constant(p))))
@@ -222,8 +224,9 @@ def train_cnn(
             history["val_error"].append(errors_of(ts.problem, val[2], p) if len(val[1]) else float("nan"))
             history["test_error"].append(errors_of(ts.problem, test[2], predict(self.model, test[1])))
             history["seconds"].append(round(time.time() - self.t, 2))
+            history["scoring_seconds"].append(round(time.time() - t_scoring, 2))
             log.info(
-                "cnn %s epoch %d/%d: loss %.4f val_loss %.4f | error train %.3f val %.3f (%.1f s)",
+                "cnn %s epoch %d/%d: loss %.4f val_loss %.4f | error train %.3f val %.3f (%.1f s; scoring %.1f s)",
                 ts.problem,
                 epoch + 1,
                 tc.epochs,
@@ -232,6 +235,7 @@ def train_cnn(
                 history["train_error"][-1],
                 history["val_error"][-1],
                 history["seconds"][-1],
+                history["scoring_seconds"][-1],
                 extra=PROGRESS,
             )
             self.t = time.time()
