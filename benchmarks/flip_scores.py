@@ -22,11 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-MODES = {
-    "one pass": (lambda a: a,),
-    "left-right": (lambda a: a, lambda a: a[:, :, ::-1]),
-    "four flips": (lambda a: a, lambda a: a[:, :, ::-1], lambda a: a[:, ::-1], lambda a: a[:, ::-1, ::-1]),
-}
+MODES = ("one pass", "left-right", "four flips")
 
 
 def main(argv=None) -> int:
@@ -64,12 +60,17 @@ def main(argv=None) -> int:
     truth = truth.rename(columns={"ccd": "ccdnum"})
     classes = pred.meta["classes"]
     print(f"{model_dir}: val {len(sides['val'][1])}, test {len(sides['test'][1])} CCDs")
-    for mode, flips in MODES.items():
+
+    def score(x, mode):  # one pass and four flips: the shipped layers.predict; left-right only here
+        if mode == "left-right":
+            return (predict(pred.model, x) + predict(pred.model, np.ascontiguousarray(x[:, :, ::-1]))) / 2
+        return predict(pred.model, x, flips=mode == "four flips")
+
+    for mode in MODES:
         t0 = time.time()
         out = {}
         for s, (keys, x, _) in sides.items():
-            raw = np.mean([predict(pred.model, np.ascontiguousarray(f(x))) for f in flips], axis=0)
-            out[s] = (keys, *modelio.split_outputs(pred.meta, raw))
+            out[s] = (keys, *modelio.split_outputs(pred.meta, score(x, mode)))
         thr, _ = choose_threshold(out["val"][0], out["val"][2], tc)
         keys, probs, pa = out["test"]
         k = pd.DataFrame({"expnum": keys["expnum"], "ccdnum": keys["ccdnum"]}).merge(

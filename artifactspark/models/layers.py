@@ -320,16 +320,10 @@ def predict(model, x: np.ndarray, batch_size: int = 64, flips: bool = False) -> 
     if fn is None:
         tf = import_tensorflow()
         spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-        if flips:
 
-            def forward(t):
-                views = (t, tf.reverse(t, [2]), tf.reverse(t, [1]), tf.reverse(t, [1, 2]))
-                return tf.add_n([model(v, training=False) for v in views]) / 4.0
-
-        else:
-
-            def forward(t):
-                return model(t, training=False)
+        def forward(t):
+            views = (t, tf.reverse(t, [2]), tf.reverse(t, [1]), tf.reverse(t, [1, 2])) if flips else (t,)
+            return tf.add_n([model(v, training=False) for v in views]) / float(len(views))
 
         fn = fns[bool(flips)] = tf.function(forward, input_signature=[spec])
     out = [fn(np.ascontiguousarray(x[i : i + batch_size], np.float32)).numpy() for i in range(0, len(x), batch_size)]
